@@ -1,0 +1,30 @@
+# Install rules: binaries, libraries, public headers, man page, pkg-config
+# file and a CMake package (find_package(pmap) -> pmap::pmap).
+include(CMakePackageConfigHelpers)
+
+install(TARGETS pmap pmap_static EXPORT pmapTargets
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/lib/include/pmap
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} FILES_MATCHING PATTERN "*.h")
+install(FILES ${PROJECT_BINARY_DIR}/include/pmap/version.h
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/pmap)
+
+install(EXPORT pmapTargets NAMESPACE pmap::
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/pmap)
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/pmapConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/pmapConfig.cmake
+  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/pmap)
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/pmapConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/pmapConfig.cmake ${PROJECT_BINARY_DIR}/pmapConfigVersion.cmake
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/pmap)
+
+configure_file(${PROJECT_SOURCE_DIR}/cmake/pmap.pc.in ${PROJECT_BINARY_DIR}/pmap.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/pmap.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+if(EXISTS ${PROJECT_SOURCE_DIR}/tools/pmap.1)
+  install(FILES ${PROJECT_SOURCE_DIR}/tools/pmap.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+endif()

@@ -1,0 +1,114 @@
+/* pmap/gz.h - the gzip codec: CRC-32, block-parallel deflate (pigz's
+ * scheme) and a streaming, fully checking gzip decoder.
+ *
+ * Compression of one gzip member is split into blocks that are deflated
+ * independently and concatenated: each block uses the up to 32 KiB of input
+ * that precede it as a preset dictionary, ends on a byte boundary (sync
+ * flush) unless it is the last, and the per-block CRC-32s are joined with
+ * pm_crc32_combine(). The result is one ordinary gzip member. The deflate
+ * engine sits behind an internal interface (lib/deflate_engine.h) so that
+ * faster engines can replace zlib without changing this API.
+ */
+#ifndef PMAP_GZ_H
+#define PMAP_GZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <pmap/export.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PM_GZ_DICT_SIZE 32768      /* preset dictionary: the preceding 32 KiB */
+#define PM_GZ_TRAILER_SIZE 8       /* CRC-32 + ISIZE */
+
+/* CRC-32 (gzip's polynomial) of buf, continuing crc (start with 0). */
+PM_API uint32_t pm_crc32(uint32_t crc, const void *buf, size_t len);
+/* CRC-32 of A||B from crc(A), crc(B) and len(B). */
+PM_API uint32_t pm_crc32_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
+
+/* ---- compression ---- */
+
+/* A reusable block compressor; one per thread (not thread-safe). */
+typedef struct pm_gz_deflater pm_gz_deflater;
+
+/* level 1..9 (0 is rejected with -EINVAL). Returns 0 or -errno. */
+PM_API int pm_gz_deflater_new(int level, pm_gz_deflater **d_ret);
+PM_API void pm_gz_deflater_free(pm_gz_deflater *d);   /* NULL: no-op */
+
+/* Upper bound on pm_gz_deflate_block()'s output for len input bytes. */
+PM_API size_t pm_gz_block_bound(size_t len);
+
+/* Deflates in[0..len) as raw deflate into out, using dict[0..dict_len)
+ * (the input just before `in`, at most PM_GZ_DICT_SIZE bytes are used) as a
+ * preset dictionary. last != 0 ends the stream (final block); otherwise the
+ * output ends byte-aligned so that blocks concatenate. Returns the number of
+ * bytes written, or -ENOSPC if out_cap < needed, or another -errno. */
+PM_API ssize_t pm_gz_deflate_block(pm_gz_deflater *d, const void *dict,
+                                   size_t dict_len, const void *in, size_t len,
+                                   int last, void *out, size_t out_cap);
+
+/* What goes into a member header. name NULL: no FNAME; mtime 0: none. */
+typedef struct pm_gz_header {
+    const char *name;        /* original file name (base name), or NULL */
+    uint32_t mtime;          /* seconds since the epoch, or 0 */
+    int level;               /* sets XFL: 9 -> 2 (best), 1 -> 4 (fastest) */
+} pm_gz_header;
+
+/* Bytes pm_gz_write_header() will need for h. */
+PM_API size_t pm_gz_header_size(const pm_gz_header *h);
+/* Writes a gzip member header; returns its size or -ENOSPC. */
+PM_API ssize_t pm_gz_write_header(const pm_gz_header *h, void *out, size_t cap);
+/* Writes the 8-byte trailer (CRC-32, length mod 2^32, little-endian). */
+PM_API void pm_gz_write_trailer(uint32_t crc, uint64_t length, void *out);
+
+/* ---- decompression ---- */
+
+/* A streaming decoder of a gzip file: any number of members, every header
+ * flag, CRC-32 and length checked. Not thread-safe; one per file. */
+typedef struct pm_gz_inflater pm_gz_inflater;
+
+PM_API int pm_gz_inflater_new(pm_gz_inflater **z_ret);
+PM_API void pm_gz_inflater_free(pm_gz_inflater *z);    /* NULL: no-op */
+/* Forget everything and start a new file. */
+PM_API void pm_gz_inflater_reset(pm_gz_inflater *z);
+
+typedef enum pm_gz_status {
+    PM_GZ_NEED_INPUT = 0,    /* all input consumed; feed more */
+    PM_GZ_OUTPUT_FULL = 1,   /* out is full; call again with more room */
+    PM_GZ_DONE = 2,          /* end of input reached and everything checked */
+} pm_gz_status;
+
+/* Decodes from in[0..in_len) into out[0..out_cap). *in_used and *out_len
+ * tell what was consumed and produced. in_eof != 0 says no input follows
+ * this call's: then the decoder finishes (PM_GZ_DONE) or reports truncation.
+ * Returns a pm_gz_status, or -EBADMSG (corrupt, not gzip, CRC or length
+ * mismatch), -ENODATA (truncated), -ENOMEM; pm_gz_inflater_message() then
+ * says what and where. After an error the decoder must be reset. */
+PM_API int pm_gz_inflate(pm_gz_inflater *z, const void *in, size_t in_len,
+                         size_t *in_used, void *out, size_t out_cap,
+                         size_t *out_len, int in_eof);
+
+/* Text of the last error or warning ("" if none); valid until the next call. */
+PM_API const char *pm_gz_inflater_message(const pm_gz_inflater *z);
+
+/* Facts about the stream decoded so far. */
+typedef struct pm_gz_info {
+    uint64_t members;        /* complete members decoded */
+    uint64_t in_bytes;       /* compressed bytes consumed, trailing data included */
+    uint64_t out_bytes;      /* uncompressed bytes produced */
+    uint32_t mtime;          /* first member's MTIME (0 if none) */
+    char name[256];          /* first member's FNAME, truncated ("" if none) */
+    int trailing_zeros;      /* zero padding after the last member was ignored */
+    int trailing_garbage;    /* non-gzip data after the last member was ignored */
+} pm_gz_info;
+
+PM_API void pm_gz_inflater_info(const pm_gz_inflater *z, pm_gz_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

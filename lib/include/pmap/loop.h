@@ -1,0 +1,119 @@
+/* pmap/loop.h - an asynchronous I/O event loop over io_uring, with a
+ * thread-pool fallback (pread/pwrite on worker threads).
+ *
+ * One loop belongs to one thread: every function here except pm_loop_post()
+ * must be called from the thread that runs the loop. Operations are queued
+ * with a completion callback; the callback runs on the loop's thread from
+ * inside pm_loop_run()/pm_loop_run_once(), with the result: a byte count or
+ * 0 on success, a negative errno on failure (-ECANCELED when cancelled).
+ *
+ * Reads and writes are "full": a short transfer is resubmitted for the
+ * remainder and -EAGAIN/-EINTR are retried, so a write's result is its whole
+ * length or an error, and a read's result is less than its length only at
+ * end of file. An offset of PM_LOOP_CUR means "the file's current position"
+ * (for pipes, FIFOs, terminals and sockets, where no offset applies).
+ */
+#ifndef PMAP_LOOP_H
+#define PMAP_LOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <pmap/export.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PM_LOOP_CUR UINT64_MAX      /* offset: use and advance the file position */
+
+typedef struct pm_loop pm_loop;
+
+/* Which engine carries the operations. AUTO tries io_uring first and falls
+ * back to threads when io_uring is unavailable (ENOSYS, EPERM under seccomp
+ * or kernel.io_uring_disabled); the PMAP_IO environment variable
+ * ("uring" or "threads") overrides AUTO. */
+typedef enum pm_loop_engine {
+    PM_LOOP_AUTO = 0,
+    PM_LOOP_URING,
+    PM_LOOP_THREADS,
+} pm_loop_engine;
+
+typedef struct pm_loop_opts {
+    unsigned queue_depth;    /* submission queue entries; 0: 64 */
+    pm_loop_engine engine;   /* see above; default AUTO */
+    unsigned io_threads;     /* fallback engine's worker threads; 0: 4 */
+    int async_reads;         /* io_uring: punt reads to io-wq (IOSQE_ASYNC),
+                                faster from the page cache; 0: off */
+    int verbose;             /* say once on stderr when falling back */
+} pm_loop_opts;
+
+/* Completion callback: res is bytes transferred or 0, or -errno. */
+typedef void (*pm_loop_cb)(void *arg, ssize_t res);
+
+/* Creates a loop owned by the calling thread. NULL opts: defaults.
+ * Returns 0 and sets *loop_ret, or -errno (-EINVAL for a forced engine that
+ * is unavailable is reported as that engine's error, e.g. -ENOSYS). */
+PM_API int pm_loop_new(const pm_loop_opts *opts, pm_loop **loop_ret);
+
+/* Cancels whatever is pending (callbacks run with -ECANCELED), waits for the
+ * kernel or workers to let go of the buffers, and frees the loop. NULL: no-op. */
+PM_API void pm_loop_free(pm_loop *loop);
+
+/* "uring" or "threads": the engine actually in use. */
+PM_API const char *pm_loop_engine_name(const pm_loop *loop);
+
+/* Queue a full read of len bytes at off into buf. Returns an operation id
+ * (> 0) usable with pm_loop_cancel(), or -errno if it could not be queued
+ * (then cb is never called). buf must stay valid until the callback. */
+PM_API int64_t pm_loop_read(pm_loop *loop, int fd, void *buf, size_t len,
+                            uint64_t off, pm_loop_cb cb, void *arg);
+
+/* Queue a full write of len bytes at off. Same contract as pm_loop_read. */
+PM_API int64_t pm_loop_write(pm_loop *loop, int fd, const void *buf,
+                             size_t len, uint64_t off, pm_loop_cb cb, void *arg);
+
+/* Queue an fsync (datasync != 0: fdatasync). Same contract. */
+PM_API int64_t pm_loop_fsync(pm_loop *loop, int fd, int datasync,
+                             pm_loop_cb cb, void *arg);
+
+/* Queue a timer that completes with 0 after ns nanoseconds. */
+PM_API int64_t pm_loop_timer(pm_loop *loop, uint64_t ns, pm_loop_cb cb, void *arg);
+
+/* Thread-safe: from any thread, ask the loop to call cb(arg, 0) on its own
+ * thread at its next iteration, waking it if it is blocked. This is how other
+ * threads hand work to the loop. Returns 0 or -ENOMEM. A posted callback
+ * counts as pending work for pm_loop_run() until it has run. */
+PM_API int pm_loop_post(pm_loop *loop, pm_loop_cb cb, void *arg);
+
+/* Thread-safe: keep pm_loop_run() alive while other threads may still post
+ * (hold), and release that (release). pm_loop_run() returns once nothing is
+ * pending and no hold is outstanding. */
+PM_API void pm_loop_hold(pm_loop *loop);
+PM_API void pm_loop_release(pm_loop *loop);
+
+/* Cancel one pending operation: its callback runs with -ECANCELED unless it
+ * already completed. Returns 0, or -ENOENT if id is not pending. */
+PM_API int pm_loop_cancel(pm_loop *loop, int64_t id);
+
+/* Submit what is queued and dispatch completions; when wait != 0 block until
+ * at least one callback has run (or pm_loop_stop() / a post). Returns the
+ * number of callbacks run, or -errno. */
+PM_API int pm_loop_run_once(pm_loop *loop, int wait);
+
+/* Run until nothing is pending and no hold is outstanding, or until
+ * pm_loop_stop(). Returns 0 or -errno. */
+PM_API int pm_loop_run(pm_loop *loop);
+
+/* Make pm_loop_run() return after the current iteration (loop thread, or
+ * from a callback). */
+PM_API void pm_loop_stop(pm_loop *loop);
+
+/* Operations queued and not yet completed. */
+PM_API unsigned pm_loop_pending(const pm_loop *loop);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,44 @@
+/* testutil.h - small helpers shared by the CUnit suites. */
+#ifndef PM_TESTUTIL_H
+#define PM_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <CUnit/CUnit.h>
+
+/* One test case of a suite table. */
+typedef struct pm_test_case {
+    const char *name;
+    void (*fn)(void);
+} pm_test_case;
+
+/* Runs the cases as one CUnit suite named `suite` and returns the process
+ * exit status: 0 when all passed, 1 on any failure, 77 (ctest's skip code)
+ * when every case called pm_test_skip() and none failed. */
+int pm_test_run(const char *suite, const pm_test_case *cases);
+
+/* Marks the running case as skipped, with a reason printed on stderr. */
+void pm_test_skip(const char *why);
+
+/* A fresh temporary directory (mkdtemp under $TMPDIR or /tmp), removed with
+ * its contents by pm_test_rmtree(). The returned string is malloc'd. */
+char *pm_test_tmpdir(void);
+void pm_test_rmtree(const char *dir);
+
+/* Deterministic pseudo-random bytes (xorshift64*) from a seed. */
+void pm_test_fill_random(void *buf, size_t len, uint64_t seed);
+/* Text-like, compressible bytes (words from a small vocabulary). */
+void pm_test_fill_text(void *buf, size_t len, uint64_t seed);
+
+/* Writes len bytes to path (creating/truncating it); 0 or -errno. */
+int pm_test_write_file(const char *path, const void *buf, size_t len);
+/* Reads a whole file into a malloc'd buffer; NULL on error. */
+void *pm_test_read_file(const char *path, size_t *len_ret);
+
+/* Runs a shell command and returns its exit status (-1 if it could not). */
+int pm_test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Monotonic time in seconds. */
+double pm_test_now(void);
+
+#endif
