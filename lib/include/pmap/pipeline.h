@@ -1,0 +1,196 @@
+/* pmap/pipeline.h - stream files as chunks through CPU stages in bounded
+ * memory.
+ *
+ * A pipeline has a source (files, directory trees, stdin), a chain of stages
+ * and a sink (one output file per input, a descriptor such as stdout, or
+ * none when the stages fold results into a value). The calling thread runs
+ * the I/O: it walks the source, reads chunks through a pm_loop, and writes
+ * results; `jobs` OpenMP threads run the stages. At most `max_chunks` chunks
+ * are alive at once (oneTBB's tokens): when they are all taken, reading
+ * stops until one retires, so memory is set by the options, not the input.
+ *
+ * Stage modes follow oneTBB's parallel_pipeline: PARALLEL stages run on any
+ * chunk of any file at any time; SERIAL_IN_ORDER stages see one chunk of a
+ * file at a time, in the file's order (chunks of different files still run
+ * in parallel). Outputs are written in each file's order.
+ *
+ * Files: each output is written to an unnamed temporary file (O_TMPFILE, or a
+ * hidden temporary name where the filesystem lacks it) in the output's
+ * directory, synced, given the input's mode and times, and linked into place
+ * only when complete; only then is the input removed (if asked). A failure or
+ * cancellation leaves the input as it was and no output behind.
+ */
+#ifndef PMAP_PIPELINE_H
+#define PMAP_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include <pmap/export.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pm_pipeline pm_pipeline;
+
+/* One input as the stages and hooks see it. */
+typedef struct pm_file {
+    const char *path;        /* as given or found while walking; "-" is stdin */
+    const char *out_path;    /* final output path (PM_SINK_FILES), else NULL */
+    uint64_t index;          /* position in the source order: 0, 1, 2, ... */
+    struct stat st;          /* the input's status when it was opened */
+    uint64_t bytes_in;       /* input bytes read so far */
+    uint64_t bytes_out;      /* output bytes produced so far */
+    void *state;             /* free for the hooks and stages (per file) */
+} pm_file;
+
+/* One chunk of one file. The stages read `data` and fill `out`. */
+typedef struct pm_chunk {
+    pm_file *file;
+    uint64_t seq;            /* 0, 1, 2, ... within the file */
+    uint64_t offset;         /* input offset of data[0] */
+    const unsigned char *data;
+    size_t len;              /* may be 0 only for an empty file's one chunk */
+    size_t prefix_len;       /* bytes of input just before data[0], readable
+                                at data - prefix_len (<= opts.overlap) */
+    int last;                /* the file's final chunk */
+    unsigned char *out;      /* output buffer of out_cap bytes, or NULL */
+    size_t out_len;          /* bytes of out to write to the sink */
+    size_t out_cap;
+    uint64_t value;          /* free for the stages (e.g. this chunk's CRC) */
+} pm_chunk;
+
+typedef enum pm_stage_mode {
+    PM_STAGE_PARALLEL = 0,
+    PM_STAGE_SERIAL_IN_ORDER,
+} pm_stage_mode;
+
+/* A stage: returns 0, or a negative errno that fails the chunk's file (the
+ * pipeline reports it with the file's name and goes on with other files
+ * unless PM_PL_FAIL_FAST). worker is the running thread's number in
+ * [0, pm_pipeline_jobs()), for per-thread state such as a compressor. */
+typedef int (*pm_stage_fn)(pm_chunk *chunk, void *arg, unsigned worker);
+
+/* Where outputs go. */
+typedef enum pm_sink_kind {
+    PM_SINK_NONE = 0,        /* no output: stages fold results (checksum, wc) */
+    PM_SINK_FD,              /* everything to out_fd, files in source order */
+    PM_SINK_FILES,           /* one output file per input (out_path hook) */
+} pm_sink_kind;
+
+/* What happened to a file; delivered on the calling thread, one at a time,
+ * in source order (a file's event waits for those of the files before it;
+ * its output is committed as soon as it is complete). */
+typedef enum pm_event_kind {
+    PM_EVENT_DONE = 0,       /* processed; output (if any) committed */
+    PM_EVENT_SKIP,           /* not processed, by policy (message says why) */
+    PM_EVENT_ERROR,          /* failed; nothing written, input intact */
+    PM_EVENT_WARNING,        /* processed, with a warning */
+} pm_event_kind;
+
+typedef struct pm_event {
+    pm_event_kind kind;
+    const char *path;        /* the input */
+    const char *out_path;    /* the committed output, or NULL */
+    int err;                 /* -errno cause for SKIP/ERROR, else 0 */
+    const char *message;     /* the cause in words (never NULL) */
+    const pm_file *file;     /* NULL for paths that were never opened */
+} pm_event;
+
+typedef struct pm_progress {
+    uint64_t bytes_read, bytes_written;
+    uint64_t bytes_total;    /* input bytes known so far (grows as the walk goes) */
+    uint64_t files_done, files_failed, files_skipped;
+    double elapsed;          /* seconds since the run started */
+} pm_progress;
+
+typedef struct pm_pipeline_stats {
+    uint64_t bytes_in, bytes_out;
+    uint64_t files_done, files_failed, files_skipped, files_warned;
+    uint64_t chunks;
+    double wall_seconds, cpu_seconds;
+    size_t peak_live_chunks; /* most chunks alive at once (<= max_chunks) */
+} pm_pipeline_stats;
+
+/* Flags for pm_pipeline_opts.flags. */
+#define PM_PL_FAIL_FAST       0x01u  /* first file error cancels the run */
+#define PM_PL_FOLLOW_SYMLINKS 0x02u  /* follow symbolic links (else skipped) */
+#define PM_PL_OVERWRITE       0x04u  /* replace existing outputs */
+#define PM_PL_REMOVE_INPUT    0x08u  /* remove each input once its output is committed */
+#define PM_PL_PRESERVE_META   0x10u  /* copy mode, times (and owner as root) */
+#define PM_PL_NO_SYNC         0x20u  /* do not fsync outputs (unsafe; for benchmarks) */
+#define PM_PL_SKIP_SPECIAL_OK 0x40u  /* read FIFOs/devices given by name instead of skipping */
+
+typedef struct pm_pipeline_opts {
+    int jobs;                /* worker threads; 0: PMAP_JOBS or online CPUs */
+    size_t chunk_size;       /* input bytes per chunk; 0: 128 KiB */
+    size_t overlap;          /* preceding bytes each chunk can see; <= chunk_size */
+    size_t out_size;         /* each chunk's output buffer; 0: no output buffer */
+    unsigned max_chunks;     /* live chunks bound; 0: 4 x jobs + 2 */
+    unsigned max_files;      /* files open at once; 0: max_chunks + 8 */
+    unsigned flags;          /* PM_PL_* */
+    int io_engine;           /* a pm_loop_engine (0: automatic) */
+    int verbose;
+    const char *skip_suffix; /* skip names ending in this (e.g. ".gz") */
+
+    pm_sink_kind sink;
+    int out_fd;              /* PM_SINK_FD */
+    /* PM_SINK_FILES: write the output path for f into buf (cap bytes);
+     * return 0, or -errno to fail the file with that cause. */
+    int (*out_path)(const pm_file *f, char *buf, size_t cap, void *arg);
+
+    /* Hooks, all on the calling thread. file_begin runs when a file is
+     * opened, before its first chunk (return -errno to fail the file);
+     * file_end after its last chunk, before its output is committed: a
+     * non-zero return fails the file. status is 0 or the file's error. */
+    int (*file_begin)(pm_file *f, void *arg);
+    int (*file_end)(pm_file *f, int status, void *arg);
+    void (*on_event)(const pm_event *ev, void *arg);
+    void (*on_progress)(const pm_progress *p, void *arg);
+    double progress_interval; /* seconds between progress calls; 0: 0.25 */
+    void *arg;               /* passed to every hook */
+} pm_pipeline_opts;
+
+/* Creates a pipeline. NULL opts: defaults. Returns 0 or -EINVAL (bad
+ * option: explicit negative jobs, overlap > chunk_size, FILES sink without
+ * out_path, ...) or -ENOMEM. */
+PM_API int pm_pipeline_new(const pm_pipeline_opts *opts, pm_pipeline **pl_ret);
+
+/* Frees a pipeline that is not running. NULL: no-op. */
+PM_API void pm_pipeline_free(pm_pipeline *pl);
+
+/* Appends a stage; stages run in the order added. Returns 0, -EINVAL, or
+ * -EBUSY while running. */
+PM_API int pm_pipeline_add_stage(pm_pipeline *pl, const char *name,
+                                 pm_stage_mode mode, pm_stage_fn fn, void *arg);
+
+/* Worker threads the pipeline runs its stages on. */
+PM_API unsigned pm_pipeline_jobs(const pm_pipeline *pl);
+
+/* Runs the pipeline over paths[0..n) (files, directories walked
+ * recursively in name order, "-" for stdin) on the calling thread, which
+ * blocks until every file is done or the run is cancelled. Returns 0 when
+ * every file was processed, -ECANCELED if cancelled, or the first file's
+ * error otherwise (per-file errors are also delivered as events). stats may
+ * be NULL. A pipeline may be run again after it returns. */
+PM_API int pm_pipeline_run(pm_pipeline *pl, const char *const *paths, size_t n,
+                           pm_pipeline_stats *stats);
+
+/* Thread-safe (not async-signal-safe): stop a running pipeline promptly.
+ * Pending outputs are discarded, buffers released, pm_pipeline_run()
+ * returns -ECANCELED. */
+PM_API void pm_pipeline_cancel(pm_pipeline *pl);
+
+/* From a SERIAL_IN_ORDER stage (or the last stage): append len bytes of
+ * output for the chunk's file after everything emitted before, in order,
+ * without holding it in the chunk's buffer; for stages whose output has no
+ * useful bound (decompression). Copies data; may block until output buffers
+ * are free. Returns 0, or -ECANCELED if the run is being cancelled. */
+PM_API int pm_chunk_emit(pm_chunk *chunk, const void *data, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
