@@ -142,9 +142,11 @@ struct pm_gz_deflater {
 int pm__gz_deflater_new_engine(const pm__deflate_engine *engine, int level,
                                pm_gz_deflater **d_ret)
 {
-    if (!d_ret || level < 1 || level > 9)
+    if (!d_ret)
         return -EINVAL;
     *d_ret = NULL;
+    if (level < 1 || level > 9)
+        return -EINVAL;
     pm_gz_deflater *d = calloc(1, sizeof *d);
     if (!d)
         return -ENOMEM;

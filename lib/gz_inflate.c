@@ -99,6 +99,8 @@ static int collect(pm_gz_inflater *z, gz_io *io, size_t need)
     size_t n = need - z->have;
     if (n > io->in_left)
         n = io->in_left;
+    if (n == 0)
+        return z->have == need;
     memcpy(z->buf + z->have, io->in, n);
     z->have += n;
     consume(z, io, n);
@@ -165,17 +167,24 @@ static int do_magic(pm_gz_inflater *z, gz_io *io)
     return STEP;
 }
 
+/* The rest of the 10 fixed bytes; method and flags are checked as soon as
+ * they arrive, as gzip does, so that a short file with a bad method is
+ * reported as such. */
 static int do_fixed(pm_gz_inflater *z, gz_io *io)
 {
-    if (!collect(z, io, 10))
+    if (z->have < 3 && !collect(z, io, 3))
         return WAIT;
     if (z->buf[2] != 8)
         return fail(z, -EBADMSG, "unknown method %u -- not supported",
                     z->buf[2]);
+    if (z->have < 4 && !collect(z, io, 4))
+        return WAIT;
     z->flags = z->buf[3];
     if (z->flags & FRESERVED)
         return fail(z, -EBADMSG, "has flags 0x%02x -- not supported",
                     z->flags);
+    if (!collect(z, io, 10))
+        return WAIT;
     if (z->info.members == 0)
         z->info.mtime = le32(z->buf + 4);
     z->hcrc = 0;
@@ -205,6 +214,8 @@ static int do_extra(pm_gz_inflater *z, gz_io *io)
 /* FNAME or FCOMMENT: bytes up to and including a NUL. */
 static int do_string(pm_gz_inflater *z, gz_io *io)
 {
+    if (io->in_left == 0)
+        return WAIT;
     const unsigned char *nul = memchr(io->in, 0, io->in_left);
     size_t n = nul ? (size_t)(nul - io->in) + 1 : io->in_left;
     if (z->state == ST_NAME && z->info.members == 0) {
@@ -292,7 +303,7 @@ static int do_trailer(pm_gz_inflater *z, gz_io *io)
 /* After the last member: zeros up to the end, or anything at all. */
 static int do_trailing(pm_gz_inflater *z, gz_io *io)
 {
-    if (z->state == ST_ZEROS) {
+    if (z->state == ST_ZEROS && io->in_left) {
         size_t i = 0;
         while (i < io->in_left && io->in[i] == 0)
             i++;
