@@ -99,7 +99,8 @@ PM_API int pm_loop_cancel(pm_loop *loop, int64_t id);
 
 /* Submit what is queued and dispatch completions; when wait != 0 block until
  * at least one callback has run (or pm_loop_stop() / a post). Returns the
- * number of callbacks run, or -errno. */
+ * number of callbacks run, or -errno. With wait != 0 but nothing pending and
+ * no hold outstanding, it returns 0 at once instead of blocking forever. */
 PM_API int pm_loop_run_once(pm_loop *loop, int wait);
 
 /* Run until nothing is pending and no hold is outstanding, or until
@@ -110,8 +111,58 @@ PM_API int pm_loop_run(pm_loop *loop);
  * from a callback). */
 PM_API void pm_loop_stop(pm_loop *loop);
 
-/* Operations queued and not yet completed. */
+/* Operations queued and not yet completed (posted callbacks not counted). */
 PM_API unsigned pm_loop_pending(const pm_loop *loop);
+
+/* ---- Additions (engine-independent helpers for the pipelines) ---- */
+
+struct statx;
+
+/* Queue an openat(dirfd, path, flags, mode); the callback's res is the new
+ * descriptor or -errno. path must stay valid until the callback. Same
+ * contract as pm_loop_read otherwise. */
+PM_API int64_t pm_loop_openat(pm_loop *loop, int dirfd, const char *path,
+                              int flags, unsigned mode, pm_loop_cb cb, void *arg);
+
+/* Queue a close(fd); res 0 or -errno. Same contract. */
+PM_API int64_t pm_loop_close(pm_loop *loop, int fd, pm_loop_cb cb, void *arg);
+
+/* Queue a statx(dirfd, path, flags, mask, buf); res 0 or -errno. path and
+ * buf must stay valid until the callback. Same contract. */
+PM_API int64_t pm_loop_statx(pm_loop *loop, int dirfd, const char *path,
+                             int flags, unsigned mask, struct statx *buf,
+                             pm_loop_cb cb, void *arg);
+
+/* Cancel every pending operation (as pm_loop_cancel on each). Posted
+ * callbacks are not affected. Returns how many were cancelled. */
+PM_API unsigned pm_loop_cancel_all(pm_loop *loop);
+
+/* A gather group (asyncio's gather): operations added to it are waited for
+ * together. Loop thread only, like the rest. */
+typedef struct pm_loop_group pm_loop_group;
+
+/* Creates an empty group on loop. Returns 0 or -ENOMEM. */
+PM_API int pm_loop_group_new(pm_loop *loop, pm_loop_group **group_ret);
+
+/* Adds the pending operation id to the group (its callback still runs as
+ * usual). Returns 0, -ENOENT if id is not pending, -EBUSY if it already
+ * belongs to a group. */
+PM_API int pm_loop_group_add(pm_loop_group *group, int64_t id);
+
+/* Runs the loop until every member has completed (its callback has run).
+ * Returns 0 when every member succeeded, else the first negative result a
+ * member reported (in completion order), or an error of the loop itself.
+ * The group can be reused afterwards. */
+PM_API int pm_loop_group_wait(pm_loop_group *group);
+
+/* Members not yet completed. */
+PM_API unsigned pm_loop_group_pending(const pm_loop_group *group);
+
+/* Cancels every member not yet completed. */
+PM_API void pm_loop_group_cancel(pm_loop_group *group);
+
+/* Frees the group; pending members stay queued, no longer grouped. NULL: no-op. */
+PM_API void pm_loop_group_free(pm_loop_group *group);
 
 #ifdef __cplusplus
 }
