@@ -104,12 +104,12 @@ typedef struct cli_signals cli_signals;
 /* Blocks the signals in the calling thread and starts the signal thread.
  * Returns 0 or -errno. */
 int cli_signals_start(cli_signals **s_ret);
-/* Where the pipelines publish the running pipeline (pmp_opts.running). */
-pm_pipeline **cli_signals_slot(cli_signals *s);
+/* The cancellation handle to give the pipelines (pmp_opts.cancel). */
+pmp_cancel *cli_signals_cancel(cli_signals *s);
 /* The signal received so far (0: none). Thread-safe. */
 int cli_signals_caught(const cli_signals *s);
-/* From the pipeline's calling thread (a hook): cancels the running pipeline
- * if a signal came in before the signal thread could see it. */
+/* From the pipeline's calling thread (a hook): once a signal came, requests
+ * the cancellation again, now that the pipeline surely runs. */
 void cli_signals_poll(cli_signals *s);
 /* Ends the process as the signal would have (after cleanup): the default
  * action is restored and the signal raised, so the exit status the shell

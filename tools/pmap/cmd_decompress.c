@@ -120,7 +120,7 @@ int cli_run_decompress(cli_opts *o)
     p.to_stdout = writes && o->to_stdout;
     p.test_only = o->test && !o->list;
     p.list = o->list;
-    p.on_result = on_list;
+    p.on_result = o->list ? on_list : NULL;
     p.pl.flags = PM_PL_PRESERVE_META;
     if (writes && !o->keep && !o->to_stdout)
         p.pl.flags |= PM_PL_REMOVE_INPUT;

@@ -268,7 +268,7 @@ void cli_report_pipeline_opts(cli_report *r, pmp_opts *p)
     p->pl.on_progress = cli_on_progress;
     p->pl.progress_interval = 0.2;
     p->pl.arg = r;
-    p->running = o->sig ? cli_signals_slot(o->sig) : NULL;
+    p->cancel = o->sig ? cli_signals_cancel(o->sig) : NULL;
 }
 
 static void add_stats(pm_pipeline_stats *a, const pm_pipeline_stats *b)

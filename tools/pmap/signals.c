@@ -4,13 +4,14 @@
  * thread exists, so every thread created later (the signal thread, the
  * pipeline's OpenMP workers and I/O helpers) inherits the mask and none of
  * them is ever interrupted. One dedicated thread waits for them with
- * sigwait() and, being an ordinary thread, may call pm_pipeline_cancel()
- * (thread-safe but not async-signal-safe) on the pipeline the pipelines
- * publish in the slot given as pmp_opts.running. The first signal is
- * remembered; a signal that arrives while no pipeline is published (before a
- * run starts, or between two runs) is caught by cli_signals_poll(), which the
- * report hooks call on the pipeline's own thread, and by the commands, which
- * check cli_signals_caught() before each run. When pm_pipeline_run() has
+ * sigwait() and, being an ordinary thread, may call pmp_cancel_request()
+ * (thread-safe but not async-signal-safe) on the handle given to the
+ * pipelines as pmp_opts.cancel: it cancels the running pipeline, or makes
+ * every later run return -ECANCELED at once. The first signal is
+ * remembered. As a second line, the report hooks (on the pipeline's own
+ * thread) call cli_signals_poll(), which requests the cancellation once more
+ * in case the first request fell between the pipeline's publication and the
+ * start of its run. When pm_pipeline_run() has
  * returned (temporaries removed, buffers released), the main thread ends
  * the process with cli_signals_die(), which re-raises the signal so that a
  * calling shell sees it (status 128 + signo).
@@ -27,7 +28,7 @@
 struct cli_signals {
     sigset_t set;            /* SIGINT, SIGTERM, SIGHUP */
     pthread_t thread;        /* the sigwait() loop */
-    pm_pipeline *running;    /* published by the pipelines (atomic access) */
+    pmp_cancel cancel;       /* shared with the pipelines (pmp_opts.cancel) */
     int signo;               /* first signal received, 0 if none (atomic) */
     int polled;              /* cancel already issued from the hooks */
 };
@@ -42,9 +43,7 @@ static void *signal_thread(void *arg)
         int none = 0;
         __atomic_compare_exchange_n(&s->signo, &none, sig, 0, __ATOMIC_SEQ_CST,
                                     __ATOMIC_SEQ_CST);
-        pm_pipeline *pl = __atomic_load_n(&s->running, __ATOMIC_ACQUIRE);
-        if (pl)
-            pm_pipeline_cancel(pl);
+        pmp_cancel_request(&s->cancel);
     }
     return NULL;
 }
@@ -54,6 +53,7 @@ int cli_signals_start(cli_signals **s_ret)
     cli_signals *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
+    s->cancel = (pmp_cancel)PMP_CANCEL_INIT;
     sigemptyset(&s->set);
     sigaddset(&s->set, SIGINT);
     sigaddset(&s->set, SIGTERM);
@@ -70,9 +70,9 @@ int cli_signals_start(cli_signals **s_ret)
     return 0;
 }
 
-pm_pipeline **cli_signals_slot(cli_signals *s)
+pmp_cancel *cli_signals_cancel(cli_signals *s)
 {
-    return &s->running;
+    return &s->cancel;
 }
 
 int cli_signals_caught(const cli_signals *s)
@@ -84,13 +84,9 @@ void cli_signals_poll(cli_signals *s)
 {
     if (!s || s->polled || !cli_signals_caught(s))
         return;
-    /* On the pipeline's calling thread, inside a hook: the pipeline in the
-     * slot is alive for the duration of this call. */
-    pm_pipeline *pl = __atomic_load_n(&s->running, __ATOMIC_ACQUIRE);
-    if (pl) {
-        pm_pipeline_cancel(pl);
-        s->polled = 1;
-    }
+    /* Inside a hook, the pipeline is running: this request reaches it. */
+    pmp_cancel_request(&s->cancel);
+    s->polled = 1;
 }
 
 _Noreturn void cli_signals_die(int signo)
