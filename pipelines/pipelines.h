@@ -8,6 +8,7 @@
 #ifndef PMAP_PIPELINES_H
 #define PMAP_PIPELINES_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <pmap/pipeline.h>
 
@@ -25,7 +26,8 @@ typedef struct pmp_result {
     uint64_t lines, words;   /* wc */
     uint64_t compressed;     /* decompress -l: .gz size */
     uint64_t uncompressed;   /* decompress -l: decoded size (all members) */
-    uint32_t crc_stored;     /* decompress -l: last member's stored CRC */
+    uint32_t crc_stored;     /* decompress -l: CRC-32 of all the decoded data;
+                                verified, so for one member it is the stored CRC */
     uint32_t mtime;          /* decompress -l: first member's MTIME */
     const char *name;        /* decompress -l: first member's FNAME or "" */
 } pmp_result;
@@ -45,9 +47,22 @@ typedef struct pmp_opts {
     int test_only;           /* decompress -t: check, write nothing */
     int list;                /* decompress -l: report sizes via on_result */
     void (*on_result)(const pmp_result *r, void *arg);  /* arg: pl.arg */
-    pm_pipeline **running;   /* if set, holds the running pipeline (for
-                                pm_pipeline_cancel from a signal thread) */
+    struct pmp_cancel *cancel; /* if set, pmp_cancel_request() on it stops
+                                  the run (e.g. from a signal thread) */
 } pmp_opts;
+
+/* A cancellation handle shared between a run and another thread (a signal
+ * thread). Initialise with PMP_CANCEL_INIT. pmp_cancel_request() is
+ * thread-safe (not async-signal-safe): it stops the pipeline running under
+ * this handle, or, if none runs yet, every later run at once (-ECANCELED). */
+typedef struct pmp_cancel {
+    pthread_mutex_t lock;
+    pm_pipeline *running;    /* under lock */
+    int requested;           /* under lock */
+} pmp_cancel;
+#define PMP_CANCEL_INIT {PTHREAD_MUTEX_INITIALIZER, NULL, 0}
+
+void pmp_cancel_request(pmp_cancel *c);
 
 /* Each runs its pipeline over paths[0..n) ("-" or n == 0: stdin) and
  * returns what pm_pipeline_run() returns; stats may be NULL. */

@@ -123,6 +123,8 @@ typedef struct pm_pipeline_stats {
 #define PM_PL_NO_SYNC         0x20u  /* do not fsync outputs (unsafe; for benchmarks) */
 #define PM_PL_SKIP_SPECIAL_OK 0x40u  /* read FIFOs/devices given by name instead of skipping */
 
+#define PM_PL_SKIP 1             /* out_path's answer: skip this file */
+
 typedef struct pm_pipeline_opts {
     int jobs;                /* worker threads; 0: PMAP_JOBS or online CPUs */
     size_t chunk_size;       /* input bytes per chunk; 0: 128 KiB */
@@ -137,8 +139,9 @@ typedef struct pm_pipeline_opts {
 
     pm_sink_kind sink;
     int out_fd;              /* PM_SINK_FD */
-    /* PM_SINK_FILES: write the output path for f into buf (cap bytes);
-     * return 0, or -errno to fail the file with that cause. */
+    /* PM_SINK_FILES: write the output path for f into buf (cap bytes) and
+     * return 0. To refuse the file, write the reason into buf and return
+     * PM_PL_SKIP (skipped, a warning) or a -errno (failed, an error). */
     int (*out_path)(const pm_file *f, char *buf, size_t cap, void *arg);
 
     /* Hooks, all on the calling thread. file_begin runs when a file is
@@ -182,6 +185,19 @@ PM_API int pm_pipeline_run(pm_pipeline *pl, const char *const *paths, size_t n,
  * Pending outputs are discarded, buffers released, pm_pipeline_run()
  * returns -ECANCELED. */
 PM_API void pm_pipeline_cancel(pm_pipeline *pl);
+
+/* From a stage: fail the chunk's file with err (a negative errno) and a
+ * message saying what went wrong (printf-style; the file name is added by
+ * whoever reports it). The first failure of a file wins. Returns err, so a
+ * stage can `return pm_chunk_fail(c, -EBADMSG, "crc error");`. */
+PM_API int pm_chunk_fail(pm_chunk *chunk, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* From a SERIAL_IN_ORDER stage or a hook: note a warning for the file (the
+ * file still succeeds; its event becomes PM_EVENT_WARNING with this
+ * message). The last warning wins. */
+PM_API void pm_file_warn(pm_file *file, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* From a SERIAL_IN_ORDER stage (or the last stage): append len bytes of
  * output for the chunk's file after everything emitted before, in order,

@@ -1,0 +1,227 @@
+/* pipeline_source.c - the pipeline's source: the paths given, with
+ * directories walked recursively, each directory's entries in byte order of
+ * their names (so runs are reproducible). One directory level is held in
+ * memory at a time per depth; files are produced lazily as the pipeline asks.
+ *
+ * Policy applied here, so every pipeline and the CLI share it: symbolic links
+ * are skipped unless PM_PL_FOLLOW_SYMLINKS; FIFOs, sockets and devices found
+ * by walking are skipped (given by name they are read only with
+ * PM_PL_SKIP_SPECIAL_OK); names ending in opts.skip_suffix are skipped.
+ * Runs on the I/O thread only.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "pipeline_internal.h"
+
+#define PL_MAX_DEPTH 256
+
+char *pm__pl_strdupf(const char *fmt, ...)
+{
+    char *s;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    return n < 0 ? NULL : s;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void dir_free(pl_dir *d)
+{
+    for (size_t i = d->next; i < d->n; i++)
+        free(d->names[i]);
+    free(d->names);
+    free(d->path);
+    free(d);
+}
+
+/* Reads a directory's entry names, sorted. Returns 0 or -errno. */
+static int dir_read(const char *path, pl_dir *d)
+{
+    DIR *dir = opendir(path);
+    if (!dir)
+        return -errno;
+    size_t cap = 0;
+    struct dirent *e;
+    int err = 0;
+    errno = 0;
+    while ((e = readdir(dir)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (d->n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **nn = realloc(d->names, cap * sizeof *nn);
+            if (!nn) {
+                err = -ENOMEM;
+                break;
+            }
+            d->names = nn;
+        }
+        if (!(d->names[d->n] = strdup(e->d_name))) {
+            err = -ENOMEM;
+            break;
+        }
+        d->n++;
+        errno = 0;
+    }
+    if (!err && errno)
+        err = -errno;
+    closedir(dir);
+    if (!err)
+        qsort(d->names, d->n, sizeof *d->names, cmp_names);
+    return err;
+}
+
+static int depth_of(const pl_dir *d)
+{
+    int n = 0;
+    for (; d; d = d->up)
+        n++;
+    return n;
+}
+
+static int push_dir(pl_source *src, const char *path)
+{
+    if (depth_of(src->dir) >= PL_MAX_DEPTH)
+        return -ELOOP;
+    pl_dir *d = calloc(1, sizeof *d);
+    if (!d || !(d->path = strdup(path))) {
+        free(d);
+        return -ENOMEM;
+    }
+    int rc = dir_read(path, d);
+    if (rc < 0) {
+        d->next = 0;
+        dir_free(d);
+        return rc;
+    }
+    d->up = src->dir;
+    src->dir = d;
+    return 0;
+}
+
+static char *join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir);
+    return pm__pl_strdupf("%s%s%s", dir, n && dir[n - 1] == '/' ? "" : "/", name);
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return m > 0 && n >= m && !strcmp(s + n - m, suffix);
+}
+
+/* Decides what to do with path; may push a directory. Returns 1 when the
+ * path is to be reported (kind/err/msg set), 0 when it was a directory. */
+static int classify(pm_pipeline *pl, const char *path, int named,
+                    int *kind, int *err, char **msg)
+{
+    const unsigned flags = pl->o.flags;
+    struct stat st;
+    *kind = PM_EVENT_DONE;
+    *err = 0;
+    *msg = NULL;
+    if (lstat(path, &st) < 0) {
+        *kind = PM_EVENT_ERROR;
+        *err = -errno;
+        return 1;
+    }
+    if (S_ISLNK(st.st_mode)) {
+        if (!(flags & PM_PL_FOLLOW_SYMLINKS)) {
+            *kind = PM_EVENT_SKIP;
+            *err = -ELOOP;
+            *msg = strdup("is a symbolic link; not followed (use -f to follow)");
+            return 1;
+        }
+        if (stat(path, &st) < 0) {
+            *kind = PM_EVENT_ERROR;
+            *err = -errno;
+            return 1;
+        }
+    }
+    if (S_ISDIR(st.st_mode)) {
+        int rc = push_dir(&pl->src, path);
+        if (rc == 0)
+            return 0;
+        *kind = PM_EVENT_ERROR;
+        *err = rc;
+        *msg = pm__pl_strdupf("cannot read directory: %s", strerror(-rc));
+        return 1;
+    }
+    if (!S_ISREG(st.st_mode) && !(named && (flags & PM_PL_SKIP_SPECIAL_OK))) {
+        *kind = PM_EVENT_SKIP;
+        *err = -EINVAL;
+        *msg = strdup("is not a regular file or directory -- ignored");
+        return 1;
+    }
+    if (pl->o.skip_suffix && ends_with(path, pl->o.skip_suffix)) {
+        *kind = PM_EVENT_SKIP;
+        *err = -EEXIST;
+        *msg = pm__pl_strdupf("already has %s suffix -- unchanged", pl->o.skip_suffix);
+        return 1;
+    }
+    return 1;
+}
+
+char *pm__pl_source_next(pm_pipeline *pl, int *kind, int *err, char **msg)
+{
+    pl_source *src = &pl->src;
+    for (;;) {
+        char *path;
+        int named = 0;
+        if (src->dir) {
+            pl_dir *d = src->dir;
+            if (d->next == d->n) {
+                src->dir = d->up;
+                dir_free(d);
+                continue;
+            }
+            char *name = d->names[d->next++];
+            path = join(d->path, name);
+            free(name);
+        } else {
+            if (src->next == src->n)
+                return NULL;
+            path = strdup(src->paths[src->next++]);
+            named = 1;
+        }
+        if (!path) {
+            *kind = PM_EVENT_ERROR;
+            *err = -ENOMEM;
+            *msg = NULL;
+            return strdup("?");
+        }
+        if (named && !strcmp(path, "-")) {
+            *kind = PM_EVENT_DONE;
+            *err = 0;
+            *msg = NULL;
+            return path;
+        }
+        if (classify(pl, path, named, kind, err, msg))
+            return path;
+        free(path);
+    }
+}
+
+void pm__pl_source_clear(pl_source *src)
+{
+    while (src->dir) {
+        pl_dir *d = src->dir;
+        src->dir = d->up;
+        dir_free(d);
+    }
+    src->paths = NULL;
+    src->n = src->next = 0;
+}

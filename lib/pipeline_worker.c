@@ -1,0 +1,318 @@
+/* pipeline_worker.c - the stage workers of a pipeline.
+ *
+ * Threads: one pthread (the "team") enters an OpenMP parallel region of
+ * `jobs` threads; each OpenMP thread loops taking chunks from the work queue
+ * (wq_lock/wq_cond), filled by the I/O thread, and runs the chunk's stages.
+ *
+ * Ordering: every SERIAL_IN_ORDER stage is a "serial point" with a per-file
+ * turn counter (the next seq allowed through). A chunk that arrives early is
+ * parked in the file's list for that point, sorted by seq; whoever ends a
+ * turn re-dispatches the parked successor. Retiring a chunk (handing its
+ * output to the I/O thread) is a serial point too: the last stage's turn if
+ * that stage is serial, else an implicit one after it. Output offsets are
+ * handed out and pieces queued to the I/O thread inside that turn, so the
+ * done queue holds each file's pieces in order.
+ *
+ * Lock order: file->lock, then dq_lock. em_lock and wq_lock are never held
+ * together with another lock. The I/O thread frees a file only after taking
+ * and releasing its lock, so a worker that queued the file's last piece under
+ * the lock never touches freed memory.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline_internal.h"
+
+/* An emit buffer: the piece that carries it, then its data. */
+typedef struct pl_emit {
+    pl_piece piece;
+    unsigned char data[];
+} pl_emit;
+
+static void on_post(void *arg, ssize_t res)
+{
+    (void)arg;   /* nothing to do: waking the I/O thread was the point; it */
+    (void)res;   /* drains the done queue after every loop iteration */
+}
+
+static void dq_push_locked_file(pm_pipeline *pl, pl_piece *p)
+{
+    int need_post;
+    p->next = NULL;
+    pthread_mutex_lock(&pl->dq_lock);
+    if (pl->dq_tail)
+        pl->dq_tail->next = p;
+    else
+        pl->dq_head = p;
+    pl->dq_tail = p;
+    need_post = !pl->dq_posted;
+    pl->dq_posted = 1;
+    pthread_mutex_unlock(&pl->dq_lock);
+    if (need_post && pm_loop_post(pl->loop, on_post, NULL) < 0)
+        pl->post_failed = 1;    /* the I/O thread's periodic timer still polls */
+}
+
+pl_piece *pm__pl_take_done(pm_pipeline *pl)
+{
+    pthread_mutex_lock(&pl->dq_lock);
+    pl_piece *p = pl->dq_head;
+    pl->dq_head = pl->dq_tail = NULL;
+    pl->dq_posted = 0;
+    pthread_mutex_unlock(&pl->dq_lock);
+    return p;
+}
+
+static void wq_push(pm_pipeline *pl, pl_chunk *c, int front)
+{
+    pthread_mutex_lock(&pl->wq_lock);
+    if (front) {
+        c->next = pl->wq_head;
+        pl->wq_head = c;
+        if (!pl->wq_tail)
+            pl->wq_tail = c;
+    } else {
+        c->next = NULL;
+        if (pl->wq_tail)
+            pl->wq_tail->next = c;
+        else
+            pl->wq_head = c;
+        pl->wq_tail = c;
+    }
+    pthread_cond_signal(&pl->wq_cond);
+    pthread_mutex_unlock(&pl->wq_lock);
+}
+
+void pm__pl_dispatch(pm_pipeline *pl, pl_chunk *c)
+{
+    c->stage = 0;
+    wq_push(pl, c, 0);
+}
+
+static pl_chunk *wq_pop(pm_pipeline *pl)
+{
+    pthread_mutex_lock(&pl->wq_lock);
+    while (!pl->wq_head && !pl->wq_quit)
+        pthread_cond_wait(&pl->wq_cond, &pl->wq_lock);
+    pl_chunk *c = pl->wq_head;
+    if (c) {
+        pl->wq_head = c->next;
+        if (!pl->wq_head)
+            pl->wq_tail = NULL;
+    }
+    pthread_mutex_unlock(&pl->wq_lock);
+    return c;
+}
+
+/* Returns 1 if c may pass serial point `point` now, else parks it. */
+static int take_turn(pl_file *f, pl_chunk *c, unsigned point)
+{
+    pthread_mutex_lock(&f->lock);
+    if (f->turn[point] == c->pub.seq) {
+        pthread_mutex_unlock(&f->lock);
+        return 1;
+    }
+    pl_chunk **pp = &f->parked[point];
+    while (*pp && (*pp)->pub.seq < c->pub.seq)
+        pp = &(*pp)->next;
+    c->next = *pp;
+    *pp = c;
+    pthread_mutex_unlock(&f->lock);
+    return 0;
+}
+
+/* Ends c's turn at `point`; when `retire`, queues c's output (if any) as the
+ * file's next piece. Re-dispatches a parked successor. */
+static void end_turn(pm_pipeline *pl, pl_file *f, pl_chunk *c, unsigned point,
+                     int retire)
+{
+    pl_chunk *succ = NULL;
+    pthread_mutex_lock(&f->lock);
+    f->turn[point]++;
+    if (f->parked[point] && f->parked[point]->pub.seq == f->turn[point]) {
+        succ = f->parked[point];
+        f->parked[point] = succ->next;
+    }
+    if (retire) {
+        pl_piece *p = &c->retire;
+        p->file = f;
+        p->chunk = c;
+        p->buf = c->pub.out;
+        p->len = atomic_load(&f->status) ? 0 : c->pub.out_len;
+        p->off = f->out_assigned;
+        f->out_assigned += p->len;
+        dq_push_locked_file(pl, p);   /* c and maybe f may be freed after unlock */
+    }
+    pthread_mutex_unlock(&f->lock);
+    if (succ)
+        wq_push(pl, succ, 1);
+}
+
+static void fail_file(pl_file *f, int err)
+{
+    int zero = 0;
+    if (err >= 0)
+        err = -EIO;
+    atomic_compare_exchange_strong(&f->status, &zero, err);
+}
+
+static void run_stage(pm_pipeline *pl, const pl_stage *s, pl_chunk *c, unsigned w)
+{
+    if (atomic_load(&c->file->status) || atomic_load(&pl->cancelled))
+        return;
+    int rc = s->fn(&c->pub, s->arg, w);
+    if (rc != 0)
+        fail_file(c->file, rc);
+}
+
+static void run_chunk(pm_pipeline *pl, pl_chunk *c, unsigned w)
+{
+    pl_file *f = c->file;
+    while (c->stage < pl->nstages) {
+        unsigned i = c->stage;
+        const pl_stage *s = &pl->stages[i];
+        if (s->mode == PM_STAGE_PARALLEL) {
+            run_stage(pl, s, c, w);
+            c->stage++;
+            continue;
+        }
+        if (!take_turn(f, c, i))
+            return;                       /* parked; resumed by its predecessor */
+        run_stage(pl, s, c, w);
+        int last = i + 1 == pl->nstages;
+        c->stage++;
+        end_turn(pl, f, c, i, last);
+        if (last)
+            return;
+    }
+    /* The last stage was parallel (or there are none): retire in order. */
+    if (!take_turn(f, c, pl->nstages))
+        return;
+    end_turn(pl, f, c, pl->nstages, 1);
+}
+
+static void worker_loop(pm_pipeline *pl, unsigned w)
+{
+    pl_chunk *c;
+    while ((c = wq_pop(pl)) != NULL)
+        run_chunk(pl, c, w);
+}
+
+static void *team_main(void *arg)
+{
+    pm_pipeline *pl = arg;
+    omp_set_max_active_levels(1);
+#pragma omp parallel num_threads(pl->jobs)
+    worker_loop(pl, (unsigned)omp_get_thread_num());
+    return NULL;
+}
+
+int pm__pl_team_start(pm_pipeline *pl)
+{
+    pl->wq_quit = 0;
+    int rc = pthread_create(&pl->team, NULL, team_main, pl);
+    if (rc)
+        return -rc;
+    pl->team_started = 1;
+    return 0;
+}
+
+void pm__pl_team_stop(pm_pipeline *pl)
+{
+    if (!pl->team_started)
+        return;
+    pthread_mutex_lock(&pl->wq_lock);
+    pl->wq_quit = 1;
+    pthread_cond_broadcast(&pl->wq_cond);
+    pthread_mutex_unlock(&pl->wq_lock);
+    pthread_join(pl->team, NULL);
+    pl->team_started = 0;
+}
+
+/* ---- emit ---- */
+
+static pl_emit *emit_get(pm_pipeline *pl)
+{
+    pl_emit *e = NULL;
+    pthread_mutex_lock(&pl->em_lock);
+    while (pl->em_nfree == 0 && !atomic_load(&pl->cancelled))
+        pthread_cond_wait(&pl->em_cond, &pl->em_lock);
+    if (pl->em_nfree > 0)
+        e = (pl_emit *)pl->em_free[--pl->em_nfree];
+    pthread_mutex_unlock(&pl->em_lock);
+    return e;
+}
+
+/* I/O thread: an emit buffer's write finished. */
+void pm__pl_emit_put(pm_pipeline *pl, pl_piece *p)
+{
+    pl_emit *e = (pl_emit *)p;
+    pthread_mutex_lock(&pl->em_lock);
+    pl->em_free[pl->em_nfree++] = (unsigned char *)e;
+    pthread_cond_signal(&pl->em_cond);
+    pthread_mutex_unlock(&pl->em_lock);
+}
+
+int pm_chunk_emit(pm_chunk *chunk, const void *data, size_t len)
+{
+    pl_chunk *c = (pl_chunk *)chunk;
+    pl_file *f = c->file;
+    pm_pipeline *pl = f->pl;
+    const unsigned char *src = data;
+    if (pl->stages[c->stage].mode != PM_STAGE_SERIAL_IN_ORDER || c->stage + 1 != pl->nstages)
+        return -EINVAL;
+    while (len > 0) {
+        pl_emit *e = emit_get(pl);
+        if (!e)
+            return -ECANCELED;
+        size_t n = len < pl->em_size ? len : pl->em_size;
+        memcpy(e->data, src, n);
+        e->piece.file = f;
+        e->piece.chunk = NULL;
+        e->piece.buf = e->data;
+        e->piece.len = n;
+        pthread_mutex_lock(&f->lock);
+        e->piece.off = f->out_assigned;
+        f->out_assigned += n;
+        dq_push_locked_file(pl, &e->piece);
+        pthread_mutex_unlock(&f->lock);
+        src += n;
+        len -= n;
+    }
+    return 0;
+}
+
+int pm__pl_emit_pool_new(pm_pipeline *pl, unsigned count, size_t size)
+{
+    pl->em_free = calloc(count, sizeof *pl->em_free);
+    if (!pl->em_free)
+        return -ENOMEM;
+    pl->em_size = size;
+    for (unsigned i = 0; i < count; i++) {
+        pl_emit *e = malloc(sizeof *e + size);
+        if (!e)
+            return -ENOMEM;
+        pl->em_free[pl->em_nfree++] = (unsigned char *)e;
+        pl->em_count++;
+    }
+    return 0;
+}
+
+void pm__pl_emit_pool_free(pm_pipeline *pl)
+{
+    for (unsigned i = 0; i < pl->em_nfree; i++)
+        free(pl->em_free[i]);
+    free(pl->em_free);
+    pl->em_free = NULL;
+    pl->em_nfree = pl->em_count = 0;
+}
+
+/* Wakes workers blocked in pm_chunk_emit() after cancellation. */
+void pm__pl_emit_wake(pm_pipeline *pl)
+{
+    pthread_mutex_lock(&pl->em_lock);
+    pthread_cond_broadcast(&pl->em_cond);
+    pthread_mutex_unlock(&pl->em_lock);
+}

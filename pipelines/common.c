@@ -1,0 +1,108 @@
+/* common.c - plumbing shared by the ready-made pipelines (see common.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+static void release_state(pmp_run *run, const pm_file *f)
+{
+    if (!f || !f->state)
+        return;
+    if (run->state_release)
+        run->state_release(f->state);
+    free(f->state);
+}
+
+static void on_event(const pm_event *ev, void *arg)
+{
+    pmp_run *run = arg;
+    const pmp_opts *o = run->o;
+    if (ev->file && (ev->kind == PM_EVENT_DONE || ev->kind == PM_EVENT_WARNING) &&
+        run->fill_result && o->on_result && ev->file->state) {
+        pmp_result r = {.path = ev->path, .index = ev->file->index, .name = ""};
+        run->fill_result(run, ev->file, &r);
+        o->on_result(&r, o->pl.arg);
+    }
+    release_state(run, ev->file);   /* a file's state ends with its event */
+    if (o->pl.on_event)
+        o->pl.on_event(ev, o->pl.arg);
+}
+
+static void on_progress(const pm_progress *p, void *arg)
+{
+    pmp_run *run = arg;
+    run->o->pl.on_progress(p, run->o->pl.arg);
+}
+
+void pmp_run_init(pmp_run *run, const pmp_opts *o)
+{
+    memset(run, 0, sizeof *run);
+    run->o = o;
+    run->pl = o->pl;
+    run->pl.arg = run;
+    run->pl.on_event = on_event;
+    run->pl.on_progress = o->pl.on_progress ? on_progress : NULL;
+    run->pl.sink = PM_SINK_NONE;
+    run->pl.out_path = NULL;
+    run->pl.file_begin = NULL;
+    run->pl.file_end = NULL;
+    run->pl.skip_suffix = NULL;
+}
+
+int pmp_state_begin(pm_file *f, void *arg)
+{
+    pmp_run *run = arg;
+    f->state = calloc(1, run->state_size ? run->state_size : 1);
+    return f->state ? 0 : -ENOMEM;
+}
+
+unsigned pmp_jobs(const pm_pipeline_opts *o)
+{
+    if (o->jobs > 0)
+        return (unsigned)o->jobs;
+    const char *env = getenv("PMAP_JOBS");
+    long n = env ? strtol(env, NULL, 10) : 0;
+    if (n <= 0)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+int pmp_run_stages(pmp_run *run, const pmp_stage *stages, size_t nstages,
+                   const char *const *paths, size_t n, pm_pipeline_stats *stats)
+{
+    pm_pipeline *pl;
+    int rc = pm_pipeline_new(&run->pl, &pl);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < nstages && rc == 0; i++)
+        rc = pm_pipeline_add_stage(pl, stages[i].name, stages[i].mode, stages[i].fn, run->ctx);
+    pmp_cancel *cancel = run->o->cancel;
+    if (rc == 0 && cancel) {
+        pthread_mutex_lock(&cancel->lock);
+        if (cancel->requested)
+            rc = -ECANCELED;
+        else
+            cancel->running = pl;
+        pthread_mutex_unlock(&cancel->lock);
+    }
+    if (rc == 0)
+        rc = pm_pipeline_run(pl, paths, n, stats);
+    if (cancel) {
+        pthread_mutex_lock(&cancel->lock);
+        cancel->running = NULL;
+        pthread_mutex_unlock(&cancel->lock);
+    }
+    pm_pipeline_free(pl);
+    return rc;
+}
+
+void pmp_cancel_request(pmp_cancel *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->requested = 1;
+    if (c->running)
+        pm_pipeline_cancel(c->running);
+    pthread_mutex_unlock(&c->lock);
+}

@@ -1,0 +1,131 @@
+/* compress.c - parallel gzip compression, pigz's way, on a pm_pipeline.
+ *
+ * Stages:
+ *   deflate (parallel)   each chunk is deflated on its own, with the 32 KiB
+ *                        of input before it as a preset dictionary (the
+ *                        pipeline's overlap gives those bytes), and its CRC-32
+ *                        is computed; chunk 0 also gets the gzip header.
+ *   crc (serial)         the file's CRC-32 and length are joined in order
+ *                        with crc32_combine; the last chunk gets the trailer.
+ * The result is one ordinary gzip member per file, readable by any gzip.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pmap/gz.h>
+#include "common.h"
+
+typedef struct compress_ctx {
+    int level;
+    int no_name;
+    unsigned jobs;
+    pm_gz_deflater **deflaters;  /* one per worker, made on first use */
+} compress_ctx;
+
+typedef struct compress_state {
+    uint32_t crc;
+    uint64_t length;
+} compress_state;
+
+static size_t header_into(const compress_ctx *cx, const pm_file *f, unsigned char *out,
+                          size_t cap)
+{
+    const char *base = NULL;
+    pm_gz_header h = {.level = cx->level};
+    if (!cx->no_name && strcmp(f->path, "-") != 0) {
+        base = strrchr(f->path, '/');
+        h.name = base ? base + 1 : f->path;
+        h.mtime = (uint32_t)f->st.st_mtim.tv_sec;
+    }
+    ssize_t n = pm_gz_write_header(&h, out, cap);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+static int deflate_stage(pm_chunk *c, void *arg, unsigned worker)
+{
+    compress_ctx *cx = arg;
+    pm_gz_deflater **d = &cx->deflaters[worker];
+    if (!*d) {
+        int rc = pm_gz_deflater_new(cx->level, d);
+        if (rc < 0)
+            return pm_chunk_fail(c, rc, "cannot set up the compressor");
+    }
+    size_t pos = 0;
+    if (c->seq == 0) {
+        pos = header_into(cx, c->file, c->out, c->out_cap);
+        if (pos == 0)
+            return pm_chunk_fail(c, -ENAMETOOLONG, "file name too long for the gzip header");
+    }
+    c->value = pm_crc32(0, c->data, c->len);
+    ssize_t n = pm_gz_deflate_block(*d, c->data - c->prefix_len, c->prefix_len, c->data,
+                                    c->len, c->last, c->out + pos,
+                                    c->out_cap - pos - PM_GZ_TRAILER_SIZE);
+    if (n < 0)
+        return pm_chunk_fail(c, (int)n, "deflate failed");
+    c->out_len = pos + (size_t)n;
+    return 0;
+}
+
+static int crc_stage(pm_chunk *c, void *arg, unsigned worker)
+{
+    (void)arg;
+    (void)worker;
+    compress_state *st = c->file->state;
+    st->crc = pm_crc32_combine(st->crc, (uint32_t)c->value, c->len);
+    st->length += c->len;
+    if (c->last) {
+        pm_gz_write_trailer(st->crc, st->length, c->out + c->out_len);
+        c->out_len += PM_GZ_TRAILER_SIZE;
+    }
+    return 0;
+}
+
+static int out_path(const pm_file *f, char *buf, size_t cap, void *arg)
+{
+    pmp_run *run = arg;
+    return pmp_compressed_name(f->path, run->o->suffix, buf, cap);
+}
+
+int pmp_compress(const pmp_opts *o, const char *const *paths, size_t n,
+                 pm_pipeline_stats *stats)
+{
+    pmp_run run;
+    pmp_run_init(&run, o);
+    compress_ctx cx = {.level = o->level ? o->level : 6, .no_name = o->no_name};
+    if (cx.level < 1 || cx.level > 9)
+        return -EINVAL;
+    pm_pipeline_opts *pl = &run.pl;
+    if (!pl->chunk_size)
+        pl->chunk_size = 128 * 1024;
+    if (pl->chunk_size < PM_GZ_DICT_SIZE)
+        return -EINVAL;
+    pl->overlap = PM_GZ_DICT_SIZE;
+    pl->out_size = pm_gz_block_bound(pl->chunk_size) + 4096 + 64 + PM_GZ_TRAILER_SIZE;
+    pl->skip_suffix = o->suffix ? o->suffix : ".gz";
+    pl->file_begin = pmp_state_begin;
+    run.state_size = sizeof(compress_state);
+    if (o->to_stdout || n == 0 || (n == 1 && !strcmp(paths[0], "-"))) {
+        pl->sink = PM_SINK_FD;
+        pl->out_fd = 1;
+        pl->flags &= ~PM_PL_REMOVE_INPUT;
+    } else {
+        pl->sink = PM_SINK_FILES;
+        pl->out_path = out_path;
+    }
+    cx.jobs = pmp_jobs(pl);
+    pl->jobs = (int)cx.jobs;             /* worker numbers index deflaters */
+    cx.deflaters = calloc(cx.jobs, sizeof *cx.deflaters);
+    if (!cx.deflaters)
+        return -ENOMEM;
+    run.ctx = &cx;
+    static const pmp_stage stages[] = {
+        {"deflate", PM_STAGE_PARALLEL, deflate_stage},
+        {"crc", PM_STAGE_SERIAL_IN_ORDER, crc_stage},
+    };
+    int rc = pmp_run_stages(&run, stages, 2, paths, n, stats);
+    for (unsigned i = 0; i < cx.jobs; i++)
+        pm_gz_deflater_free(cx.deflaters[i]);
+    free(cx.deflaters);
+    return rc;
+}

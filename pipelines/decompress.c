@@ -1,0 +1,188 @@
+/* decompress.c - gzip decompression (also -t test and -l list).
+ *
+ * Stage:
+ *   inflate (serial)     one streaming decoder per file, fed the file's
+ *                        chunks in order; its output is emitted piece by
+ *                        piece (pm_chunk_emit), so memory stays bounded
+ *                        whatever the compression ratio.
+ * Inflate is serial within a file, but reading ahead, checking and writing
+ * overlap with it on the pipeline's I/O thread, and files decompress in
+ * parallel. Every member, header flag, CRC-32 and length is checked by the
+ * decoder; a file that fails leaves no output behind.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <pmap/gz.h>
+#include "common.h"
+
+#define INFLATE_BUF (256 * 1024)
+
+typedef struct decompress_ctx {
+    int emit;                    /* write the output (not -t, not -l) */
+    int list;                    /* -l: keep the decoded data's CRC */
+    unsigned jobs;
+    unsigned char **bufs;        /* one output buffer per worker */
+} decompress_ctx;
+
+typedef struct decompress_state {
+    pm_gz_inflater *z;
+    int done;
+    uint32_t crc;                /* -l: CRC-32 of the decoded data */
+} decompress_state;
+
+static int inflate_stage(pm_chunk *c, void *arg, unsigned worker)
+{
+    decompress_ctx *cx = arg;
+    decompress_state *st = c->file->state;
+    const unsigned char *in = c->data;
+    size_t len = c->len;
+    unsigned char *buf = cx->bufs[worker];
+    while (!st->done) {
+        size_t used = 0, produced = 0;
+        int rc = pm_gz_inflate(st->z, in, len, &used, buf, INFLATE_BUF, &produced, c->last);
+        if (rc < 0)
+            return pm_chunk_fail(c, rc, "%s", pm_gz_inflater_message(st->z));
+        if (produced && cx->emit && (rc = pm_chunk_emit(c, buf, produced)) < 0)
+            return rc;
+        if (produced && cx->list)
+            st->crc = pm_crc32(st->crc, buf, produced);
+        in += used;
+        len -= used;
+        if (rc == PM_GZ_DONE)
+            st->done = 1;
+        else if (rc == PM_GZ_NEED_INPUT && len == 0)
+            break;
+    }
+    if (c->last && !st->done)
+        return pm_chunk_fail(c, -ENODATA, "unexpected end of file");
+    if (c->last) {
+        pm_gz_info info;
+        pm_gz_inflater_info(st->z, &info);
+        if (info.trailing_garbage || info.trailing_zeros)
+            pm_file_warn(c->file, "%s", pm_gz_inflater_message(st->z));
+    }
+    return 0;
+}
+
+static int begin(pm_file *f, void *arg)
+{
+    int rc = pmp_state_begin(f, arg);
+    if (rc < 0)
+        return rc;
+    decompress_state *st = f->state;
+    return pm_gz_inflater_new(&st->z);
+}
+
+static void release(void *state)
+{
+    decompress_state *st = state;
+    pm_gz_inflater_free(st->z);
+}
+
+static void fill_result(pmp_run *run, const pm_file *f, pmp_result *r)
+{
+    (void)run;
+    const decompress_state *st = f->state;
+    static __thread char name[256];
+    pm_gz_info info;
+    pm_gz_inflater_info(st->z, &info);
+    r->compressed = (uint64_t)f->st.st_size;
+    r->uncompressed = info.out_bytes;
+    r->mtime = info.mtime;
+    r->crc_stored = st->crc;
+    snprintf(name, sizeof name, "%s", info.name);
+    r->name = name;
+}
+
+/* The FNAME stored in a gzip header, read from the file's first bytes.
+ * Returns 0 and the base name in out, or -EINVAL when there is none. */
+static int stored_name(const char *path, char *out, size_t cap)
+{
+    unsigned char h[4096];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, h, sizeof h);
+    close(fd);
+    if (n < 10 || h[0] != 0x1f || h[1] != 0x8b || !(h[3] & 0x08))
+        return -EINVAL;
+    size_t pos = 10;
+    if (h[3] & 0x04) {           /* FEXTRA: skip it */
+        if (n < 12)
+            return -EINVAL;
+        pos += 2 + (size_t)(h[10] | h[11] << 8);
+    }
+    const unsigned char *name = h + pos, *end = memchr(name, 0, pos < (size_t)n ? (size_t)n - pos : 0);
+    if (!end || end == name)
+        return -EINVAL;
+    const unsigned char *slash = memchr(name, '/', (size_t)(end - name));
+    if (slash || !strcmp((const char *)name, ".") || !strcmp((const char *)name, ".."))
+        return -EINVAL;          /* never let a header name leave the directory */
+    snprintf(out, cap, "%s", (const char *)name);
+    return 0;
+}
+
+static int out_path(const pm_file *f, char *buf, size_t cap, void *arg)
+{
+    pmp_run *run = arg;
+    char name[4096];
+    if (run->o->restore_name && stored_name(f->path, name, sizeof name) == 0) {
+        const char *slash = strrchr(f->path, '/');
+        int dir = slash ? (int)(slash - f->path) + 1 : 0;
+        int w = snprintf(buf, cap, "%.*s%s", dir, f->path, name);
+        return w < 0 || (size_t)w >= cap ? -ENAMETOOLONG : 0;
+    }
+    int rc = pmp_decompressed_name(f->path, run->o->suffix, buf, cap);
+    if (rc == -EINVAL) {
+        snprintf(buf, cap, "unknown suffix -- ignored");
+        return PM_PL_SKIP;
+    }
+    return rc;
+}
+
+int pmp_decompress(const pmp_opts *o, const char *const *paths, size_t n,
+                   pm_pipeline_stats *stats)
+{
+    pmp_run run;
+    pmp_run_init(&run, o);
+    pm_pipeline_opts *pl = &run.pl;
+    decompress_ctx cx = {.emit = !o->test_only && !o->list, .list = o->list};
+    pl->file_begin = begin;
+    run.state_size = sizeof(decompress_state);
+    run.state_release = release;
+    if (o->list)
+        run.fill_result = fill_result;
+    if (!cx.emit) {
+        pl->sink = PM_SINK_NONE;
+        pl->flags &= ~PM_PL_REMOVE_INPUT;
+    } else if (o->to_stdout || n == 0 || (n == 1 && !strcmp(paths[0], "-"))) {
+        pl->sink = PM_SINK_FD;
+        pl->out_fd = 1;
+        pl->flags &= ~PM_PL_REMOVE_INPUT;
+    } else {
+        pl->sink = PM_SINK_FILES;
+        pl->out_path = out_path;
+    }
+    cx.jobs = pmp_jobs(pl);
+    pl->jobs = (int)cx.jobs;
+    cx.bufs = calloc(cx.jobs, sizeof *cx.bufs);
+    int rc = cx.bufs ? 0 : -ENOMEM;
+    for (unsigned i = 0; i < cx.jobs && rc == 0; i++)
+        if (!(cx.bufs[i] = malloc(INFLATE_BUF)))
+            rc = -ENOMEM;
+    run.ctx = &cx;
+    static const pmp_stage stages[] = {
+        {"inflate", PM_STAGE_SERIAL_IN_ORDER, inflate_stage},
+    };
+    if (rc == 0)
+        rc = pmp_run_stages(&run, stages, 1, paths, n, stats);
+    for (unsigned i = 0; cx.bufs && i < cx.jobs; i++)
+        free(cx.bufs[i]);
+    free(cx.bufs);
+    return rc;
+}
