@@ -47,8 +47,11 @@ static int inflate_stage(pm_chunk *c, void *arg, unsigned worker)
         int rc = pm_gz_inflate(st->z, in, len, &used, buf, INFLATE_BUF, &produced, c->last);
         if (rc < 0)
             return pm_chunk_fail(c, rc, "%s", pm_gz_inflater_message(st->z));
-        if (produced && cx->emit && (rc = pm_chunk_emit(c, buf, produced)) < 0)
-            return rc;
+        if (produced && cx->emit) {
+            int erc = pm_chunk_emit(c, buf, produced);
+            if (erc < 0)
+                return erc;
+        }
         if (produced && cx->list)
             st->crc = pm_crc32(st->crc, buf, produced);
         in += used;
