@@ -1,0 +1,110 @@
+/* pmap/future.h - the pending result of work handed to a pm_pool
+ * (concurrent.futures.Future in C).
+ *
+ * A future is created by pm_pool_apply_async() or pm_pool_map_async() and
+ * goes PENDING -> RUNNING -> DONE, or PENDING -> CANCELLED (by
+ * pm_future_cancel() or pm_pool_terminate()). DONE and CANCELLED are both
+ * "done": the future never changes again.
+ *
+ * Once done, a future carries a status and a result:
+ *   status  0 when the task succeeded, the task's own non-zero return value
+ *           when it failed, -ECANCELED when it was cancelled;
+ *   result  the pointer the task stored through its result_ret argument
+ *           (NULL if it stored none, and always NULL when cancelled).
+ * pmap never dereferences or frees a result: whatever it points to belongs
+ * to the caller from the moment the future is done, and stays the caller's
+ * to free even if nobody ever reads it.
+ *
+ * Ownership: the caller owns the future returned to it and releases it with
+ * pm_future_free(). Freeing does not cancel: a pending task still runs and
+ * its result is dropped (cancel first to abandon work). A future stays valid
+ * after its pool is freed.
+ *
+ * Thread-safety: every function here may be called from any thread,
+ * concurrently, on the same future, except pm_future_free(), after which no
+ * other call may touch the future.
+ *
+ * Timeouts are in seconds: a negative value (PM_FOREVER) waits without limit,
+ * 0 only polls.
+ */
+#ifndef PMAP_FUTURE_H
+#define PMAP_FUTURE_H
+
+#include <stddef.h>
+
+#include <pmap/export.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PM_FOREVER (-1.0)    /* timeout: wait without limit */
+
+typedef struct pm_future pm_future;
+
+/* A done-callback: runs once, when the future is done (see
+ * pm_future_add_done_callback for which thread runs it). */
+typedef void (*pm_future_cb)(pm_future *f, void *arg);
+
+/* Blocks until f is done or timeout seconds have passed. Returns 0 when
+ * done, -ETIMEDOUT otherwise. Waiting on a future from inside a task of the
+ * same pool can deadlock if that future is queued behind the caller. */
+PM_API int pm_future_wait(pm_future *f, double timeout);
+
+/* 1 when f is done (finished or cancelled), else 0. Never blocks. */
+PM_API int pm_future_done(const pm_future *f);
+
+/* 1 while f's task is running, else 0. Never blocks. */
+PM_API int pm_future_running(const pm_future *f);
+
+/* The task's status once done (0, its non-zero return, or -ECANCELED);
+ * -EINPROGRESS while not done. Never blocks. */
+PM_API int pm_future_status(const pm_future *f);
+
+/* The task's result once done (NULL before, and when cancelled). The pointee
+ * belongs to the caller (see above). Never blocks. */
+PM_API void *pm_future_result(const pm_future *f);
+
+/* Waits like pm_future_wait(); when done, stores the status in *status_ret
+ * and the result in *result_ret (either may be NULL) and returns 0. Returns
+ * -ETIMEDOUT (outputs untouched) if the timeout expired first. Python's
+ * Future.result(timeout), with the task's error kept apart from the wait's. */
+PM_API int pm_future_get(pm_future *f, double timeout, int *status_ret,
+                         void **result_ret);
+
+/* Cancels f if its task has not started: it becomes done with status
+ * -ECANCELED, its done-callbacks run on the calling thread, waiters wake.
+ * Returns 0 on success (also when f was already cancelled), -EBUSY when the
+ * task is running, -EALREADY when it has finished. Never blocks. */
+PM_API int pm_future_cancel(pm_future *f);
+
+/* Registers cb(f, arg) to run once f is done. If f is already done, cb runs
+ * at once on the calling thread; otherwise on the thread that completes f
+ * (a pool worker, or the thread that cancels it), after waiters are woken.
+ * Callbacks added before completion run in the order they were added. A
+ * callback must not block for long (it holds up a worker) and may free f.
+ * Returns 0, or -ENOMEM (cb will not run). */
+PM_API int pm_future_add_done_callback(pm_future *f, pm_future_cb cb, void *arg);
+
+/* Releases the caller's reference. Does not cancel and never blocks; the
+ * memory goes when the pool is also done with it. NULL: no-op. */
+PM_API void pm_future_free(pm_future *f);
+
+/* concurrent.futures.wait(FIRST_COMPLETED): blocks until at least one of
+ * the n futures is done, or timeout. NULL entries are skipped, so a caller
+ * can drain an array as as_completed() does: take the index, use and free
+ * that future, set its entry to NULL, call again. Returns 0 and stores in
+ * *index_ret the lowest index of a done future; -ETIMEDOUT; -EINVAL when
+ * fs has no non-NULL entry (or fs/index_ret is NULL). */
+PM_API int pm_wait_any(pm_future *const *fs, size_t n, double timeout,
+                       size_t *index_ret);
+
+/* concurrent.futures.wait(ALL_COMPLETED): blocks until every non-NULL
+ * future of fs is done (0) or the timeout expires (-ETIMEDOUT). The timeout
+ * bounds the whole call, not each future. n == 0 returns 0 at once. */
+PM_API int pm_wait_all(pm_future *const *fs, size_t n, double timeout);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,210 @@
+/* pmap/pool.h - a worker pool in the shape of Python's multiprocessing.Pool,
+ * on threads and OpenMP (no GIL, no pickling).
+ *
+ * Work comes in two shapes:
+ *   - map-like: fn(in[i], out[i], arg) over n fixed-size items, described by
+ *     a pm_map_spec: pm_pool_map (blocking, an OpenMP parallel loop),
+ *     pm_pool_map_async (a future for the whole map), pm_pool_imap and
+ *     pm_pool_imap_unordered (lazy iterators with a bound on results held);
+ *   - single tasks: pm_pool_apply_async(pool, fn, arg) -> pm_future.
+ *
+ * Failure: a map function or task fails by returning non-zero (a negative
+ * errno or any int of the caller's choosing). Every item of a map runs even
+ * when some fail (as Python's map waits for all chunks); pm_pool_map
+ * returns the failure of the lowest failing index and reports the index.
+ * pmap's own errors are negative errno values (pm_strerror()).
+ *
+ * Thread budget: a pool of W workers never runs more than W tasks or map
+ * items at once, counting its worker threads and the OpenMP threads of its
+ * maps together (see pool.c). Several threads may use one pool at once.
+ *
+ * Lifecycle: pm_pool_close() (no new work; queued work finishes) or
+ * pm_pool_terminate() (queued work is cancelled), then pm_pool_join(), then
+ * pm_pool_free(). pm_pool_free() on a pool still open terminates and joins
+ * it first.
+ */
+#ifndef PMAP_POOL_H
+#define PMAP_POOL_H
+
+#include <stddef.h>
+
+#include <pmap/export.h>
+#include <pmap/future.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pm_pool pm_pool;
+typedef struct pm_imap pm_imap;
+
+/* One item of a map: reads *in (in_size bytes), writes *out (out_size
+ * bytes), returns 0 or non-zero for failure. Called concurrently from
+ * several threads; arg is shared. */
+typedef int (*pm_map_fn)(const void *in, void *out, void *arg);
+
+/* A task for pm_pool_apply_async: returns 0 or non-zero (its status) and may
+ * store a result pointer in *result_ret (pre-set to NULL). */
+typedef int (*pm_task_fn)(void *arg, void **result_ret);
+
+/* imap input on demand: writes one item (in_size bytes) to *item and returns
+ * 1, returns 0 at the end of the input, or a negative errno to stop it with
+ * an error. Only ever called from the thread that creates or advances the
+ * iterator, never concurrently. */
+typedef int (*pm_input_fn)(void *item, void *arg);
+
+/* Per-thread initializer: non-zero fails (see pm_pool_opts.initializer). */
+typedef int (*pm_init_fn)(void *arg);
+
+#define PM_POOL_AUTO (-1)          /* pm_pool_opts.workers: the default count */
+#define PM_POOL_MAX_WORKERS 1024
+
+typedef struct pm_pool_opts {
+    /* Worker threads, > 0. PM_POOL_AUTO: $PMAP_JOBS if set, else the CPUs
+     * this process may run on. 0 (e.g. a zero-initialized struct) is an
+     * explicit request for no workers and fails with -EINVAL; start from
+     * PM_POOL_OPTS_INIT. */
+    int workers;
+    /* Runs once on every thread that runs this pool's work, before its first
+     * item or task, with initarg: each worker thread as it starts (pm_pool_new
+     * waits for these, and fails with the first non-zero return), and each
+     * OpenMP thread of pm_pool_map, the calling thread included, the first
+     * time it joins a map of this pool (a failure there fails the items that
+     * thread was given, and it is retried at the next map). NULL: none. */
+    pm_init_fn initializer;
+    void *initarg;
+    /* Default bound on imap results in flight (see pm_map_spec.max_inflight);
+     * 0: 4 x workers x chunksize. */
+    size_t imap_inflight;
+} pm_pool_opts;
+
+#define PM_POOL_OPTS_INIT { .workers = PM_POOL_AUTO }
+
+/* A map over fixed-size items, shared by the map entry points. Item i is
+ * in + i * in_size, its result out + i * out_size; a size may be 0 (then fn
+ * gets the base pointer for every item). */
+typedef struct pm_map_spec {
+    pm_map_fn fn;           /* required */
+    void *arg;              /* third argument of fn */
+    const void *in;         /* n items; may be NULL when n == 0 or in_size == 0 */
+    size_t in_size;
+    size_t n;
+    void *out;              /* map, map_async: n results; imap: unused */
+    size_t out_size;
+    /* Items per chunk, the unit handed to one thread. 0: automatic, as Pool
+     * does: ceil(n / (4 x workers)); for imap capped at 64 (1 with an input
+     * callback) so results come early and memory stays bounded. */
+    size_t chunksize;
+    /* imap only: at most this many items are read and not yet returned by
+     * pm_imap_next(); chunksize is lowered to it if larger. 0: the pool's
+     * imap_inflight, or 4 x workers x chunksize. */
+    size_t max_inflight;
+    /* imap only: when set, items come from input(item, input_arg) instead of
+     * in[] (n is then ignored). */
+    pm_input_fn input;
+    void *input_arg;
+} pm_map_spec;
+
+/* Creates a pool. NULL opts: defaults. Starts the workers, runs their
+ * initializers and waits for them. Returns 0 and sets *pool_ret, or -EINVAL
+ * (workers 0 or above PM_POOL_MAX_WORKERS, PMAP_JOBS set but not a positive
+ * integer, NULL pool_ret), -ENOMEM, -EAGAIN (no threads), or the first
+ * initializer failure (the pool is then already torn down). */
+PM_API int pm_pool_new(const pm_pool_opts *opts, pm_pool **pool_ret);
+
+/* Terminates and joins the pool if that was not done, then frees it. NULL:
+ * no-op. Blocks until running tasks return. Must not be called from the
+ * pool's own tasks. Outstanding futures stay valid; imap iterators stay
+ * valid too (they report -ECANCELED) and must still be freed. */
+PM_API void pm_pool_free(pm_pool *pool);
+
+/* The number of workers (the thread budget). Thread-safe. */
+PM_API int pm_pool_workers(const pm_pool *pool);
+
+/* out[i] = fn(in[i]) for every i < n, blocking, results in input order, as
+ * an OpenMP parallel loop (dynamic schedule, spec->chunksize items per
+ * chunk) on as many of the pool's execution slots as are free (at least
+ * one; waits while none is). Every item runs even if some fail. Returns 0,
+ * or the non-zero return of the lowest failing item; *fail_index_ret (may be
+ * NULL) gets that item's index, or n when none failed. Items skipped because
+ * the pool was terminated meanwhile fail with -ECANCELED. Returns -EINVAL
+ * for a NULL pool/spec/fn, missing arrays, or a pool that is closed or
+ * terminated (then *fail_index_ret is left alone). Thread-safe; may be
+ * called from a task of the same pool (it then uses the caller's slot and
+ * any free ones, and never waits for slots). */
+PM_API int pm_pool_map(pm_pool *pool, const pm_map_spec *spec,
+                       size_t *fail_index_ret);
+
+/* Like pm_pool_map, but returns at once with a future for the whole map,
+ * whose status is what pm_pool_map would return (-ECANCELED if the pool is
+ * terminated before every item ran). The chunks run on the pool's workers.
+ * *spec is copied; the in and out arrays, and fail_index_ret if not NULL,
+ * must stay valid until the future is done; *fail_index_ret is set (as by
+ * pm_pool_map) before the future completes, unless it ends up cancelled.
+ * Cancelling succeeds until the first chunk starts. Returns 0 and
+ * sets *future_ret, or -EINVAL (as for pm_pool_map), -ENOMEM. Thread-safe. */
+PM_API int pm_pool_map_async(pm_pool *pool, const pm_map_spec *spec,
+                             size_t *fail_index_ret, pm_future **future_ret);
+
+/* Lazy iterators over fn's results: pm_pool_imap yields them in input
+ * order, pm_pool_imap_unordered as chunks complete. Input is read (from
+ * in[] or the input callback) only as results are consumed, so at most
+ * max_inflight items (see pm_map_spec) are read and not yet returned at any
+ * time; the first ones are read and queued before this returns. The in
+ * array must stay valid until the iterator is freed. Returns 0 and sets
+ * *it_ret, or -EINVAL (as for pm_pool_map; in may be NULL when input is
+ * set), -ENOMEM. Thread-safe with respect to the pool; an iterator itself
+ * belongs to one thread at a time (the one that creates it, for the
+ * purpose of pm_pool_join's -EDEADLK check). */
+PM_API int pm_pool_imap(pm_pool *pool, const pm_map_spec *spec, pm_imap **it_ret);
+PM_API int pm_pool_imap_unordered(pm_pool *pool, const pm_map_spec *spec,
+                                  pm_imap **it_ret);
+
+/* Next item. Returns 1 with the item's input index in *index_ret (may be
+ * NULL) and its status in *status_ret: 0 when fn succeeded (its result is
+ * copied to out, out_size bytes), else fn's non-zero return (out untouched;
+ * iteration then goes on with the following items, as Python's imap does
+ * after raising). Two statuses end the iteration (later calls return 0):
+ * -ECANCELED, for the first item that did not run because the pool was
+ * terminated, and the input callback's negative error, for the item it
+ * failed to produce. Returns 0 when every item has been returned,
+ * -ETIMEDOUT if timeout seconds passed with nothing ready (call again), and
+ * -EINVAL for a NULL it or status_ret. Blocks; one thread at a time. */
+PM_API int pm_imap_next(pm_imap *it, void *out, size_t *index_ret,
+                        int *status_ret, double timeout);
+
+/* Frees an iterator, possibly before the end: chunks not started are
+ * cancelled, running ones stop after their current item, and their results
+ * are dropped. Blocks until no thread works on the iterator. NULL: no-op. */
+PM_API void pm_imap_free(pm_imap *it);
+
+/* Runs fn(arg, &result) on a worker. Returns 0 and sets *future_ret, or
+ * -EINVAL (NULL pool/fn/future_ret, pool closed or terminated), -ENOMEM.
+ * Thread-safe, never blocks. */
+PM_API int pm_pool_apply_async(pm_pool *pool, pm_task_fn fn, void *arg,
+                               pm_future **future_ret);
+
+/* No new work: later submissions (apply_async, map*, imap*) fail with
+ * -EINVAL; work already queued, and imap iterators already created, run to
+ * completion. Returns 0 (also when already closed or terminated), -EINVAL
+ * for NULL. Thread-safe, never blocks. */
+PM_API int pm_pool_close(pm_pool *pool);
+
+/* Like close, and cancels every queued task, map chunk and imap chunk: their
+ * futures become done with -ECANCELED (their done-callbacks run on this
+ * thread), blocking maps stop at their next chunk. Tasks already running
+ * finish. Returns 0, -EINVAL for NULL. Thread-safe; does not wait. */
+PM_API int pm_pool_terminate(pm_pool *pool);
+
+/* Waits for the workers to exit and for running maps to return, after
+ * pm_pool_close() or pm_pool_terminate(). After close, this waits for queued
+ * work and for live imap iterators to be consumed or freed. Returns 0 (also
+ * when already joined), -EINVAL if the pool is still open (or NULL),
+ * -EDEADLK when called from one of the pool's tasks, or while the calling
+ * thread owns an imap iterator of this pool that still has input to read. */
+PM_API int pm_pool_join(pm_pool *pool);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

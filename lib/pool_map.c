@@ -1,0 +1,307 @@
+/* pool_map.c - pm_pool_map (blocking, OpenMP) and pm_pool_map_async.
+ *
+ * Blocking map. The calling thread takes execution slots (pool_sync.c): as
+ * many as are free, up to min(workers, chunks), at least one, waiting while
+ * none is free. It then opens `#pragma omp parallel num_threads(k)`: k is
+ * explicit, so OpenMP never adds threads beyond the slots held. Inside, an
+ * orphaned `omp for schedule(dynamic, 1)` over chunk numbers hands out
+ * chunks of `chunksize` items (equivalent to schedule(dynamic, chunksize)
+ * over items; libgomp claims each with an atomic fetch-and-add, no lock) and
+ * each chunk is a plain loop calling fn directly. Between chunks a thread
+ * reads the pool state, so terminate stops a map at the next chunk. Each
+ * thread keeps its lowest failing index in locals and merges it once, in a
+ * critical section, at the end of the region.
+ *
+ * Nesting. A map called from inside one of this pool's maps runs on a team
+ * of one (the OpenMP region is nested; pmap never raises the nesting limit)
+ * using the thread's slot; a map called from a task uses the worker's slot
+ * plus whatever is free without waiting; a map called from another OpenMP
+ * region waits for one slot. Each thread of a region runs the pool's
+ * initializer if it has not yet run there, and marks itself IN_MAP in the
+ * pool's thread-specific key for the region's duration.
+ *
+ * map_async. The map becomes a job: min(workers, chunks) runner tasks go to
+ * the queue at once, each claiming chunks from the job's atomic counter
+ * until none is left. The first runner to start moves the user's future to
+ * RUNNING (so cancel works until then); the last runner to finish, or be
+ * cancelled by terminate, completes it: with the lowest failure, or with
+ * -ECANCELED for chunks nobody ran.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <omp.h>
+
+#include <pmap/pool.h>
+
+#include "pool_internal.h"
+
+size_t pm__auto_chunksize(size_t n, int workers)
+{
+    size_t d = (size_t)workers * 4;
+    size_t cs = n / d + (n % d != 0);
+    return cs ? cs : 1;
+}
+
+int pm__spec_check(const pm_map_spec *s)
+{
+    if (!s || !s->fn)
+        return -EINVAL;
+    if (s->in_size && s->n > SIZE_MAX / s->in_size)
+        return -EINVAL;
+    if (s->out_size && s->n > SIZE_MAX / s->out_size)
+        return -EINVAL;
+    return 0;
+}
+
+static int spec_arrays_ok(const pm_map_spec *s, int need_out)
+{
+    if (s->n == 0)
+        return 1;
+    if (!s->input && s->in_size && !s->in)
+        return 0;
+    return !need_out || !s->out_size || s->out;
+}
+
+/* The lowest failure of a set of items. */
+typedef struct fail_rec {
+    size_t index;     /* SIZE_MAX: none */
+    int code;
+} fail_rec;
+
+static inline void fail_note(fail_rec *r, size_t i, int code)
+{
+    if (i < r->index) {
+        r->index = i;
+        r->code = code;
+    }
+}
+
+/* Runs items [lo, hi) of s. Addresses are computed as integers so that a
+ * NULL array with a zero item size stays defined behaviour. */
+static void run_items(const pm_map_spec *s, size_t lo, size_t hi, fail_rec *r)
+{
+    const pm_map_fn fn = s->fn;
+    void *const arg = s->arg;
+    const uintptr_t in = (uintptr_t)s->in, out = (uintptr_t)s->out;
+    const size_t isz = s->in_size, osz = s->out_size;
+    for (size_t i = lo; i < hi; i++) {
+        int rc = fn((const void *)(in + i * isz), (void *)(out + i * osz), arg);
+        if (PM__UNLIKELY(rc))
+            fail_note(r, i, rc);
+    }
+}
+
+static int terminated(pm_pool *pool)
+{
+    return atomic_load_explicit(&pool->state, memory_order_relaxed) == PM__TERMINATED;
+}
+
+/* ---- blocking map ---- */
+
+typedef struct map_run {
+    pm_pool *pool;
+    const pm_map_spec *spec;
+    size_t cs, nchunks;
+    fail_rec fail;            /* merged in a critical section */
+} map_run;
+
+/* One thread's share of the region (called inside the parallel region). */
+static void map_thread(map_run *m)
+{
+    pm_pool *pool = m->pool;
+    const size_t cs = m->cs, n = m->spec->n, nchunks = m->nchunks;
+    fail_rec r = {SIZE_MAX, 0};
+    int irc = pm__pool_thread_init(pool);
+    void *mark = pthread_getspecific(pool->key);
+    pthread_setspecific(pool->key, PM__TLS_IN_MAP);
+#pragma omp for schedule(dynamic, 1) nowait
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t lo = c * cs, hi = n - lo < cs ? n : lo + cs;
+        if (PM__UNLIKELY(irc))
+            fail_note(&r, lo, irc);
+        else if (PM__UNLIKELY(terminated(pool)))
+            fail_note(&r, lo, -ECANCELED);
+        else
+            run_items(m->spec, lo, hi, &r);
+    }
+    pthread_setspecific(pool->key, mark);
+#pragma omp critical(pm_pool_map_merge)
+    fail_note(&m->fail, r.index, r.code);
+}
+
+/* Takes the slots for a map of nchunks chunks; *own is set when one of them
+ * is the calling thread's own (not to be given back). */
+static int map_take_slots(pm_pool *pool, size_t nchunks, int *own)
+{
+    int want = nchunks < (size_t)pool->workers ? (int)nchunks : pool->workers;
+    void *mark = pthread_getspecific(pool->key);
+    *own = mark == PM__TLS_IN_MAP || mark == PM__TLS_WORKER;
+    if (mark == PM__TLS_IN_MAP || (*own && omp_in_parallel()))
+        return 1;
+    if (*own)
+        return 1 + pm__slots_try_take(&pool->slots, want - 1);
+    return pm__slots_take_map(&pool->slots, omp_in_parallel() ? 1 : want);
+}
+
+int pm_pool_map(pm_pool *pool, const pm_map_spec *spec, size_t *fail_index_ret)
+{
+    if (!pool || pm__spec_check(spec) || spec->input || !spec_arrays_ok(spec, 1))
+        return -EINVAL;
+    int rc = pm__pool_map_enter(pool);
+    if (rc)
+        return rc;
+    map_run m = {.pool = pool, .spec = spec, .fail = {SIZE_MAX, 0}};
+    if (spec->n > 0) {
+        m.cs = spec->chunksize ? spec->chunksize
+                               : pm__auto_chunksize(spec->n, pool->workers);
+        m.nchunks = spec->n / m.cs + (spec->n % m.cs != 0);
+        int own;
+        int k = map_take_slots(pool, m.nchunks, &own);
+#pragma omp parallel num_threads(k)
+        map_thread(&m);
+        pm__slots_give(&pool->slots, k - own);
+    }
+    pm__pool_map_leave(pool);
+    if (fail_index_ret)
+        *fail_index_ret = m.fail.index == SIZE_MAX ? spec->n : m.fail.index;
+    return m.fail.index == SIZE_MAX ? 0 : m.fail.code;
+}
+
+/* ---- map_async ---- */
+
+typedef struct map_job {
+    pm_map_spec spec;
+    size_t cs, nchunks;
+    _Atomic size_t next;          /* next chunk to claim */
+    _Atomic int runners;          /* runner tasks not yet finished */
+    pthread_mutex_t mu;           /* guards fail */
+    fail_rec fail;
+    pm_future *fut;               /* the caller's future (one ref is ours) */
+    size_t *fail_index_ret;
+    pm_pool *pool;
+} map_job;
+
+static int job_runner(void *arg, void **result_ret)
+{
+    (void)result_ret;
+    map_job *j = arg;
+    pm__future_start(j->fut);     /* the first runner to get here wins */
+    if (atomic_load(&j->fut->state) != PM__RUNNING)
+        return 0;                 /* cancelled by the caller */
+    fail_rec r = {SIZE_MAX, 0};
+    size_t c;
+    while ((c = atomic_fetch_add(&j->next, 1)) < j->nchunks) {
+        size_t lo = c * j->cs, hi = j->spec.n - lo < j->cs ? j->spec.n : lo + j->cs;
+        if (terminated(j->pool)) {
+            fail_note(&r, lo, -ECANCELED);
+            break;
+        }
+        run_items(&j->spec, lo, hi, &r);
+    }
+    pthread_mutex_lock(&j->mu);
+    fail_note(&j->fail, r.index, r.code);
+    pthread_mutex_unlock(&j->mu);
+    return 0;
+}
+
+static void job_free(map_job *j)
+{
+    pthread_mutex_destroy(&j->mu);
+    free(j);
+}
+
+/* Completes the caller's future once every runner is accounted for. */
+static void job_finish(map_job *j)
+{
+    size_t c = atomic_load(&j->next);
+    if (c < j->nchunks)           /* runners cancelled before claiming these */
+        fail_note(&j->fail, c * j->cs, -ECANCELED);
+    pm_future *f = j->fut;
+    if (pm__future_cancel(f) == -EBUSY) {     /* running: complete it */
+        size_t n = j->spec.n;
+        if (j->fail_index_ret)
+            *j->fail_index_ret = j->fail.index == SIZE_MAX ? n : j->fail.index;
+        pm__future_finish(f, j->fail.index == SIZE_MAX ? 0 : j->fail.code, NULL);
+    }
+    pm__future_unref(f);
+    job_free(j);
+}
+
+static void runner_done(pm_future *rf, void *arg)
+{
+    (void)rf;
+    map_job *j = arg;
+    if (atomic_fetch_sub(&j->runners, 1) == 1)
+        job_finish(j);
+}
+
+/* An already finished future for an empty map. */
+static int empty_map_future(pm_pool *pool, size_t *fail_index_ret, pm_future **fret)
+{
+    if (atomic_load(&pool->state) != PM__OPEN)
+        return -EINVAL;
+    pm_future *f = pm__future_new(NULL, NULL, 1);
+    if (!f)
+        return -ENOMEM;
+    if (fail_index_ret)
+        *fail_index_ret = 0;
+    pm__future_start(f);
+    pm__future_finish(f, 0, NULL);
+    *fret = f;
+    return 0;
+}
+
+static map_job *job_new(pm_pool *pool, const pm_map_spec *spec, size_t *fail_index_ret)
+{
+    map_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->fut = pm__future_new(NULL, NULL, 2);    /* the caller's and ours */
+    if (!j->fut) {
+        free(j);
+        return NULL;
+    }
+    j->spec = *spec;
+    j->cs = spec->chunksize ? spec->chunksize : pm__auto_chunksize(spec->n, pool->workers);
+    j->nchunks = spec->n / j->cs + (spec->n % j->cs != 0);
+    j->fail = (fail_rec){SIZE_MAX, 0};
+    j->fail_index_ret = fail_index_ret;
+    j->pool = pool;
+    pthread_mutex_init(&j->mu, NULL);
+    return j;
+}
+
+int pm_pool_map_async(pm_pool *pool, const pm_map_spec *spec,
+                      size_t *fail_index_ret, pm_future **future_ret)
+{
+    if (!pool || !future_ret || pm__spec_check(spec) || spec->input ||
+        !spec_arrays_ok(spec, 1))
+        return -EINVAL;
+    if (spec->n == 0)
+        return empty_map_future(pool, fail_index_ret, future_ret);
+    map_job *j = job_new(pool, spec, fail_index_ret);
+    if (!j)
+        return -ENOMEM;
+    size_t nr = j->nchunks < (size_t)pool->workers ? j->nchunks : (size_t)pool->workers;
+    pm_future *runners[PM_POOL_MAX_WORKERS];
+    size_t made = 0;
+    while (made < nr && (runners[made] = pm__future_new(job_runner, j, 1))) {
+        runners[made]->hook = runner_done;
+        runners[made]->hook_arg = j;
+        made++;
+    }
+    atomic_init(&j->runners, (int)made);
+    int rc = made < nr ? -ENOMEM : pm__pool_submit(pool, runners, nr, 0);
+    if (rc) {
+        for (size_t i = 0; i < made; i++)
+            pm__future_unref(runners[i]);
+        pm__future_unref(j->fut);
+        pm__future_unref(j->fut);
+        job_free(j);
+        return rc;
+    }
+    *future_ret = j->fut;
+    return 0;
+}
