@@ -1,0 +1,585 @@
+/* test_pipeline.c - the pipeline engine with its own test stages: order,
+ * many files, errors, cancellation, skips, streams, the memory bound. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <pmap/pipeline.h>
+#include "testutil.h"
+
+/* ---- test stages and hooks ---- */
+
+typedef struct recorder {
+    pthread_mutex_t lock;
+    uint64_t last_index;         /* events must come in source order */
+    int order_ok;
+    int done, skipped, failed, warned;
+    char last_error[512];
+    char last_skip[512];
+    atomic_int chunks;
+    int delay_us;                /* random delay in the parallel stage */
+    const char *fail_name;       /* stage fails chunks of files ending in this */
+    int cancel_after;            /* cancel the pipeline after this many chunks */
+    pm_pipeline *pl;
+    const char *grow_path;       /* the stage appends to this file (changes it) */
+} recorder;
+
+static void rec_init(recorder *r)
+{
+    memset(r, 0, sizeof *r);
+    pthread_mutex_init(&r->lock, NULL);
+    r->order_ok = 1;
+    r->last_index = UINT64_MAX;
+}
+
+static void on_event(const pm_event *ev, void *arg)
+{
+    recorder *r = arg;
+    if (ev->file) {
+        if (r->last_index != UINT64_MAX && ev->file->index <= r->last_index)
+            r->order_ok = 0;
+        r->last_index = ev->file->index;
+    }
+    switch (ev->kind) {
+    case PM_EVENT_DONE: r->done++; break;
+    case PM_EVENT_WARNING: r->warned++; break;
+    case PM_EVENT_SKIP:
+        r->skipped++;
+        snprintf(r->last_skip, sizeof r->last_skip, "%s: %s", ev->path, ev->message);
+        break;
+    case PM_EVENT_ERROR:
+        r->failed++;
+        snprintf(r->last_error, sizeof r->last_error, "%s: %s", ev->path, ev->message);
+        break;
+    }
+}
+
+static unsigned rand_r_seed(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return (unsigned)x;
+}
+
+/* Parallel: copies data to out after a random delay. */
+static int copy_stage(pm_chunk *c, void *arg, unsigned worker)
+{
+    recorder *r = arg;
+    (void)worker;
+    if (r->delay_us)
+        usleep(rand_r_seed(c->seq * 7919 + c->file->index) % (unsigned)r->delay_us);
+    if (r->fail_name) {
+        size_t n = strlen(c->file->path), m = strlen(r->fail_name);
+        if (n >= m && !strcmp(c->file->path + n - m, r->fail_name))
+            return pm_chunk_fail(c, -EBADMSG, "test failure in chunk %llu",
+                                 (unsigned long long)c->seq);
+    }
+    if (r->grow_path && c->seq == 0) {
+        int fd = open(r->grow_path, O_WRONLY | O_APPEND);
+        if (fd >= 0) {
+            if (write(fd, "more", 4) != 4)
+                abort();
+            close(fd);
+        }
+    }
+    CU_ASSERT_FATAL(c->len <= c->out_cap);
+    memcpy(c->out, c->data, c->len);
+    c->out_len = c->len;
+    int n = atomic_fetch_add(&r->chunks, 1) + 1;
+    if (r->cancel_after && n == r->cancel_after)
+        pm_pipeline_cancel(r->pl);
+    return 0;
+}
+
+/* Serial: checks that chunks come in order and that the prefix is the input
+ * just before the chunk. */
+static int order_stage(pm_chunk *c, void *arg, unsigned worker)
+{
+    (void)arg;
+    (void)worker;
+    uint64_t *next = c->file->state;
+    if (!next)
+        return 0;
+    CU_ASSERT_EQUAL(c->seq, next[0]);
+    CU_ASSERT_EQUAL(c->offset, next[1]);
+    next[0]++;
+    next[1] += c->len;
+    return 0;
+}
+
+static int begin_state(pm_file *f, void *arg)
+{
+    (void)arg;
+    f->state = calloc(2, sizeof(uint64_t));
+    return f->state ? 0 : -ENOMEM;
+}
+
+static int end_state(pm_file *f, int status, void *arg)
+{
+    (void)status;
+    (void)arg;
+    free(f->state);
+    f->state = NULL;
+    return 0;
+}
+
+static int suffix_out(const pm_file *f, char *buf, size_t cap, void *arg)
+{
+    (void)arg;
+    int n = snprintf(buf, cap, "%s.out", f->path);
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+static pm_pipeline *make(pm_pipeline_opts *o, recorder *r)
+{
+    pm_pipeline *pl = NULL;
+    o->on_event = on_event;
+    o->arg = r;
+    o->file_begin = begin_state;
+    o->file_end = end_state;
+    CU_ASSERT_EQUAL_FATAL(pm_pipeline_new(o, &pl), 0);
+    CU_ASSERT_EQUAL(pm_pipeline_add_stage(pl, "copy", PM_STAGE_PARALLEL, copy_stage, r), 0);
+    CU_ASSERT_EQUAL(pm_pipeline_add_stage(pl, "order", PM_STAGE_SERIAL_IN_ORDER, order_stage, r), 0);
+    r->pl = pl;
+    return pl;
+}
+
+static int files_equal(const char *a, const char *b)
+{
+    size_t na, nb;
+    void *pa = pm_test_read_file(a, &na), *pb = pm_test_read_file(b, &nb);
+    int eq = pa && pb && na == nb && memcmp(pa, pb, na) == 0;
+    free(pa);
+    free(pb);
+    return eq;
+}
+
+/* ---- cases ---- */
+
+static void test_invalid_options(void)
+{
+    pm_pipeline *pl = NULL;
+    pm_pipeline_opts o = {.jobs = -1};
+    CU_ASSERT_EQUAL(pm_pipeline_new(&o, &pl), -EINVAL);
+    o = (pm_pipeline_opts){.chunk_size = 1024, .overlap = 4096};
+    CU_ASSERT_EQUAL(pm_pipeline_new(&o, &pl), -EINVAL);
+    o = (pm_pipeline_opts){.sink = PM_SINK_FILES};
+    CU_ASSERT_EQUAL(pm_pipeline_new(&o, &pl), -EINVAL);
+    CU_ASSERT_EQUAL(pm_pipeline_new(NULL, &pl), 0);
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, NULL, 0, NULL), -EINVAL);   /* no stages */
+    CU_ASSERT_EQUAL(pm_pipeline_add_stage(pl, "x", 7, copy_stage, NULL), -EINVAL);
+    pm_pipeline_free(pl);
+    pm_pipeline_free(NULL);
+}
+
+/* Random delays in the parallel stage; output must be in order. */
+static void test_order_with_delays(void)
+{
+    char *dir = pm_test_tmpdir();
+    char in[512], out[512];
+    snprintf(in, sizeof in, "%s/in", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    size_t len = 3 * 1000 * 1000 + 17;
+    unsigned char *data = malloc(len);
+    pm_test_fill_random(data, len, 1);
+    CU_ASSERT_EQUAL(pm_test_write_file(in, data, len), 0);
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    recorder r;
+    rec_init(&r);
+    r.delay_us = 3000;
+    pm_pipeline_opts o = {.jobs = 4, .chunk_size = 64 * 1024, .overlap = 100,
+                          .out_size = 64 * 1024, .sink = PM_SINK_FD, .out_fd = fd};
+    pm_pipeline *pl = make(&o, &r);
+    const char *paths[] = {in};
+    pm_pipeline_stats st;
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, paths, 1, &st), 0);
+    close(fd);
+    CU_ASSERT(files_equal(in, out));
+    CU_ASSERT_EQUAL(st.bytes_in, len);
+    CU_ASSERT_EQUAL(st.bytes_out, len);
+    CU_ASSERT_EQUAL(st.chunks, (len + 65535) / 65536);
+    CU_ASSERT(st.peak_live_chunks <= 4 * 4 + 2);
+    CU_ASSERT_EQUAL(r.done, 1);
+    pm_pipeline_free(pl);
+    free(data);
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
+/* The live-chunk bound holds whatever the input size. */
+static void test_token_bound(void)
+{
+    char *dir = pm_test_tmpdir();
+    char in[512];
+    snprintf(in, sizeof in, "%s/in", dir);
+    size_t len = 8 * 1024 * 1024;
+    unsigned char *data = malloc(len);
+    pm_test_fill_text(data, len, 2);
+    CU_ASSERT_EQUAL(pm_test_write_file(in, data, len), 0);
+    recorder r;
+    rec_init(&r);
+    r.delay_us = 200;
+    pm_pipeline_opts o = {.jobs = 2, .chunk_size = 16 * 1024, .out_size = 16 * 1024,
+                          .max_chunks = 3, .sink = PM_SINK_NONE};
+    pm_pipeline *pl = make(&o, &r);
+    const char *paths[] = {in};
+    pm_pipeline_stats st;
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, paths, 1, &st), 0);
+    CU_ASSERT(st.peak_live_chunks <= 3);
+    CU_ASSERT(st.peak_live_chunks >= 2);
+    CU_ASSERT_EQUAL(st.chunks, len / (16 * 1024));
+    pm_pipeline_free(pl);
+    free(data);
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
+/* A tree of many files into per-file outputs; events in source order. */
+static void test_many_files(void)
+{
+    char *dir = pm_test_tmpdir();
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && mkdir -p src/a/b src/c && for i in $(seq 1 300); do "
+                               "head -c $((i * 37)) /dev/urandom > src/a/f$i; done && "
+                               "for i in $(seq 1 50); do head -c $((i * 1001)) /dev/urandom > src/a/b/g$i; done && "
+                               ": > src/c/empty && cp -a src ref", dir), 0);
+    recorder r;
+    rec_init(&r);
+    pm_pipeline_opts o = {.jobs = 3, .chunk_size = 4096, .out_size = 4096,
+                          .sink = PM_SINK_FILES, .out_path = suffix_out,
+                          .flags = PM_PL_REMOVE_INPUT | PM_PL_PRESERVE_META,
+                          .skip_suffix = ".out"};
+    pm_pipeline *pl = make(&o, &r);
+    char src[600];
+    snprintf(src, sizeof src, "%s/src", dir);
+    const char *paths[] = {src};
+    pm_pipeline_stats st;
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, paths, 1, &st), 0);
+    CU_ASSERT_EQUAL(r.done, 351);
+    CU_ASSERT_EQUAL(r.failed, 0);
+    CU_ASSERT(r.order_ok);
+    CU_ASSERT_EQUAL(st.files_done, 351);
+    /* Inputs removed, outputs equal to the originals with their mtimes. */
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s/src' && test $(find . -type f ! -name '*.out' | wc -l) -eq 0 && "
+                               "test $(find . -type f | wc -l) -eq 351", dir), 0);
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s/ref' && find . -type f | while read f; do "
+                               "cmp -s \"$f\" \"../src/$f.out\" || exit 1; "
+                               "test \"$(stat -c %%Y \"$f\")\" = \"$(stat -c %%Y \"../src/$f.out\")\" || exit 2; "
+                               "done", dir), 0);
+    pm_pipeline_free(pl);
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
+/* One failing file among many: reported with its name, no output for it,
+ * its input intact, the others done. */
+static void test_error_in_one_file(void)
+{
+    char *dir = pm_test_tmpdir();
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && for i in $(seq 1 40); do "
+                               "head -c 50000 /dev/urandom > f$i; done && "
+                               "head -c 300000 /dev/urandom > zbad", dir), 0);
+    recorder r;
+    rec_init(&r);
+    r.fail_name = "zbad";
+    pm_pipeline_opts o = {.jobs = 2, .chunk_size = 8192, .out_size = 8192,
+                          .sink = PM_SINK_FILES, .out_path = suffix_out,
+                          .flags = PM_PL_REMOVE_INPUT};
+    pm_pipeline *pl = make(&o, &r);
+    const char *paths[] = {dir};
+    int rc = pm_pipeline_run(pl, paths, 1, NULL);
+    CU_ASSERT_EQUAL(rc, -EBADMSG);
+    CU_ASSERT_EQUAL(r.done, 40);
+    CU_ASSERT_EQUAL(r.failed, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.last_error, "zbad: test failure in chunk 0"));
+    CU_ASSERT_EQUAL(pm_test_sh("test -f '%s/zbad' && test ! -e '%s/zbad.out'", dir, dir), 0);
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && test $(ls -A | wc -l) -eq 41", dir), 0);
+    pm_pipeline_free(pl);
+
+    /* fail fast: the run stops at the error. */
+    rec_init(&r);
+    r.fail_name = "f1";
+    o.flags |= PM_PL_FAIL_FAST;
+    pl = make(&o, &r);
+    pm_test_sh("cd '%s' && rm -f *.out && for i in $(seq 1 40); do test -e f$i || "
+               "head -c 50000 /dev/urandom > f$i; done", dir);
+    rc = pm_pipeline_run(pl, paths, 1, NULL);
+    CU_ASSERT_EQUAL(rc, -EBADMSG);
+    CU_ASSERT(r.done < 40);
+    CU_ASSERT_EQUAL(pm_test_sh("test -f '%s/f1'", dir), 0);
+    pm_pipeline_free(pl);
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
+/* Cancel from a stage mid-run: -ECANCELED, nothing half-written, inputs kept. */
+static void test_cancel_mid_run(void)
+{
+    char *dir = pm_test_tmpdir();
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && for i in $(seq 1 30); do "
+                               "head -c 200000 /dev/urandom > f$i; done", dir), 0);
+    recorder r;
+    rec_init(&r);
+    r.cancel_after = 20;
+    r.delay_us = 500;
+    pm_pipeline_opts o = {.jobs = 2, .chunk_size = 8192, .out_size = 8192,
+                          .sink = PM_SINK_FILES, .out_path = suffix_out,
+                          .flags = PM_PL_REMOVE_INPUT};
+    pm_pipeline *pl = make(&o, &r);
+    const char *paths[] = {dir};
+    double t0 = pm_test_now();
+    int rc = pm_pipeline_run(pl, paths, 1, NULL);
+    CU_ASSERT_EQUAL(rc, -ECANCELED);
+    CU_ASSERT(pm_test_now() - t0 < 10.0);
+    /* every input still there; any output present is complete */
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && for i in $(seq 1 30); do test -f f$i || exit 1; "
+                               "if test -e f$i.out; then cmp -s f$i f$i.out || exit 2; fi; done", dir), 0);
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && test $(ls -A | grep -c pmtmp) -eq 0", dir), 0);
+    /* The pipeline can run again after a cancel. */
+    rec_init(&r);
+    r.pl = pl;
+    rc = pm_pipeline_run(pl, paths, 1, NULL);
+    CU_ASSERT(rc == 0 || rc == -EEXIST);
+    pm_pipeline_free(pl);
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
+static void *cancel_later(void *arg)
+{
+    usleep(100 * 1000);
+    pm_pipeline_cancel(arg);
+    return NULL;
+}
+
+/* A stream that never ends (a FIFO with a silent writer) is cancelled
+ * promptly from another thread. */
+static void test_cancel_blocked_stream(void)
+{
+    char *dir = pm_test_tmpdir();
+    char fifo[512];
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+    int wfd = open(fifo, O_RDWR);       /* keeps the FIFO open, writes nothing */
+    recorder r;
+    rec_init(&r);
+    pm_pipeline_opts o = {.jobs = 2, .chunk_size = 4096, .out_size = 4096,
+                          .sink = PM_SINK_NONE, .flags = PM_PL_SKIP_SPECIAL_OK};
+    pm_pipeline *pl = make(&o, &r);
+    pthread_t t;
+    pthread_create(&t, NULL, cancel_later, pl);
+    const char *paths[] = {fifo};
+    double t0 = pm_test_now();
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, paths, 1, NULL), -ECANCELED);
+    CU_ASSERT(pm_test_now() - t0 < 5.0);
+    pthread_join(t, NULL);
+    close(wfd);
+    pm_pipeline_free(pl);
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
+/* A FIFO as a named source: short reads, chunks and prefixes still right. */
+static void test_stream_source(void)
+{
+    char *dir = pm_test_tmpdir();
+    char in[512], fifo[512], out[512];
+    snprintf(in, sizeof in, "%s/in", dir);
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    size_t len = 1000 * 1000 + 3;
+    unsigned char *data = malloc(len);
+    pm_test_fill_random(data, len, 9);
+    pm_test_write_file(in, data, len);
+    CU_ASSERT_EQUAL_FATAL(mkfifo(fifo, 0600), 0);
+    CU_ASSERT_EQUAL(pm_test_sh("(cat '%s' > '%s') &", in, fifo), 0);
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    recorder r;
+    rec_init(&r);
+    pm_pipeline_opts o = {.jobs = 2, .chunk_size = 10000, .overlap = 10000, .out_size = 10000,
+                          .sink = PM_SINK_FD, .out_fd = fd, .flags = PM_PL_SKIP_SPECIAL_OK};
+    pm_pipeline *pl = make(&o, &r);
+    const char *paths[] = {fifo};
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, paths, 1, NULL), 0);
+    close(fd);
+    CU_ASSERT(files_equal(in, out));
+    /* Without the flag a FIFO is skipped with a reason. */
+    pm_pipeline_free(pl);
+    rec_init(&r);
+    o.flags = 0;
+    fd = open(out, O_WRONLY | O_TRUNC);
+    o.out_fd = fd;
+    pl = make(&o, &r);
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, paths, 1, NULL), 0);
+    CU_ASSERT_EQUAL(r.skipped, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.last_skip, "not a regular file"));
+    close(fd);
+    pm_pipeline_free(pl);
+    free(data);
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
+/* Skips: symlinks (unless followed), suffix, existing outputs; a missing
+ * path is an error naming it. */
+static void test_skips_and_missing(void)
+{
+    char *dir = pm_test_tmpdir();
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && echo hello > a && ln -s a link && echo x > b.out && "
+                               "echo y > b && echo z > c", dir), 0);
+    recorder r;
+    rec_init(&r);
+    pm_pipeline_opts o = {.jobs = 2, .out_size = 128 * 1024, .sink = PM_SINK_FILES,
+                          .out_path = suffix_out, .skip_suffix = ".out"};
+    pm_pipeline *pl = make(&o, &r);
+    char missing[512];
+    snprintf(missing, sizeof missing, "%s/nope", dir);
+    const char *paths[] = {dir, missing};
+    int rc = pm_pipeline_run(pl, paths, 2, NULL);
+    CU_ASSERT_EQUAL(rc, -ENOENT);
+    CU_ASSERT_EQUAL(r.done, 2);          /* a, c */
+    CU_ASSERT_EQUAL(r.skipped, 3);       /* b (b.out exists), b.out (suffix), link */
+    CU_ASSERT_EQUAL(r.failed, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.last_error, "nope: No such file"));
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && test \"$(cat b.out)\" = x && test ! -e link.out", dir), 0);
+    pm_pipeline_free(pl);
+
+    /* -f: follow links, overwrite outputs */
+    rec_init(&r);
+    o.flags = PM_PL_FOLLOW_SYMLINKS | PM_PL_OVERWRITE;
+    pl = make(&o, &r);
+    const char *paths2[] = {dir};
+    pm_test_sh("cd '%s' && rm -f a.out c.out", dir);
+    rc = pm_pipeline_run(pl, paths2, 1, NULL);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && test \"$(cat b.out)\" = y && cmp -s link.out a", dir), 0);
+    pm_pipeline_free(pl);
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
+/* A file that changes while it is read fails; its output is not kept. */
+static void test_file_changes(void)
+{
+    char *dir = pm_test_tmpdir();
+    char in[512];
+    snprintf(in, sizeof in, "%s/in", dir);
+    size_t len = 500000;
+    unsigned char *data = malloc(len);
+    pm_test_fill_random(data, len, 5);
+    pm_test_write_file(in, data, len);
+    recorder r;
+    rec_init(&r);
+    r.grow_path = in;
+    pm_pipeline_opts o = {.jobs = 2, .chunk_size = 16384, .out_size = 16384,
+                          .sink = PM_SINK_FILES, .out_path = suffix_out,
+                          .flags = PM_PL_REMOVE_INPUT};
+    pm_pipeline *pl = make(&o, &r);
+    const char *paths[] = {in};
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, paths, 1, NULL), -EIO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.last_error, "changed"));
+    CU_ASSERT_EQUAL(pm_test_sh("test -f '%s' && test ! -e '%s.out'", in, in), 0);
+    pm_pipeline_free(pl);
+    free(data);
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
+/* Output on a full filesystem: -ENOSPC reported, nothing left, input kept. */
+static void test_enospc(void)
+{
+    if (geteuid() != 0) {
+        pm_test_skip("needs root to mount a small tmpfs");
+        return;
+    }
+    char *dir = pm_test_tmpdir();
+    char mnt[512], in[512];
+    snprintf(mnt, sizeof mnt, "%s/mnt", dir);
+    snprintf(in, sizeof in, "%s/mnt/in", dir);
+    mkdir(mnt, 0755);
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m") != 0) {
+        pm_test_skip("cannot mount tmpfs here");
+        pm_test_rmtree(dir);
+        free(dir);
+        return;
+    }
+    size_t len = 700 * 1024;
+    unsigned char *data = malloc(len);
+    pm_test_fill_random(data, len, 3);
+    CU_ASSERT_EQUAL(pm_test_write_file(in, data, len), 0);
+    recorder r;
+    rec_init(&r);
+    pm_pipeline_opts o = {.jobs = 2, .chunk_size = 65536, .out_size = 65536,
+                          .sink = PM_SINK_FILES, .out_path = suffix_out,
+                          .flags = PM_PL_REMOVE_INPUT};
+    pm_pipeline *pl = make(&o, &r);
+    const char *paths[] = {in};
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, paths, 1, NULL), -ENOSPC);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.last_error, "No space left"));
+    CU_ASSERT_EQUAL(pm_test_sh("test -f '%s' && test $(ls -A '%s' | wc -l) -eq 1", in, mnt), 0);
+    pm_pipeline_free(pl);
+    umount(mnt);
+    free(data);
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
+/* An empty file gives one empty last chunk. */
+static int empty_check_stage(pm_chunk *c, void *arg, unsigned worker)
+{
+    (void)worker;
+    int *seen = arg;
+    CU_ASSERT_EQUAL(c->len, 0);
+    CU_ASSERT(c->last);
+    CU_ASSERT_EQUAL(c->seq, 0);
+    (*seen)++;
+    return 0;
+}
+
+static void test_empty_file(void)
+{
+    char *dir = pm_test_tmpdir();
+    char in[512];
+    snprintf(in, sizeof in, "%s/empty", dir);
+    pm_test_write_file(in, "", 0);
+    int seen = 0;
+    pm_pipeline *pl;
+    CU_ASSERT_EQUAL_FATAL(pm_pipeline_new(NULL, &pl), 0);
+    pm_pipeline_add_stage(pl, "check", PM_STAGE_SERIAL_IN_ORDER, empty_check_stage, &seen);
+    const char *paths[] = {in};
+    pm_pipeline_stats st;
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, paths, 1, &st), 0);
+    CU_ASSERT_EQUAL(seen, 1);
+    CU_ASSERT_EQUAL(st.files_done, 1);
+    pm_pipeline_free(pl);
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    static const pm_test_case cases[] = {
+        {"invalid options", test_invalid_options},
+        {"order kept with random delays", test_order_with_delays},
+        {"live chunks bounded", test_token_bound},
+        {"many files, events in source order", test_many_files},
+        {"an error in one file among many", test_error_in_one_file},
+        {"cancel mid-run", test_cancel_mid_run},
+        {"cancel a blocked stream", test_cancel_blocked_stream},
+        {"FIFO source", test_stream_source},
+        {"skips and missing paths", test_skips_and_missing},
+        {"file changing while read", test_file_changes},
+        {"ENOSPC on output", test_enospc},
+        {"empty file", test_empty_file},
+        {NULL, NULL},
+    };
+    return pm_test_run("pipeline", cases);
+}
