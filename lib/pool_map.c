@@ -293,6 +293,7 @@ int pm_pool_map_async(pm_pool *pool, const pm_map_spec *spec,
         made++;
     }
     atomic_init(&j->runners, (int)made);
+    pm_future *fut = j->fut;      /* j may be gone as soon as runners are queued */
     int rc = made < nr ? -ENOMEM : pm__pool_submit(pool, runners, nr, 0);
     if (rc) {
         for (size_t i = 0; i < made; i++)
@@ -302,6 +303,6 @@ int pm_pool_map_async(pm_pool *pool, const pm_map_spec *spec,
         job_free(j);
         return rc;
     }
-    *future_ret = j->fut;
+    *future_ret = fut;
     return 0;
 }

@@ -14,7 +14,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/futex.h>
-#include <math.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -23,13 +22,13 @@
 pm__deadline pm__deadline_in(double timeout)
 {
     pm__deadline d = {.forever = 1};
-    if (timeout < 0 || isnan(timeout) || timeout > 1e9)
+    if (!(timeout >= 0) || timeout > 1e9)      /* negative, NaN, huge: forever */
         return d;
     d.forever = 0;
     clock_gettime(CLOCK_MONOTONIC, &d.at);
-    double whole = floor(timeout);
-    d.at.tv_sec += (time_t)whole;
-    d.at.tv_nsec += (long)((timeout - whole) * 1e9);
+    time_t whole = (time_t)timeout;             /* truncation = floor for >= 0 */
+    d.at.tv_sec += whole;
+    d.at.tv_nsec += (long)((timeout - (double)whole) * 1e9);
     if (d.at.tv_nsec >= 1000000000L) {
         d.at.tv_sec++;
         d.at.tv_nsec -= 1000000000L;
