@@ -39,21 +39,27 @@ typedef struct pm_gz_deflater pm_gz_deflater;
 PM_API int pm_gz_deflater_new(int level, pm_gz_deflater **d_ret);
 PM_API void pm_gz_deflater_free(pm_gz_deflater *d);   /* NULL: no-op */
 
-/* Upper bound on pm_gz_deflate_block()'s output for len input bytes. */
+/* Upper bound on pm_gz_deflate_block()'s output for len input bytes, last
+ * block or not, any level (about len + 0.03% + 28 bytes). */
 PM_API size_t pm_gz_block_bound(size_t len);
 
 /* Deflates in[0..len) as raw deflate into out, using dict[0..dict_len)
  * (the input just before `in`, at most PM_GZ_DICT_SIZE bytes are used) as a
  * preset dictionary. last != 0 ends the stream (final block); otherwise the
- * output ends byte-aligned so that blocks concatenate. Returns the number of
- * bytes written, or -ENOSPC if out_cap < needed, or another -errno. */
+ * output ends byte-aligned so that blocks concatenate (an empty non-last
+ * block is 0 bytes). Returns the number of bytes written, or -ENOSPC if
+ * out_cap is too small (pm_gz_block_bound(len) always suffices; a non-last
+ * block may need a byte more than it ends up using), or -EINVAL. The
+ * deflater stays usable after a failure. */
 PM_API ssize_t pm_gz_deflate_block(pm_gz_deflater *d, const void *dict,
                                    size_t dict_len, const void *in, size_t len,
                                    int last, void *out, size_t out_cap);
 
 /* What goes into a member header. name NULL: no FNAME; mtime 0: none. */
 typedef struct pm_gz_header {
-    const char *name;        /* original file name (base name), or NULL */
+    const char *name;        /* original file name, or NULL; only the part
+                                after the last '/' is written (none if
+                                that is empty), bytes as given */
     uint32_t mtime;          /* seconds since the epoch, or 0 */
     int level;               /* sets XFL: 9 -> 2 (best), 1 -> 4 (fastest) */
 } pm_gz_header;
@@ -78,7 +84,9 @@ PM_API void pm_gz_inflater_reset(pm_gz_inflater *z);
 
 typedef enum pm_gz_status {
     PM_GZ_NEED_INPUT = 0,    /* all input consumed; feed more */
-    PM_GZ_OUTPUT_FULL = 1,   /* out is full; call again with more room */
+    PM_GZ_OUTPUT_FULL = 1,   /* out is full; call again with more room (and
+                                the unconsumed input); more output may or
+                                may not follow */
     PM_GZ_DONE = 2,          /* end of input reached and everything checked */
 } pm_gz_status;
 
@@ -86,8 +94,16 @@ typedef enum pm_gz_status {
  * tell what was consumed and produced. in_eof != 0 says no input follows
  * this call's: then the decoder finishes (PM_GZ_DONE) or reports truncation.
  * Returns a pm_gz_status, or -EBADMSG (corrupt, not gzip, CRC or length
- * mismatch), -ENODATA (truncated), -ENOMEM; pm_gz_inflater_message() then
- * says what and where. After an error the decoder must be reset. */
+ * mismatch), -ENODATA (truncated, or empty input), -ENOMEM; -EINVAL for bad
+ * arguments or input given after PM_GZ_DONE. pm_gz_inflater_message() then
+ * says what and where, in gzip's words ("not in gzip format", "invalid
+ * compressed data (...)", "crc error (stored ..., computed ...)", "length
+ * error ...", "unexpected end of file", ...). The error is returned again by
+ * every later call until pm_gz_inflater_reset(). What follows the last
+ * member is handled as gzip does: zero bytes to the end are ignored
+ * (trailing_zeros), data not starting with the gzip magic is ignored
+ * (trailing_garbage; gzip exits with 2 for it), both with a warning message
+ * and PM_GZ_DONE; a member after it that is bad is an error. */
 PM_API int pm_gz_inflate(pm_gz_inflater *z, const void *in, size_t in_len,
                          size_t *in_used, void *out, size_t out_cap,
                          size_t *out_len, int in_eof);
