@@ -1,18 +1,33 @@
 /* wc.c - lines, words and bytes per file, a map-reduce over chunks.
  *
+ * Words follow GNU wc in the C locale: a word starts at a printable byte
+ * that follows whitespace (or the file's start); other bytes (controls,
+ * bytes >= 0x80) neither start nor end one.
+ *
  * Stages:
- *   count (parallel)     lines and words of each chunk; a word that spans a
- *                        chunk boundary is counted once, by the chunk where
- *                        it starts: the pipeline's 1-byte overlap shows each
- *                        chunk the byte before it.
- *   sum (serial)         per-file totals. Whitespace is C-locale isspace().
+ *   count (parallel)     each chunk counted as if it started outside a
+ *                        word, noting its first significant byte (space or
+ *                        printable) and whether it ends inside a word.
+ *   sum (serial)         joined in order: a chunk that starts with a
+ *                        printable byte while the previous chunk ended in a
+ *                        word continues that word, so it is not counted
+ *                        twice. No overlap between chunks is needed.
  */
 #include <string.h>
 
 #include "common.h"
 
+enum { SIG_NONE = 0, SIG_PRINT, SIG_SPACE };
+
+typedef struct wc_chunk {
+    uint64_t lines, words;
+    int first;                   /* SIG_*: the chunk's first significant byte */
+    int ends_in_word;            /* meaningful when first != SIG_NONE */
+} wc_chunk;
+
 typedef struct wc_counts {
     uint64_t lines, words, bytes;
+    int in_word;
 } wc_counts;
 
 static int is_space(unsigned char ch)
@@ -20,23 +35,37 @@ static int is_space(unsigned char ch)
     return ch == ' ' || (ch >= '\t' && ch <= '\r');
 }
 
+static int is_print(unsigned char ch)
+{
+    return ch > ' ' && ch < 0x7f;
+}
+
 static int count_stage(pm_chunk *c, void *arg, unsigned worker)
 {
     (void)arg;
     (void)worker;
-    wc_counts *k = (wc_counts *)c->out;
+    wc_chunk *k = (wc_chunk *)c->out;
     const unsigned char *p = c->data;
-    int prev_space = c->prefix_len ? is_space(p[-1]) : 1;
     uint64_t lines = 0, words = 0;
+    int in_word = 0, first = SIG_NONE;
     for (size_t i = 0; i < c->len; i++) {
-        int sp = is_space(p[i]);
-        lines += p[i] == '\n';
-        words += prev_space && !sp;
-        prev_space = sp;
+        unsigned char ch = p[i];
+        lines += ch == '\n';
+        if (is_space(ch)) {
+            in_word = 0;
+            if (!first)
+                first = SIG_SPACE;
+        } else if (is_print(ch)) {
+            words += !in_word;
+            in_word = 1;
+            if (!first)
+                first = SIG_PRINT;
+        }
     }
     k->lines = lines;
     k->words = words;
-    k->bytes = c->len;
+    k->first = first;
+    k->ends_in_word = in_word;
     c->out_len = 0;            /* the counts are for the next stage, not output */
     return 0;
 }
@@ -46,10 +75,14 @@ static int sum_stage(pm_chunk *c, void *arg, unsigned worker)
     (void)arg;
     (void)worker;
     wc_counts *total = c->file->state;
-    const wc_counts *k = (const wc_counts *)c->out;
+    const wc_chunk *k = (const wc_chunk *)c->out;
     total->lines += k->lines;
     total->words += k->words;
-    total->bytes += k->bytes;
+    if (k->first == SIG_PRINT && total->in_word)
+        total->words--;        /* the previous chunk's word goes on */
+    if (k->first != SIG_NONE)
+        total->in_word = k->ends_in_word;
+    total->bytes += c->len;
     return 0;
 }
 
@@ -69,8 +102,7 @@ int pmp_wc(const pmp_opts *o, const char *const *paths, size_t n,
     pmp_run_init(&run, o);
     if (!run.pl.chunk_size)
         run.pl.chunk_size = 1024 * 1024;
-    run.pl.overlap = 1;
-    run.pl.out_size = sizeof(wc_counts);
+    run.pl.out_size = sizeof(wc_chunk);
     run.pl.flags &= ~PM_PL_REMOVE_INPUT;
     run.pl.file_begin = pmp_state_begin;
     run.state_size = sizeof(wc_counts);
