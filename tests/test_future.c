@@ -13,19 +13,6 @@
 #include <pmap/pool.h>
 #include "testutil.h"
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define PM_TEST_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__) || defined(PM_TEST_TSAN)
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void)
-{
-    return "ignore_noninstrumented_modules=1";   /* libomp is not instrumented */
-}
-#endif
-
 #define WAIT_S 30.0
 
 static pm_pool *new_pool(int workers)

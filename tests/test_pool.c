@@ -16,22 +16,6 @@
 #include "pool_internal.h"     /* pm__auto_chunksize */
 #include "testutil.h"
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define PM_TEST_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__) || defined(PM_TEST_TSAN)
-/* The OpenMP runtime itself is not instrumented: without this, TSan reports
- * libomp's internal start-up as races (Archer's own advice). TSAN_OPTIONS
- * from the environment still applies on top. */
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void)
-{
-    return "ignore_noninstrumented_modules=1";
-}
-#endif
-
 #define WAIT_S 30.0          /* generous bound for any wait in these tests */
 
 static pm_pool *new_pool(int workers)
