@@ -1,0 +1,263 @@
+/* bench_pool.c - per-item overhead of the pool against bare OpenMP.
+ *
+ * Three measurements, each timed as the median of several runs after a
+ * warm-up, with its bare-OpenMP reference measured in the same run:
+ *   1. map over 10^6 trivial items, automatic chunksize, vs a bare
+ *      `#pragma omp parallel for` calling the same function pointer (default
+ *      static schedule, and also dynamic with the same chunk size as the
+ *      map, to tell scheduling apart from pmap's own overhead);
+ *   2. map over CPU-heavy items (~13 us each) vs the same bare loops;
+ *   3. 10^5 apply_async tasks submitted, then all awaited, vs 10^5
+ *      `#pragma omp task`s from one thread of a parallel region.
+ * Usage: bench_pool [--quick] [--workers N]
+ * Targets (issue 2, on 2 cores): (1) <= 0.05 us/item, (2) map/bare <= 1.05,
+ * (3) <= 1 us/task.
+ */
+#define _GNU_SOURCE
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <pmap/error.h>
+#include <pmap/pool.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return v[n / 2];
+}
+
+static void die(const char *what, int rc)
+{
+    fprintf(stderr, "bench_pool: %s: %s\n", what, pm_strerror(rc));
+    exit(1);
+}
+
+/* ---- the work ---- */
+
+static int trivial(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    *(int64_t *)out = *(const int64_t *)in + 1;
+    return 0;
+}
+
+static unsigned heavy_iters = 6000;
+
+static int heavy(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    uint64_t x = (uint64_t)*(const int64_t *)in * 0x9E3779B97F4A7C15ULL + 1;
+    for (unsigned i = 0; i < heavy_iters; i++) {     /* a dependent chain */
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        x *= 0x2545F4914F6CDD1DULL;
+    }
+    *(int64_t *)out = (int64_t)x;
+    return 0;
+}
+
+/* Called through a volatile pointer so the bare loops cannot inline it:
+ * both sides pay the same indirect call per item. */
+static pm_map_fn volatile fn_ptr;
+
+static double time_bare_loop(pm_map_fn fn, const int64_t *in, int64_t *out,
+                             size_t n, int threads)
+{
+    fn_ptr = fn;
+    double t0 = now();
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (size_t i = 0; i < n; i++)
+        fn_ptr(&in[i], &out[i], NULL);
+    return now() - t0;
+}
+
+/* The same loop with the schedule pm_pool_map uses (dynamic, Pool's
+ * automatic chunk size), to separate scheduling from pmap's own overhead. */
+static double time_bare_dynamic(pm_map_fn fn, const int64_t *in, int64_t *out,
+                                size_t n, int threads)
+{
+    fn_ptr = fn;
+    size_t d = (size_t)threads * 4, cs = n / d + (n % d != 0);
+    double t0 = now();
+#pragma omp parallel for num_threads(threads) schedule(dynamic, cs)
+    for (size_t i = 0; i < n; i++)
+        fn_ptr(&in[i], &out[i], NULL);
+    return now() - t0;
+}
+
+static double time_pool_map(pm_pool *pool, pm_map_fn fn, const int64_t *in,
+                            int64_t *out, size_t n)
+{
+    pm_map_spec s = {.fn = fn, .in = in, .in_size = sizeof *in, .out = out,
+                     .out_size = sizeof *out, .n = n};
+    double t0 = now();
+    int rc = pm_pool_map(pool, &s, NULL);
+    double t = now() - t0;
+    if (rc)
+        die("pm_pool_map", rc);
+    return t;
+}
+
+/* Median seconds of pool map, bare static loop and bare dynamic loop,
+ * interleaved run by run. */
+static void measure_map(pm_pool *pool, pm_map_fn fn, size_t n, int reps,
+                        double *pool_s, double *bare_s, double *dyn_s)
+{
+    int64_t *in = malloc(n * sizeof *in), *out = malloc(n * sizeof *out);
+    double *tp = malloc((size_t)reps * sizeof *tp), *tb = malloc((size_t)reps * sizeof *tb);
+    double *td = malloc((size_t)reps * sizeof *td);
+    if (!in || !out || !tp || !tb || !td)
+        die("malloc", -12);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (int64_t)i;
+    int threads = pm_pool_workers(pool);
+    time_pool_map(pool, fn, in, out, n);              /* warm-up both */
+    time_bare_loop(fn, in, out, n, threads);
+    time_bare_dynamic(fn, in, out, n, threads);
+    for (int r = 0; r < reps; r++) {
+        tp[r] = time_pool_map(pool, fn, in, out, n);
+        tb[r] = time_bare_loop(fn, in, out, n, threads);
+        td[r] = time_bare_dynamic(fn, in, out, n, threads);
+    }
+    *pool_s = median(tp, reps);
+    *bare_s = median(tb, reps);
+    *dyn_s = median(td, reps);
+    free(in);
+    free(out);
+    free(tp);
+    free(tb);
+    free(td);
+}
+
+/* ---- apply_async ---- */
+
+static int tiny_task(void *arg, void **result_ret)
+{
+    *result_ret = arg;
+    return 0;
+}
+
+static double time_apply_async(pm_pool *pool, pm_future **fs, size_t n)
+{
+    double t0 = now();
+    for (size_t i = 0; i < n; i++) {
+        int rc = pm_pool_apply_async(pool, tiny_task, (void *)(uintptr_t)i, &fs[i]);
+        if (rc)
+            die("pm_pool_apply_async", rc);
+    }
+    int rc = pm_wait_all(fs, n, 60.0);
+    if (rc)
+        die("pm_wait_all", rc);
+    for (size_t i = 0; i < n; i++) {
+        if (pm_future_result(fs[i]) != (void *)(uintptr_t)i)
+            die("wrong result", -5);
+        pm_future_free(fs[i]);
+    }
+    return now() - t0;
+}
+
+static double time_omp_tasks(size_t n, int threads, uintptr_t *res)
+{
+    double t0 = now();
+#pragma omp parallel num_threads(threads)
+#pragma omp single
+    {
+        for (size_t i = 0; i < n; i++) {
+#pragma omp task firstprivate(i)
+            {
+                void *r;
+                tiny_task((void *)(uintptr_t)i, &r);
+                res[i] = (uintptr_t)r;
+            }
+        }
+#pragma omp taskwait
+    }
+    return now() - t0;
+}
+
+static void measure_async(pm_pool *pool, size_t n, int reps, double *pool_s, double *omp_s)
+{
+    pm_future **fs = malloc(n * sizeof *fs);
+    uintptr_t *res = malloc(n * sizeof *res);
+    double *tp = malloc((size_t)reps * sizeof *tp), *to = malloc((size_t)reps * sizeof *to);
+    if (!fs || !res || !tp || !to)
+        die("malloc", -12);
+    time_apply_async(pool, fs, n);
+    time_omp_tasks(n, pm_pool_workers(pool), res);
+    for (int r = 0; r < reps; r++) {
+        tp[r] = time_apply_async(pool, fs, n);
+        to[r] = time_omp_tasks(n, pm_pool_workers(pool), res);
+    }
+    *pool_s = median(tp, reps);
+    *omp_s = median(to, reps);
+    free(fs);
+    free(res);
+    free(tp);
+    free(to);
+}
+
+int main(int argc, char **argv)
+{
+    int quick = 0, workers = PM_POOL_AUTO;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick"))
+            quick = 1;
+        else if (!strcmp(argv[i], "--workers") && i + 1 < argc)
+            workers = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: bench_pool [--quick] [--workers N]\n");
+            return 2;
+        }
+    }
+    pm_pool_opts o = PM_POOL_OPTS_INIT;
+    o.workers = workers;
+    pm_pool *pool;
+    int rc = pm_pool_new(&o, &pool);
+    if (rc)
+        die("pm_pool_new", rc);
+    int reps = quick ? 3 : 11;
+    size_t n_triv = 1000000, n_heavy = quick ? 1000 : 4000, n_async = 100000;
+    double p1, b1, d1, p2, b2, d2, p3, b3;
+    measure_map(pool, trivial, n_triv, reps, &p1, &b1, &d1);
+    measure_map(pool, heavy, n_heavy, reps, &p2, &b2, &d2);
+    measure_async(pool, n_async, reps, &p3, &b3);
+
+    printf("bench_pool: %d workers, median of %d runs each; us per item\n",
+           pm_pool_workers(pool), reps);
+    printf("%-42s %10s %10s %7s %10s %7s\n", "measurement", "pmap", "bare", "ratio",
+           "bare-dyn", "ratio");
+    printf("%-42s %10.4f %10.4f %7.3f %10.4f %7.3f\n",
+           "map, 10^6 trivial items, auto chunksize", p1 * 1e6 / n_triv,
+           b1 * 1e6 / n_triv, p1 / b1, d1 * 1e6 / n_triv, p1 / d1);
+    printf("%-42s %10.3f %10.3f %7.3f %10.3f %7.3f\n",
+           "map, heavy items (omp parallel for)", p2 * 1e6 / n_heavy,
+           b2 * 1e6 / n_heavy, p2 / b2, d2 * 1e6 / n_heavy, p2 / d2);
+    printf("%-42s %10.4f %10.4f %7.3f\n", "apply_async x 10^5 + wait (bare: omp task)",
+           p3 * 1e6 / n_async, b3 * 1e6 / n_async, p3 / b3);
+    printf("(bare: schedule(static); bare-dyn: schedule(dynamic, auto chunksize))\n");
+    printf("targets: trivial map <= 0.05 us/item: %s; heavy map within 5%% of bare: %s; "
+           "apply_async <= 1 us/task: %s\n",
+           p1 * 1e6 / n_triv <= 0.05 ? "met" : "MISSED",
+           p2 / b2 <= 1.05 ? "met" : "MISSED",
+           p3 * 1e6 / n_async <= 1.0 ? "met" : "MISSED");
+    pm_pool_free(pool);
+    return 0;
+}
