@@ -15,7 +15,9 @@
  * waiting while none is), runs its OpenMP region with exactly that many
  * threads, and gives them back afterwards. So worker threads and OpenMP
  * threads together never run more than `workers` items at once, though
- * more threads may exist (idle workers, OpenMP threads between regions).
+ * more threads may exist (idle workers, OpenMP threads between regions;
+ * OpenMP's idle threads may spin briefly after a region, per
+ * OMP_WAIT_POLICY / GOMP_SPINCOUNT, but run no work).
  * A map called from a task uses the caller's slot plus free ones without
  * waiting, and a map nested in a map runs serially on its thread's slot,
  * so nesting cannot deadlock on slots.
