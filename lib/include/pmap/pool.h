@@ -118,7 +118,7 @@ PM_API int pm_pool_new(const pm_pool_opts *opts, pm_pool **pool_ret);
  * valid too (they report -ECANCELED) and must still be freed. */
 PM_API void pm_pool_free(pm_pool *pool);
 
-/* The number of workers (the thread budget). Thread-safe. */
+/* The number of workers (the thread budget); -EINVAL for NULL. Thread-safe. */
 PM_API int pm_pool_workers(const pm_pool *pool);
 
 /* out[i] = fn(in[i]) for every i < n, blocking, results in input order, as
@@ -128,7 +128,8 @@ PM_API int pm_pool_workers(const pm_pool *pool);
  * or the non-zero return of the lowest failing item; *fail_index_ret (may be
  * NULL) gets that item's index, or n when none failed. Items skipped because
  * the pool was terminated meanwhile fail with -ECANCELED. Returns -EINVAL
- * for a NULL pool/spec/fn, missing arrays, or a pool that is closed or
+ * for a NULL pool/spec/fn, missing arrays, an input callback (imap only),
+ * n x item size overflowing, or a pool that is closed or
  * terminated (then *fail_index_ret is left alone). Thread-safe; may be
  * called from a task of the same pool (it then uses the caller's slot and
  * any free ones, and never waits for slots). */
