@@ -973,6 +973,7 @@ static void run_reset(pm_pipeline *pl, const char *const *paths, size_t n)
     pl->live_chunks = 0;
     pl->bytes_total = 0;
     pl->tick_armed = 0;
+    pl->as_root = geteuid() == 0;
     pl->t_start = pm__pl_now();
     pl->cpu_start = cpu_now();
     pl->last_progress = pl->t_start;

@@ -120,6 +120,7 @@ struct pm_pipeline {
     pthread_mutex_t ctl_lock;    /* guards loop for pm_pipeline_cancel() */
     pm_loop *loop;
     int loop_held;               /* pm_loop_hold() taken for this run */
+    int as_root;                 /* euid 0: outputs get the inputs' owner */
     atomic_int running;
     atomic_int cancelled;
     int first_error;

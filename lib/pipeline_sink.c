@@ -137,7 +137,7 @@ static int copy_meta(pm_pipeline *pl, pl_file *f)
     const struct stat *st = &f->pub.st;
     if (!(pl->o.flags & PM_PL_PRESERVE_META) || !S_ISREG(st->st_mode))
         return 0;
-    if (geteuid() == 0 && fchown(f->out_fd, st->st_uid, st->st_gid) < 0 && errno != EPERM)
+    if (pl->as_root && fchown(f->out_fd, st->st_uid, st->st_gid) < 0 && errno != EPERM)
         return -errno;
     if (fchmod(f->out_fd, st->st_mode & 07777) < 0)
         return -errno;

@@ -1,9 +1,25 @@
-/* pmap/pmap.h - umbrella header: includes every public pmap module. */
+/* pmap/pmap.h - umbrella header: includes every public pmap module.
+ *
+ *   error.h     negative-errno codes and pm_strerror()
+ *   pool.h      a worker pool mirroring multiprocessing.Pool (map, imap,
+ *               apply_async, close/terminate/join)
+ *   future.h    futures for asynchronous results, wait_any/wait_all
+ *   loop.h      an io_uring event loop with a thread-pool fallback
+ *   aio.h       chunked file reader and writer on the loop
+ *   pipeline.h  chunked pipelines of parallel and in-order stages
+ *   gz.h        gzip: CRC-32, block-parallel deflate, checking decoder
+ */
 #ifndef PMAP_PMAP_H
 #define PMAP_PMAP_H
 
 #include <pmap/version.h>
 #include <pmap/export.h>
 #include <pmap/error.h>
+#include <pmap/pool.h>
+#include <pmap/future.h>
+#include <pmap/loop.h>
+#include <pmap/aio.h>
+#include <pmap/pipeline.h>
+#include <pmap/gz.h>
 
 #endif
