@@ -10,7 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1062,6 +1068,67 @@ static void engine_choice(void)
     pm_loop_free(NULL);
 }
 
+/* In a child whose seccomp filter makes io_uring_setup fail with err (as
+ * Docker's default profile does), AUTO falls back to threads, says so once
+ * when verbose, and works; a forced uring reports the error. */
+static int child_without_uring(int err, int errfd)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (unsigned)err),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+        return 77;
+    dup2(errfd, 2);
+    pm_loop *l;
+    if (pm_loop_new(&(pm_loop_opts){.engine = PM_LOOP_URING}, &l) != -err)
+        return 1;
+    if (pm_loop_new(&(pm_loop_opts){.verbose = 1}, &l) != 0 || strcmp(pm_loop_engine_name(l), "threads"))
+        return 2;
+    ssize_t res = UNSET;
+    char buf[8];
+    pm_loop_read(l, 0, buf, sizeof buf, 0, store_res, &res);   /* stdin: /dev/null */
+    pm_loop_run(l);
+    pm_loop_free(l);
+    return res == 0 ? 0 : 3;
+}
+
+static void engine_fallback(void)
+{
+    const int errs[] = {EPERM, ENOSYS};
+    for (int i = 0; i < 2; i++) {
+        int p[2];
+        CU_ASSERT_FATAL(pipe2(p, O_CLOEXEC) == 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            int fd = open("/dev/null", O_RDONLY);
+            dup2(fd, 0);
+            _exit(child_without_uring(errs[i], p[1]));
+        }
+        close(p[1]);
+        char msg[1024] = {0};
+        size_t n = 0;
+        ssize_t m;
+        while (n < sizeof msg - 1 && (m = read(p[0], msg + n, sizeof msg - 1 - n)) > 0)
+            n += (size_t)m;
+        close(p[0]);
+        int st;
+        waitpid(pid, &st, 0);
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
+            pm_test_skip("cannot install a seccomp filter here");
+            return;
+        }
+        CU_ASSERT_EQUAL(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
+        const char *hit = strstr(msg, "io_uring unavailable");
+        CU_ASSERT_PTR_NOT_NULL(hit);
+        CU_ASSERT(hit && !strstr(hit + 1, "io_uring unavailable"));   /* once */
+    }
+}
+
 int main(void)
 {
     tmp = pm_test_tmpdir();
@@ -1092,6 +1159,7 @@ int main(void)
         CASE(writer_append_order, "writer: appends in order, file and pipe"),
         CASE(writer_at_and_gap, "writer: offsets, gaps, pipes"),
         {"engine choice (PMAP_IO, forced, invalid)", engine_choice},
+        {"fallback to threads when io_uring is blocked (seccomp)", engine_fallback},
         {NULL, NULL},
     };
     int rc = pm_test_run("loop", cases);
