@@ -691,7 +691,8 @@ int pm_writer_new(pm_loop *loop, int fd, const pm_writer_opts *opts, pm_writer *
         return -ENOMEM;
     w->loop = loop;
     w->fd = fd;
-    w->sync = o.sync;
+    /* Syncing means nothing on pipes, sockets and terminals. */
+    w->sync = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISCHR(st.st_mode) ? 0 : o.sync;
     w->seekable = (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) && !(fl & O_APPEND);
     if (w->seekable) {
         off_t pos = o.append_at ? (off_t)o.append_at : lseek(fd, 0, SEEK_CUR);

@@ -336,7 +336,7 @@ static int setup_ring(ur *u, unsigned depth)
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
     p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
-    p.cq_entries = 4 * depth < 16 ? 16 : 4 * depth;
+    p.cq_entries = 4 * depth < 16 ? 16 : 4 * depth > 65536 ? 65536 : 4 * depth;
     int rc = io_uring_queue_init_params(depth, &u->ring, &p);
     if (rc == -EINVAL) {            /* older kernel: without the newer flags */
         unsigned cq = p.cq_entries;

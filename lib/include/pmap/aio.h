@@ -92,7 +92,8 @@ typedef struct pm_writer pm_writer;
 
 typedef struct pm_writer_opts {
     int sync;                /* before close completes: 0 nothing, 1 fsync,
-                                2 fdatasync */
+                                2 fdatasync (ignored for pipes, sockets and
+                                character devices) */
     uint64_t append_at;      /* where appending starts on a seekable file;
                                 0: the descriptor's current position */
 } pm_writer_opts;

@@ -84,7 +84,8 @@ PM_API int64_t pm_loop_timer(pm_loop *loop, uint64_t ns, pm_loop_cb cb, void *ar
 /* Thread-safe: from any thread, ask the loop to call cb(arg, 0) on its own
  * thread at its next iteration, waking it if it is blocked. This is how other
  * threads hand work to the loop. Returns 0 or -ENOMEM. A posted callback
- * counts as pending work for pm_loop_run() until it has run. */
+ * counts as pending work for pm_loop_run() until it has run. Posts still
+ * queued when pm_loop_free() runs get cb(arg, -ECANCELED) instead. */
 PM_API int pm_loop_post(pm_loop *loop, pm_loop_cb cb, void *arg);
 
 /* Thread-safe: keep pm_loop_run() alive while other threads may still post
