@@ -28,10 +28,12 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -265,8 +267,38 @@ static void heap_remove(pm_loop *loop, pm__op *op)
 
 /* ---- moving operations between places ---- */
 
+/* PM_LOOP_CUR on a regular file or block device: the attempts use explicit
+ * offsets from the file position taken once, and the position is set after
+ * the bytes transferred at the end. Besides being what read(2)/write(2) do,
+ * this avoids trusting io_uring's offset -1 for a retry: on kernel 6.18 a
+ * write at -1 that came back short at ENOSPC, resubmitted at -1, reports
+ * the remainder as written although nothing was (and f_pos stays). */
+static void pin_position(pm__op *op)
+{
+    struct stat st;
+    if (fstat(op->fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+        return;
+    int fl = fcntl(op->fd, F_GETFL);
+    off_t pos = lseek(op->fd, 0, SEEK_CUR);
+    if (fl < 0 || pos < 0)
+        return;
+    op->off = (uint64_t)pos;
+    op->pinned = op->kind == PM__OP_WRITE && (fl & O_APPEND) ? 2 : 1;
+}
+
+static void unpin_position(pm__op *op)
+{
+    if (op->pinned == 1)
+        lseek(op->fd, (off_t)(op->off + op->done), SEEK_SET);
+    else
+        lseek(op->fd, 0, SEEK_END);     /* O_APPEND wrote at the end */
+    op->pinned = 0;
+}
+
 static void finish(pm_loop *loop, pm__op *op, ssize_t res)
 {
+    if (op->pinned)
+        unpin_position(op);
     op->res = res;
     op->state = PM__OP_READY;
     list_push(&loop->ready, op);
@@ -274,6 +306,8 @@ static void finish(pm_loop *loop, pm__op *op, ssize_t res)
 
 static void engine_submit(pm_loop *loop, pm__op *op)
 {
+    if (op->off == PM_LOOP_CUR && (op->kind == PM__OP_READ || op->kind == PM__OP_WRITE))
+        pin_position(op);
     op->state = PM__OP_ENGINE;
     if (++loop->inflight > loop->peak_inflight)
         loop->peak_inflight = loop->inflight;

@@ -46,6 +46,7 @@ typedef struct pm__op {
     uint8_t kind, state;
     uint8_t cancelled;          /* cancel requested: result is -ECANCELED */
     uint8_t poll_first;         /* last attempt gave -EAGAIN: wait for readiness */
+    uint8_t pinned;             /* PM_LOOP_CUR made explicit: 1, 2 (O_APPEND) */
     atomic_int cancel_req;      /* threads engine: a worker may be blocked on it */
     uint32_t index, gen;        /* slot number and reuse count: the id */
     int fd;                     /* file, or dirfd for openat/statx */

@@ -170,6 +170,39 @@ static void loop_empty_file(void)
 }
 BOTH(loop_empty_file)
 
+/* PM_LOOP_CUR on a regular file uses and advances the position. */
+static void loop_file_position(void)
+{
+    int fd = open(path_of("pos"), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    pm_loop *l = new_loop(4);
+    ssize_t res = UNSET;
+    CU_ASSERT(pm_loop_write(l, fd, "abc", 3, PM_LOOP_CUR, store_res, &res) > 0);
+    CU_ASSERT_EQUAL(run_until(l, &res), 3);
+    res = UNSET;
+    CU_ASSERT(pm_loop_write(l, fd, "defg", 4, PM_LOOP_CUR, store_res, &res) > 0);
+    CU_ASSERT_EQUAL(run_until(l, &res), 4);
+    CU_ASSERT_EQUAL(lseek(fd, 0, SEEK_CUR), 7);
+    lseek(fd, 2, SEEK_SET);
+    char buf[16] = {0};
+    res = UNSET;
+    CU_ASSERT(pm_loop_read(l, fd, buf, sizeof buf, PM_LOOP_CUR, store_res, &res) > 0);
+    CU_ASSERT_EQUAL(run_until(l, &res), 5);
+    CU_ASSERT_STRING_EQUAL(buf, "cdefg");
+    CU_ASSERT_EQUAL(lseek(fd, 0, SEEK_CUR), 7);
+    /* O_APPEND: at the end whatever the position, which then is the end. */
+    int afd = open(path_of("pos"), O_RDWR | O_APPEND | O_CLOEXEC);
+    res = UNSET;
+    CU_ASSERT(pm_loop_write(l, afd, "hi", 2, PM_LOOP_CUR, store_res, &res) > 0);
+    CU_ASSERT_EQUAL(run_until(l, &res), 2);
+    CU_ASSERT_EQUAL(lseek(afd, 0, SEEK_CUR), 9);
+    CU_ASSERT_EQUAL(pread(fd, buf, sizeof buf, 0), 9);
+    CU_ASSERT(memcmp(buf, "abcdefghi", 9) == 0);
+    pm_loop_free(l);
+    close(afd);
+    close(fd);
+}
+BOTH(loop_file_position)
+
 static void loop_errors(void)
 {
     pm_loop *l = new_loop(4);
@@ -271,6 +304,16 @@ static void loop_enospc(void)
     ssize_t res = UNSET;
     CU_ASSERT(pm_loop_write(l, fd, buf, n, 0, store_res, &res) > 0);
     CU_ASSERT_EQUAL(run_until(l, &res), -ENOSPC);
+    /* At the file position too (io_uring's offset -1 retry would claim success). */
+    ftruncate(fd, 0);
+    lseek(fd, 0, SEEK_SET);
+    res = UNSET;
+    CU_ASSERT(pm_loop_write(l, fd, buf, n, PM_LOOP_CUR, store_res, &res) > 0);
+    CU_ASSERT_EQUAL(run_until(l, &res), -ENOSPC);
+    struct stat st;
+    fstat(fd, &st);
+    CU_ASSERT(st.st_size > 0 && st.st_size < (off_t)n);
+    CU_ASSERT_EQUAL(lseek(fd, 0, SEEK_CUR), st.st_size);   /* after what was written */
     /* The writer reports it too, through the write and through finish. */
     ftruncate(fd, 0);
     pm_writer *w;
@@ -1141,6 +1184,7 @@ int main(void)
     static const pm_test_case cases[] = {
         CASE(loop_read_chunks, "reads in chunks that do not divide the file"),
         CASE(loop_empty_file, "empty file reads 0"),
+        CASE(loop_file_position, "PM_LOOP_CUR on files uses and advances the position"),
         CASE(loop_errors, "directory, closed descriptor"),
         CASE(loop_pipe_short_reads, "pipe: short reads resubmitted, EAGAIN polled"),
         CASE(loop_enospc, "write to a full filesystem: -ENOSPC"),

@@ -11,7 +11,11 @@
  * remainder and -EAGAIN/-EINTR are retried, so a write's result is its whole
  * length or an error, and a read's result is less than its length only at
  * end of file. An offset of PM_LOOP_CUR means "the file's current position"
- * (for pipes, FIFOs, terminals and sockets, where no offset applies).
+ * (for pipes, FIFOs, terminals and sockets, where no offset applies); on a
+ * regular file the position is read when the operation starts and set
+ * after the bytes transferred when it ends, as read(2)/write(2) would.
+ * Issue PM_LOOP_CUR operations on one descriptor one at a time (each after
+ * the previous one's callback): two in flight would race for the position.
  */
 #ifndef PMAP_LOOP_H
 #define PMAP_LOOP_H
