@@ -127,7 +127,7 @@ int cli_run_decompress(cli_opts *o)
     if (o->force)
         p.pl.flags |= PM_PL_OVERWRITE | PM_PL_FOLLOW_SYMLINKS;
     cli_run_split(&r, pmp_decompress, &p, o);
-    if (o->list)
+    if (o->list && !cli_signals_caught(o->sig))
         list_totals(&r);
     return cli_report_finish(&r);
 }

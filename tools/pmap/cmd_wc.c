@@ -4,7 +4,9 @@
  * Line format: the three counts right-aligned in 7 columns (wider when
  * needed) separated by one space, then a space and the path (escaped as in
  * checksum), or nothing for stdin read without operands; the total line ends
- * in "total". A word is a maximal run of non-white-space bytes (C locale).
+ * in "total". A word is a maximal run of non-white-space bytes (POSIX, C
+ * locale; coreutils 9.1 wc also ignores runs made only of non-printable
+ * bytes, so binary files can differ).
  */
 #include "cli.h"
 
@@ -66,7 +68,7 @@ int cli_run_wc(cli_opts *o)
     pm_pipeline_stats st = { 0 };
     int ret = pmp_wc(&p, o->npaths ? o->paths : only_stdin, o->npaths ? o->npaths : 1, &st);
     cli_report_run(&r, ret, &st);
-    if (w.files > 1) {
+    if (w.files > 1 && !cli_signals_caught(o->sig)) {
         cli_report_before_stdout(&r);
         wc_line(w.lines, w.words, w.bytes, "total");
     }
