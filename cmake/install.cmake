@@ -22,6 +22,8 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/pmapConfigVersion.cmake
 install(FILES ${PROJECT_BINARY_DIR}/pmapConfig.cmake ${PROJECT_BINARY_DIR}/pmapConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/pmap)
 
+# pmap.pc finds its prefix relative to itself, so the install can move.
+file(RELATIVE_PATH PM_PC_TO_PREFIX "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/prefix")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/pmap.pc.in ${PROJECT_BINARY_DIR}/pmap.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/pmap.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 

@@ -638,6 +638,8 @@ static void on_write(void *arg, ssize_t res)
     pl_file *f = p->file;
     pm_pipeline *pl = f->pl;
     f->writes_inflight--;
+    if (res >= 0 && (size_t)res != p->len)
+        res = -EIO;                      /* full writes: anything else is a fault */
     if (res < 0) {
         file_fail(f, (int)res, "write error: %s", pm_strerror((int)res));
         if (pl->o.sink == PM_SINK_FD) {   /* the shared output is broken */

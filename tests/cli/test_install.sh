@@ -1,34 +1,39 @@
 #!/usr/bin/env bash
-# The installed pmap: `cmake --install` puts the binary and the man page in
-# place, the installed binary works, and the man page documents every
-# command and every option the help texts list. (Every other test can also
-# be run against an installed binary: PM_BIN=/usr/local/bin/pmap bash
-# tests/cli/test_compress.sh.)
+# `cmake --install` gives a usable package: bin/pmap, the libraries, the
+# headers, the man page, pmap.pc and a CMake package; a project outside the
+# tree builds against it with find_package(pmap) and with pkg-config.
 . "$(dirname "$0")/lib.sh"
-cd "$T"
-build=$(dirname "$PM_BIN")
-while [ "$build" != / ] && [ ! -f "$build/CMakeCache.txt" ]; do build=$(dirname "$build"); done
-[ -f "$build/CMakeCache.txt" ] || skip "PM_BIN is not inside a CMake build tree"
+PM_SRC=${PM_SRC:?}
+build=$(dirname "$(dirname "$PM_BIN")")       # the build tree of PM_BIN
 command -v cmake >/dev/null || skip "no cmake"
-
-cmake --install "$build" --prefix "$T/inst" >install.log 2>&1 || { cat install.log >&2; fail "cmake --install"; }
-bin="$T/inst/bin/pmap"; man1="$T/inst/share/man/man1/pmap.1"
-[ -x "$bin" ] || fail "no installed binary"
-[ -f "$man1" ] || fail "no installed man page"
-[ "$("$bin" --version)" = "$("$PM_BIN" --version)" ] || fail "installed version differs"
-gen_text f 100000 1 && cp f f.ref
-"$bin" compress f && gz_same f.gz f.ref && "$bin" decompress f.gz && cmp -s f f.ref || fail "installed binary round trip"
-ok "cmake --install: binary and man page; the installed binary round-trips"
-
-command -v man >/dev/null || skip "no man(1) to render the page"
-MANWIDTH=200 man --warnings -l "$man1" >man.txt 2>man.err || fail "man -l failed"
-[ ! -s man.err ] || fail "man page warnings: $(cat man.err)"
-for c in compress decompress checksum wc; do
-    grep -q "pmap $c" man.txt || fail "man page lacks 'pmap $c'"
-    for opt in $("$PM_BIN" "$c" --help | grep -oE '(^|[ ,])--?[a-zA-Z0-9-]+' | tr -d ' ,' | sort -u); do
-        [ "$opt" = "--" ] && continue
-        grep -qe "$opt" man.txt || fail "man page does not document $c option $opt"
-    done
+run cmake --install "$build" --prefix "$T/p"; expect_rc 0 "cmake --install"
+for f in bin/pmap lib/libpmap.a lib/libpmap.so include/pmap/pmap.h include/pmap/version.h \
+         include/pmap/pipeline.h lib/pkgconfig/pmap.pc lib/cmake/pmap/pmapConfig.cmake \
+         share/man/man1/pmap.1; do
+    [ -e "$T/p/$f" ] || fail "not installed: $f"
 done
-for s in "EXIT STATUS" "SAFETY" "CRC32HEX" "PMAP_JOBS" "--json"; do grep -q -- "$s" man.txt || fail "man page lacks $s"; done
-ok "the man page renders without warnings and documents every command and option"
+"$T/p/bin/pmap" --version | grep -q '^pmap ' || fail "installed pmap --version"
+ok "installed files in place"
+
+# CMake consumer (same compiler and sanitizer flags as the build under test)
+cc=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
+san=$(sed -n 's/^PM_SANITIZE:[A-Z]*=//p' "$build/CMakeCache.txt")
+flags=${san:+-fsanitize=$san}
+run cmake -S "$PM_SRC/tests/install" -B "$T/consumer" -DCMAKE_PREFIX_PATH="$T/p" \
+    -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags"
+expect_rc 0 "configure a find_package(pmap) consumer"
+run cmake --build "$T/consumer"; expect_rc 0 "build the consumer"
+run env LD_LIBRARY_PATH="$T/p/lib" "$T/consumer/consumer"; expect_rc 0 "run the consumer"
+expect_out "crc32(\"hello\")=3610a686" "consumer output"
+ok "find_package(pmap) + pmap::pmap"
+
+# pkg-config consumer
+if command -v pkg-config >/dev/null; then
+    pcflags=$(PKG_CONFIG_PATH="$T/p/lib/pkgconfig" pkg-config --cflags --libs pmap) \
+        || fail "pkg-config pmap"
+    # shellcheck disable=SC2086
+    run "$cc" $flags -fopenmp "$PM_SRC/tests/install/consumer.c" -o "$T/pc-consumer" $pcflags
+    expect_rc 0 "build with pkg-config flags"
+    run env LD_LIBRARY_PATH="$T/p/lib" "$T/pc-consumer"; expect_rc 0 "run the pkg-config consumer"
+    ok "pkg-config --cflags --libs pmap"
+fi
