@@ -196,7 +196,7 @@ static void test_wait_timeouts_and_poll(void)
     double t0 = pm_test_now();
     CU_ASSERT_EQUAL(pm_future_wait(f, 0.1), -ETIMEDOUT);
     double took = pm_test_now() - t0;
-    CU_ASSERT(took >= 0.095 && took < 0.5);
+    CU_ASSERT(took >= 0.095 && took < 2.0);
     CU_ASSERT_EQUAL(pm_future_status(f), -EINPROGRESS);
     CU_ASSERT_PTR_NULL(pm_future_result(f));
     pm_future *one[1] = {f};
@@ -296,7 +296,7 @@ static void test_wait_any_lowest_done_and_mixed_pools(void)
     CU_ASSERT_EQUAL(idx, 1);                                 /* the lowest done index */
     double t0 = pm_test_now();
     CU_ASSERT_EQUAL(pm_wait_all(fs, 3, 0.1), -ETIMEDOUT);   /* bounded as a whole */
-    CU_ASSERT(pm_test_now() - t0 < 0.5);
+    CU_ASSERT(pm_test_now() - t0 < 2.0);
     latch_open(&l);
     CU_ASSERT_EQUAL(pm_wait_all(fs, 3, WAIT_S), 0);
     for (int i = 0; i < 3; i++)
