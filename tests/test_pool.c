@@ -979,6 +979,10 @@ static void test_terminate_stops_blocking_map(void)
     s.fn = square_sleepy;
     pm_future *af;
     CU_ASSERT_EQUAL_FATAL(pm_pool_map_async(p, &s, &afail, &af), 0);
+    double end = pm_test_now() + WAIT_S;      /* started: no longer cancellable */
+    while (!pm_future_running(af) && pm_test_now() < end)
+        usleep(1000);
+    CU_ASSERT_EQUAL(pm_future_cancel(af), -EBUSY);
     terminate_arg t = {.pool = p};
     pthread_t th;
     pthread_create(&th, NULL, map_in_thread, &t);
