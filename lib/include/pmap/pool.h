@@ -132,7 +132,9 @@ PM_API int pm_pool_workers(const pm_pool *pool);
  * n x item size overflowing, or a pool that is closed or
  * terminated (then *fail_index_ret is left alone). Thread-safe; may be
  * called from a task of the same pool (it then uses the caller's slot and
- * any free ones, and never waits for slots). */
+ * any free ones, and never waits for slots). pmap does not change OpenMP's
+ * nesting limit (a process-wide setting in libgomp): with the default of one
+ * active level, a parallel region inside fn runs on a single thread. */
 PM_API int pm_pool_map(pm_pool *pool, const pm_map_spec *spec,
                        size_t *fail_index_ret);
 
