@@ -23,7 +23,7 @@ void cli_help_compress(FILE *f)
         "  -S, --suffix=SUF      suffix of compressed files (default .gz)\n"
         "  -n, --no-name         store neither the original name nor the mtime\n"
         "  -N, --name            store them (the default)\n"
-        "  -d, -t, -l            as 'pmap decompress', -t and -l\n",
+        "  -d, -t, -l            decompress, test or list instead, as gzip does\n",
         cli_argv0);
     cli_help_common(f, "overwrite existing outputs, follow symbolic links,\n"
                        "                        write compressed data to a terminal");
