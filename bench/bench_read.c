@@ -5,8 +5,10 @@
  *
  * Without -f it writes a file of -s MiB (default 1024) in $TMPDIR or /tmp,
  * reads it once to be sure it is cached, and deletes it at the end. Each
- * figure is the best of -r runs (default 2), in GB/s (10^9 bytes). The
- * reader runs in pull mode with a consumer that only releases each chunk
+ * figure is the best of -r runs (default 2), in GB/s (10^9 bytes); next to
+ * each reader figure, a plain read() loop with a buffer of the chunk size,
+ * run alternately with it, and the ratio reader/read(). The reader runs in
+ * pull mode with a consumer that only releases each chunk
  * (as cat only discards), for both engines, several chunk sizes and
  * read-ahead depths (the loop's queue depth is set to the same number), and
  * for io_uring with async_reads off and on. -q: a shorter grid.
@@ -116,12 +118,23 @@ typedef struct conf {
     unsigned ahead;
 } conf;
 
-static void row(const char *what, double best, double bytes)
+static void row(const char *what, double best, double ref, double bytes)
 {
-    if (best > 0)
-        printf("| %-40s | %6.2f |\n", what, bytes / best / 1e9);
+    if (best <= 0) {
+        printf("| %-38s | failed |        |       |\n", what);
+        return;
+    }
+    double g = bytes / best / 1e9;
+    if (ref > 0)
+        printf("| %-38s | %6.2f | %6.2f | %5.2f |\n", what, g, bytes / ref / 1e9, ref / best);
     else
-        printf("| %-40s | failed |\n", what);
+        printf("| %-38s | %6.2f |        |       |\n", what, g);
+}
+
+static void keep_best(double *best, double t)
+{
+    if (t > 0 && (*best < 0 || t < *best))
+        *best = t;
 }
 
 static void run_grid(const char *path, uint64_t size, int reps, int quick)
@@ -137,17 +150,18 @@ static void run_grid(const char *path, uint64_t size, int reps, int quick)
         pm_loop_engine eng = e < 2 ? PM_LOOP_URING : PM_LOOP_THREADS;
         for (size_t ci = 0; ci < nc; ci++) {
             for (size_t ai = 0; ai < na; ai++) {
-                double best = -1;
+                /* read() with the same buffer size, interleaved, as the
+                 * reference: the machine's load drifts between rows. */
+                double best = -1, ref = -1;
                 for (int i = 0; i < reps; i++) {
-                    double t = time_reader(path, eng, e == 1, chunks[ci], aheads[ai], size);
-                    if (t > 0 && (best < 0 || t < best))
-                        best = t;
+                    keep_best(&best, time_reader(path, eng, e == 1, chunks[ci], aheads[ai], size));
+                    keep_best(&ref, time_read(path, chunks[ci]));
                 }
                 char what[128];
-                snprintf(what, sizeof what, "reader %s%s, chunk %zu KiB, depth %u",
+                snprintf(what, sizeof what, "%s%s, %zu KiB, depth %u",
                          e < 2 ? "uring" : "threads", e == 1 ? " async" : "",
                          chunks[ci] >> 10, aheads[ai]);
-                row(what, best, (double)size);
+                row(what, best, ref, (double)size);
             }
         }
     }
@@ -158,14 +172,20 @@ int main(int argc, char **argv)
     size_t mib = 1024;
     int reps = 2, quick = 0, opt;
     const char *file = NULL;
-    while ((opt = getopt(argc, argv, "s:r:f:q")) != -1) {
+    conf one = {0};          /* -E: time only this configuration */
+    while ((opt = getopt(argc, argv, "s:r:f:qE:C:D:A")) != -1) {
         switch (opt) {
         case 's': mib = strtoul(optarg, NULL, 10); break;
         case 'r': reps = atoi(optarg); break;
         case 'f': file = optarg; break;
         case 'q': quick = 1; break;
+        case 'E': one.engine = strcmp(optarg, "threads") ? PM_LOOP_URING : PM_LOOP_THREADS; break;
+        case 'C': one.chunk = strtoul(optarg, NULL, 10) << 10; break;
+        case 'D': one.ahead = (unsigned)atoi(optarg); break;
+        case 'A': one.async = 1; break;
         default:
-            fprintf(stderr, "usage: %s [-s MiB] [-r reps] [-f FILE] [-q]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-s MiB] [-r reps] [-f FILE] [-q] "
+                    "[-E uring|threads -C chunk-KiB -D depth [-A]]\n", argv[0]);
             return 2;
         }
     }
@@ -186,19 +206,33 @@ int main(int argc, char **argv)
     if (fd >= 0)
         close(fd);
     time_cat(path);                         /* warm the page cache */
+    if (one.engine) {
+        double best = -1, ref = -1;
+        for (int i = 0; i < reps; i++) {
+            keep_best(&best, time_reader(path, one.engine, one.async, one.chunk ? one.chunk : 1 << 20,
+                                         one.ahead ? one.ahead : 4, size));
+            keep_best(&ref, time_read(path, one.chunk ? one.chunk : 1 << 20));
+        }
+        row("this configuration", best, ref, (double)size);
+        if (!file)
+            unlink(path);
+        return 0;
+    }
     printf("file: %.0f MiB, best of %d runs, GB/s = 10^9 bytes/s\n\n", size / 1048576.0, reps);
-    printf("| %-40s | GB/s   |\n|%s|--------|\n", "method", "------------------------------------------");
+    printf("| %-38s | GB/s   | read() | ratio |\n", "reader: engine, chunk, depth");
+    printf("|----------------------------------------|--------|--------|-------|\n");
     double best = -1, bestr = -1;
     for (int i = 0; i < reps + 1; i++) {
-        double t = time_cat(path), tr = time_read(path, 128 << 10);
-        if (t > 0 && (best < 0 || t < best))
-            best = t;
-        if (bestr < 0 || tr < bestr)
-            bestr = tr;
+        keep_best(&best, time_cat(path));
+        keep_best(&bestr, time_read(path, 128 << 10));
     }
-    row("cat FILE >/dev/null", best, (double)size);
-    row("read() loop, 128 KiB buffer", bestr, (double)size);
+    row("cat FILE >/dev/null", best, -1, (double)size);
+    row("read() loop, 128 KiB buffer", bestr, -1, (double)size);
     run_grid(path, size, reps, quick);
+    best = -1;
+    for (int i = 0; i < reps; i++)
+        keep_best(&best, time_cat(path));
+    row("cat FILE >/dev/null (again)", best, -1, (double)size);
     if (!file)
         unlink(path);
     return 0;
