@@ -4,9 +4,9 @@
  * Line format: the three counts right-aligned in 7 columns (wider when
  * needed) separated by one space, then a space and the path (escaped as in
  * checksum), or nothing for stdin read without operands; the total line ends
- * in "total". A word is a maximal run of non-white-space bytes (POSIX, C
- * locale; coreutils 9.1 wc also ignores runs made only of non-printable
- * bytes, so binary files can differ).
+ * in "total". Words are GNU wc's in the C locale (pipelines/wc.c): a word
+ * starts at a printable byte after white space; other bytes neither start
+ * nor end one.
  */
 #include "cli.h"
 
