@@ -62,7 +62,8 @@ typedef void (*pm_loop_cb)(void *arg, ssize_t res);
 PM_API int pm_loop_new(const pm_loop_opts *opts, pm_loop **loop_ret);
 
 /* Cancels whatever is pending (callbacks run with -ECANCELED), waits for the
- * kernel or workers to let go of the buffers, and frees the loop. NULL: no-op. */
+ * kernel or workers to let go of the buffers, and frees the loop. Operations
+ * queued from those callbacks are refused with -ECANCELED. NULL: no-op. */
 PM_API void pm_loop_free(pm_loop *loop);
 
 /* "uring" or "threads": the engine actually in use. */
@@ -98,8 +99,12 @@ PM_API int pm_loop_post(pm_loop *loop, pm_loop_cb cb, void *arg);
 PM_API void pm_loop_hold(pm_loop *loop);
 PM_API void pm_loop_release(pm_loop *loop);
 
-/* Cancel one pending operation: its callback runs with -ECANCELED unless it
- * already completed. Returns 0, or -ENOENT if id is not pending. */
+/* Cancel one pending operation. Returns 0 if its callback had not run yet:
+ * it will run with -ECANCELED (even if the kernel had already done part or
+ * all of the transfer), no earlier than the kernel or the worker lets go of
+ * the buffer; -ENOENT if id is not pending (its callback has run, or the id
+ * is unknown). A read or write of a regular file already under way finishes
+ * first; one waiting on a pipe, socket or terminal is interrupted. */
 PM_API int pm_loop_cancel(pm_loop *loop, int64_t id);
 
 /* Submit what is queued and dispatch completions; when wait != 0 block until
