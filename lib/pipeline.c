@@ -376,6 +376,7 @@ static void deliver_events(pm_pipeline *pl)
                 .message = f->message ? f->message
                            : f->event_err ? pm_strerror(f->event_err) : "",
                 .file = f->opened ? &f->pub : NULL,
+                .incidental = f->event_kind == PM_EVENT_SKIP && f->incidental,
             };
             pl->o.on_event(&ev, pl->o.arg);
         }
@@ -553,6 +554,14 @@ static void issue_reads(pm_pipeline *pl)
 static void file_open(pm_pipeline *pl, pl_file *f)
 {
     char *msg = NULL;
+    if (pl->o.accept && strcmp(f->path, "-") != 0) {
+        char why[256] = "";
+        if (pl->o.accept(f->path, why, sizeof why, pl->o.arg) == PM_PL_SKIP) {
+            f->incidental = f->walked;
+            file_finish(pl, f, PM_EVENT_SKIP, -EINVAL, strdup(why[0] ? why : "skipped"));
+            return;
+        }
+    }
     int rc = pm__pl_open_input(pl, f, &msg);
     if (rc == 0 && f->stream && pl->o.sink == PM_SINK_FILES && !strcmp(f->path, "-")) {
         rc = -EINVAL;
@@ -571,6 +580,7 @@ static void file_open(pm_pipeline *pl, pl_file *f)
     if (pl->o.sink == PM_SINK_FILES) {
         rc = pm__pl_open_output(pl, f, &msg);
         if (rc != 0) {
+            f->incidental = rc == PM_PL_SKIP && f->walked && !f->out_path;
             file_finish(pl, f, rc == PM_PL_SKIP ? PM_EVENT_SKIP : PM_EVENT_ERROR,
                         rc == PM_PL_SKIP ? -EEXIST : rc, msg);
             return;
@@ -598,9 +608,9 @@ static int may_open_file(pm_pipeline *pl)
 static void open_files(pm_pipeline *pl)
 {
     while (may_open_file(pl)) {
-        int kind, err;
+        int kind, err, walked, incidental;
         char *msg;
-        char *path = pm__pl_source_next(pl, &kind, &err, &msg);
+        char *path = pm__pl_source_next(pl, &kind, &err, &msg, &walked, &incidental);
         if (!path)
             return;
         pl_file *f = file_new(pl, path);
@@ -610,6 +620,8 @@ static void open_files(pm_pipeline *pl)
             atomic_store(&pl->cancelled, 1);
             return;
         }
+        f->walked = walked;
+        f->incidental = incidental;
         if (kind != PM_EVENT_DONE)
             file_finish(pl, f, kind, err, msg);
         else
@@ -686,8 +698,10 @@ static void fd_pump(pm_pipeline *pl, pl_file *f)
 static void handle_piece(pm_pipeline *pl, pl_piece *p)
 {
     pl_file *f = p->file;
-    if (p->chunk)
+    if (p->chunk) {
         f->chunks_retired++;
+        pl->bytes_done += p->chunk->pub.len;
+    }
     int keep = p->len > 0 && pl->o.sink != PM_SINK_NONE &&
                !atomic_load(&f->status) && !atomic_load(&pl->cancelled);
     if (!keep) {
@@ -846,6 +860,7 @@ static void report_progress(pm_pipeline *pl)
         .elapsed = pm__pl_now() - pl->t_start,
     };
     p.bytes_total = pl->bytes_total;
+    p.bytes_done = pl->bytes_done;
     pl->o.on_progress(&p, pl->o.arg);
     pl->last_progress = pm__pl_now();
 }
@@ -965,7 +980,6 @@ static void run_reset(pm_pipeline *pl, const char *const *paths, size_t n)
     static const char *const stdin_path[] = {"-"};
     memset(&pl->stats, 0, sizeof pl->stats);
     pl->first_error = 0;
-    atomic_store(&pl->cancelled, 0);
     pl->src.paths = n ? paths : stdin_path;
     pl->src.n = n ? n : 1;
     pl->src.next = 0;
@@ -974,6 +988,7 @@ static void run_reset(pm_pipeline *pl, const char *const *paths, size_t n)
     pl->files_open = 0;
     pl->live_chunks = 0;
     pl->bytes_total = 0;
+    pl->bytes_done = 0;
     pl->tick_armed = 0;
     pl->as_root = geteuid() == 0;
     pl->t_start = pm__pl_now();
@@ -1011,10 +1026,11 @@ int pm_pipeline_run(pm_pipeline *pl, const char *const *paths, size_t n,
     pl->stats.cpu_seconds = cpu_now() - pl->cpu_start;
     if (stats)
         *stats = pl->stats;
+    int cancelled = atomic_exchange(&pl->cancelled, 0);  /* consumed by this run */
     atomic_store(&pl->running, 0);
     if (rc)
         return rc;
-    if (atomic_load(&pl->cancelled) && !pl->first_error)
+    if (cancelled && !pl->first_error)
         return -ECANCELED;
     return pl->first_error;
 }

@@ -60,6 +60,8 @@ struct pl_file {
     int dir_fd;                  /* output directory, for its fsync */
     pl_file_phase phase;
     int opened;                  /* the input was opened (events carry pub) */
+    int walked;                  /* found while walking a directory */
+    int incidental;              /* its SKIP is incidental (see pm_event) */
 
     /* I/O thread only */
     uint64_t next_off;           /* next read offset */
@@ -158,6 +160,7 @@ struct pm_pipeline {
 
     pm_pipeline_stats stats;
     uint64_t bytes_total;        /* sizes of the inputs opened so far */
+    uint64_t bytes_done;         /* input bytes of retired chunks */
     int src_done;                /* the source has nothing more */
     double t_start, cpu_start, last_progress;
     int tick_armed;              /* the periodic timer is pending */
@@ -179,7 +182,8 @@ pl_piece *pm__pl_take_done(pm_pipeline *pl);
  * PM_EVENT_DONE (process it), PM_EVENT_SKIP or PM_EVENT_ERROR (report it,
  * with *err_ret and the malloc'd *msg_ret). Directories are walked, not
  * returned, unless they cannot be read (an ERROR). */
-char *pm__pl_source_next(pm_pipeline *pl, int *kind_ret, int *err_ret, char **msg_ret);
+char *pm__pl_source_next(pm_pipeline *pl, int *kind_ret, int *err_ret, char **msg_ret,
+                         int *walked_ret, int *incidental_ret);
 void pm__pl_source_clear(pl_source *src);
 
 /* pipeline_sink.c */

@@ -142,6 +142,8 @@ static int copy_meta(pm_pipeline *pl, pl_file *f)
     if (fchmod(f->out_fd, st->st_mode & 07777) < 0)
         return -errno;
     struct timespec times[2] = {st->st_atim, st->st_mtim};
+    if (f->pub.out_mtime > 0)
+        times[1] = (struct timespec){.tv_sec = (time_t)f->pub.out_mtime};
     if (futimens(f->out_fd, times) < 0)
         return -errno;
     return 0;

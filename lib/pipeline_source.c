@@ -175,7 +175,8 @@ static int classify(pm_pipeline *pl, const char *path, int named,
     return 1;
 }
 
-char *pm__pl_source_next(pm_pipeline *pl, int *kind, int *err, char **msg)
+char *pm__pl_source_next(pm_pipeline *pl, int *kind, int *err, char **msg,
+                         int *walked, int *incidental)
 {
     pl_source *src = &pl->src;
     for (;;) {
@@ -198,19 +199,24 @@ char *pm__pl_source_next(pm_pipeline *pl, int *kind, int *err, char **msg)
             named = 1;
         }
         if (!path) {
+            *walked = *incidental = 0;
             *kind = PM_EVENT_ERROR;
             *err = -ENOMEM;
             *msg = NULL;
             return strdup("?");
         }
+        *walked = *incidental = 0;
         if (named && !strcmp(path, "-")) {
             *kind = PM_EVENT_DONE;
             *err = 0;
             *msg = NULL;
             return path;
         }
-        if (classify(pl, path, named, kind, err, msg))
+        if (classify(pl, path, named, kind, err, msg)) {
+            *walked = !named;
+            *incidental = !named && *kind == PM_EVENT_SKIP && *err == -EEXIST;
             return path;
+        }
         free(path);
     }
 }

@@ -49,6 +49,7 @@ void pmp_run_init(pmp_run *run, const pmp_opts *o)
     run->pl.file_begin = NULL;
     run->pl.file_end = NULL;
     run->pl.skip_suffix = NULL;
+    run->pl.accept = NULL;
 }
 
 int pmp_state_begin(pm_file *f, void *arg)

@@ -81,6 +81,20 @@ static int begin(pm_file *f, void *arg)
     return pm_gz_inflater_new(&st->z);
 }
 
+/* -N: the output gets the stored MTIME, as gzip -N does. */
+static int end_restore_mtime(pm_file *f, int status, void *arg)
+{
+    (void)arg;
+    const decompress_state *st = f->state;
+    if (status == 0 && st) {
+        pm_gz_info info;
+        pm_gz_inflater_info(st->z, &info);
+        if (info.mtime)
+            f->out_mtime = info.mtime;
+    }
+    return 0;
+}
+
 static void release(void *state)
 {
     decompress_state *st = state;
@@ -130,6 +144,18 @@ static int stored_name(const char *path, char *out, size_t cap)
     return 0;
 }
 
+/* Only names with a known suffix are decompressed, tested or listed. */
+static int accept(const char *path, char *msg, size_t cap, void *arg)
+{
+    pmp_run *run = arg;
+    char out[4096];
+    if (pmp_decompressed_name(path, run->o->suffix, out, sizeof out) == -EINVAL) {
+        snprintf(msg, cap, "unknown suffix -- ignored");
+        return PM_PL_SKIP;
+    }
+    return 0;
+}
+
 static int out_path(const pm_file *f, char *buf, size_t cap, void *arg)
 {
     pmp_run *run = arg;
@@ -156,6 +182,7 @@ int pmp_decompress(const pmp_opts *o, const char *const *paths, size_t n,
     pm_pipeline_opts *pl = &run.pl;
     decompress_ctx cx = {.emit = !o->test_only && !o->list, .list = o->list};
     pl->file_begin = begin;
+    pl->accept = accept;
     run.state_size = sizeof(decompress_state);
     run.state_release = release;
     if (o->list)
@@ -170,6 +197,8 @@ int pmp_decompress(const pmp_opts *o, const char *const *paths, size_t n,
     } else {
         pl->sink = PM_SINK_FILES;
         pl->out_path = out_path;
+        if (o->restore_name)
+            pl->file_end = end_restore_mtime;
     }
     cx.jobs = pmp_jobs(pl);
     pl->jobs = (int)cx.jobs;

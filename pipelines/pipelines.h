@@ -42,7 +42,8 @@ typedef struct pmp_opts {
     const char *suffix;      /* ".gz" when NULL */
     int no_name;             /* compress -n: store neither name nor mtime;
                                 decompress -N is the opposite: see restore_name */
-    int restore_name;        /* decompress -N: output named after the stored name */
+    int restore_name;        /* decompress -N: output named after the stored
+                                name, with the stored mtime */
     int to_stdout;           /* -c: everything to stdout (fd 1), inputs kept */
     int test_only;           /* decompress -t: check, write nothing */
     int list;                /* decompress -l: report sizes via on_result */

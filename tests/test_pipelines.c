@@ -34,6 +34,18 @@ static void on_event(const pm_event *ev, void *arg)
         snprintf(t->msg, sizeof t->msg, "%s: %s", ev->path, ev->message);
 }
 
+/* Counts incidental skips (in results) besides the usual tally. */
+static void on_event_incidental(const pm_event *ev, void *arg)
+{
+    tally *t = arg;
+    on_event(ev, arg);
+    if (ev->kind == PM_EVENT_SKIP) {
+        CU_ASSERT(ev->incidental);
+        CU_ASSERT_PTR_NOT_NULL(strstr(ev->message, "unknown suffix"));
+        t->results++;
+    }
+}
+
 static void on_result(const pmp_result *r, void *arg)
 {
     tally *t = arg;
@@ -139,11 +151,13 @@ static void test_header_name(void)
     CU_ASSERT_EQUAL(pm_test_sh("mv '%s.gz' '%s/other.gz' && rm '%s'", in, dir, in), 0);
     char gz[600];
     snprintf(gz, sizeof gz, "%s/other.gz", dir);
-    o = opts(&t, 0, 0);
+    o = opts(&t, 0, PM_PL_PRESERVE_META);
     o.restore_name = 1;
     const char *gzs[] = {gz};
     CU_ASSERT_EQUAL(pmp_decompress(&o, gzs, 1, NULL), 0);
     CU_ASSERT_EQUAL(pm_test_sh("test \"$(cat '%s/named.txt')\" = hello", dir), 0);
+    /* and the stored mtime, as gzip -N */
+    CU_ASSERT_EQUAL(pm_test_sh("test $(stat -c %%Y '%s/named.txt') = 1600000000", dir), 0);
     pm_test_rmtree(dir);
     free(dir);
 }
@@ -257,6 +271,20 @@ static void test_decompress_bad_input(void)
             CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && %s | cmp -s - %s", dir,
                                        i == 3 ? "cat x x" : "cat x", cases[i].name), 0);
         }
+    }
+    /* a plain file found while walking is passed over: incidental */
+    {
+        tally w;
+        pmp_opts ow = opts(&w, 0, 0);
+        ow.test_only = 1;
+        ow.pl.on_event = on_event_incidental;
+        const char *dirs[] = {dir};
+        pmp_decompress(&ow, dirs, 1, NULL);
+        /* left: good.gz (ok), trunc, badcrc, plain (bad); x, multi and
+         * garbage are plain files now */
+        CU_ASSERT_EQUAL(w.done, 1);
+        CU_ASSERT_EQUAL(w.failed, 3);
+        CU_ASSERT_EQUAL(w.results, 3);
     }
     /* unknown suffix: skipped with a reason */
     char p[512];

@@ -17,7 +17,7 @@ run pmap compress w/text; expect_rc 0 "compress text"; expect_no_err "compress t
 gz_same w/text.gz ref/text
 ok "a file becomes F.gz, valid for gzip -t/-dc; input removed"
 
-run pmap compress -v w; expect_rc 2 "tree with a .gz in it"
+run pmap compress -v w; expect_rc 0 "tree with a .gz in it (found by walking: passed over, as gzip -r)"
 for f in rand empty one exact plus1; do
     gz_same "w/$f.gz" "ref/$f"; [ ! -e "w/$f" ] || fail "w/$f not removed"
     expect_err "w/$f: " "-v line of $f"

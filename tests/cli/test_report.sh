@@ -29,7 +29,7 @@ json "$T/.out" "j['command']=='compress' and j['exit']==0 and j['signal']==0 and
 ok "--json: one line on stdout, counts and bytes right"
 
 gzip -dc d/a.gz >d/a && rm d/a.gz
-run pmap compress --json -q d; expect_rc 2 "--json with skips"
+run pmap compress --json -q d/a d/b.gz d/c.gz; expect_rc 2 "--json with skips"
 json "$T/.out" "j['exit']==2 and j['files_skipped']==2 and j['files_ok']==1"
 run pmap decompress --json d/a.gz d/missing.gz; expect_rc 1 "--json with an error"
 json "$T/.out" "j['exit']==1 and j['files_failed']==1 and j['command']=='decompress'"

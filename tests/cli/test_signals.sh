@@ -6,7 +6,11 @@
 . "$(dirname "$0")/lib.sh"
 cd "$T"
 mkdir ref
-for i in 1 2 3 4 5 6; do gen_words "ref/f$i" 2000000 "$i"; done
+# Big enough that no machine finishes -9 on it before the signals below
+# (about 100 MB at level 9 takes seconds even on two fast cores).
+datagen="$(dirname "$PM_BIN")/pmap-datagen"
+[ -x "$datagen" ] || fail "no pmap-datagen next to $PM_BIN"
+for i in 1 2 3 4 5 6; do "$datagen" file --kind text --size 16M --seed "$i" "ref/f$i" || fail "datagen"; done
 
 # stop_after SECS SIG CMD...: runs CMD in the background, sends SIG after
 # SECS, waits; sets rc and took (seconds from the signal to the exit).
@@ -38,7 +42,7 @@ state() {
 }
 
 cp -a ref w
-stop_after 1.5 INT "$PM_BIN" compress -9 -p2 --json w
+stop_after 0.8 INT "$PM_BIN" compress -9 -p2 --json w
 [ "$rc" = 130 ] || fail "SIGINT: status $rc, expected 130"
 [ "$took" -lt 2000 ] || fail "SIGINT: exit took ${took} ms"
 read -r done pending <<<"$(state w)"

@@ -8,14 +8,17 @@ cd "$T"
 gen_text text 200000 51
 
 mkdir d && cp text d/a && gzip -c text >d/b.gz && cp d/b.gz b.gz.ref
-run pmap compress d; expect_rc 2 "a .gz in the tree"
-expect_err "pmap: d/b.gz: " "suffix skip names the file"; expect_err "suffix" "suffix skip says why"
+run pmap compress d; expect_rc 0 "a .gz found in a tree is passed over (as gzip -r)"
+expect_no_err "no warning for a .gz found by walking"
 gz_same d/a.gz text
 cmp -s d/b.gz b.gz.ref || fail "skipped d/b.gz changed"
 [ ! -e d/b.gz.gz ] || fail "compressed a .gz"
+run pmap compress d/b.gz; expect_rc 2 "a .gz named on the command line"
+expect_err "pmap: d/b.gz: " "suffix skip names the file"; expect_err "suffix" "suffix skip says why"
+run pmap compress -v d; expect_rc 0 "-v over the tree"; expect_err "d/b.gz" "-v mentions the passed-over .gz"
 run pmap compress -q d/b.gz; expect_rc 2 "-q still exits 2"; expect_no_err "-q hides warnings"
 run pmap compress -f d/b.gz; expect_rc 2 "-f still skips the suffix"
-ok "files ending in the suffix: skipped, named, exit 2 (also with -q, -f)"
+ok "files ending in the suffix: named ones skipped with a warning, exit 2 (also -q, -f); found by walking, passed over silently"
 
 rm -rf d && mkdir d && cp text d/target && ln -s target d/link
 run pmap compress -k d; expect_rc 2 "symlink in a tree"

@@ -104,7 +104,7 @@ static void eta_text(char *buf, size_t cap, double secs)
 
 static void bar_draw(cli_report *r, const pm_progress *p)
 {
-    uint64_t done = r->base.bytes_read + p->bytes_read;
+    uint64_t done = r->base.bytes_read + p->bytes_done;
     uint64_t total = r->base.bytes_total + p->bytes_total;
     double elapsed = r->base.elapsed + p->elapsed;
     uint64_t files = r->base.files_done + p->files_done + p->files_failed + p->files_skipped;
@@ -229,6 +229,11 @@ void cli_on_event(const pm_event *ev, void *arg)
             done_line(r, ev);
         break;
     case PM_EVENT_SKIP:
+        if (ev->incidental) {        /* found by walking, not for this job: */
+            if (r->o->verbose)       /* as gzip -r, no warning, no status 2 */
+                file_message(r, ev);
+            break;
+        }
         r->n_skip++;
         if (!r->o->quiet)
             file_message(r, ev);

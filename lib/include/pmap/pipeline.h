@@ -44,6 +44,8 @@ typedef struct pm_file {
     uint64_t bytes_in;       /* input bytes read so far */
     uint64_t bytes_out;      /* output bytes produced so far */
     void *state;             /* free for the hooks and stages (per file) */
+    int64_t out_mtime;       /* if set (> 0) by a hook, the output's mtime
+                                instead of the input's (with PRESERVE_META) */
 } pm_file;
 
 /* One chunk of one file. The stages read `data` and fill `out`. */
@@ -97,10 +99,16 @@ typedef struct pm_event {
     int err;                 /* -errno cause for SKIP/ERROR, else 0 */
     const char *message;     /* the cause in words (never NULL) */
     const pm_file *file;     /* NULL for paths that were never opened */
+    int incidental;          /* SKIP of a file found while walking a
+                                directory that is not for this job by its
+                                name (already has skip_suffix, or accept or
+                                out_path said PM_PL_SKIP); gzip -r passes
+                                over such files silently */
 } pm_event;
 
 typedef struct pm_progress {
     uint64_t bytes_read, bytes_written;
+    uint64_t bytes_done;     /* input bytes through every stage */
     uint64_t bytes_total;    /* input bytes known so far (grows as the walk goes) */
     uint64_t files_done, files_failed, files_skipped;
     double elapsed;          /* seconds since the run started */
@@ -144,6 +152,11 @@ typedef struct pm_pipeline_opts {
      * PM_PL_SKIP (skipped, a warning) or a -errno (failed, an error). */
     int (*out_path)(const pm_file *f, char *buf, size_t cap, void *arg);
 
+    /* Optional filter, on the calling thread, before a file is opened:
+     * return 0 to process path, or PM_PL_SKIP with the reason written into
+     * msg (cap bytes) to skip it. */
+    int (*accept)(const char *path, char *msg, size_t cap, void *arg);
+
     /* Hooks, all on the calling thread. file_begin runs when a file is
      * opened, before its first chunk (return -errno to fail the file);
      * file_end after its last chunk, before its output is committed: a
@@ -183,7 +196,8 @@ PM_API int pm_pipeline_run(pm_pipeline *pl, const char *const *paths, size_t n,
 
 /* Thread-safe (not async-signal-safe): stop a running pipeline promptly.
  * Pending outputs are discarded, buffers released, pm_pipeline_run()
- * returns -ECANCELED. */
+ * returns -ECANCELED. A cancel that arrives before pm_pipeline_run() starts
+ * makes that run stop at once; the request is consumed when a run ends. */
 PM_API void pm_pipeline_cancel(pm_pipeline *pl);
 
 /* From a stage: fail the chunk's file with err (a negative errno) and a
