@@ -59,15 +59,30 @@ int pmp_state_begin(pm_file *f, void *arg)
     return f->state ? 0 : -ENOMEM;
 }
 
-unsigned pmp_jobs(const pm_pipeline_opts *o)
+unsigned pmp_jobs(pm_pipeline_opts *o)
 {
-    if (o->jobs > 0)
-        return (unsigned)o->jobs;
-    const char *env = getenv("PMAP_JOBS");
-    long n = env ? strtol(env, NULL, 10) : 0;
-    if (n <= 0)
-        n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)n : 1;
+    if (o->jobs <= 0) {
+        const char *env = getenv("PMAP_JOBS");
+        long n = env ? strtol(env, NULL, 10) : 0;
+        if (n <= 0 || n > 4096)
+            n = sysconf(_SC_NPROCESSORS_ONLN);
+        o->jobs = n > 0 ? (int)n : 1;
+    }
+    return (unsigned)o->jobs;
+}
+
+void pmp_file_outputs(pmp_run *run, const char *const *paths, size_t n,
+                      int (*out_path)(const pm_file *, char *, size_t, void *))
+{
+    pm_pipeline_opts *pl = &run->pl;
+    if (run->o->to_stdout || n == 0 || (n == 1 && !strcmp(paths[0], "-"))) {
+        pl->sink = PM_SINK_FD;
+        pl->out_fd = 1;
+        pl->flags &= ~PM_PL_REMOVE_INPUT;
+    } else {
+        pl->sink = PM_SINK_FILES;
+        pl->out_path = out_path;
+    }
 }
 
 int pmp_run_stages(pmp_run *run, const pmp_stage *stages, size_t nstages,

@@ -38,7 +38,14 @@ typedef struct pmp_stage {
 int pmp_run_stages(pmp_run *run, const pmp_stage *stages, size_t nstages,
                    const char *const *paths, size_t n, pm_pipeline_stats *stats);
 
-/* Per-worker array of pointers, sized for the pipeline's jobs. */
-unsigned pmp_jobs(const pm_pipeline_opts *o);
+/* Fixes the pipeline's worker count (from the options, PMAP_JOBS or the
+ * CPUs) and returns it, so per-worker arrays can be sized to match. */
+unsigned pmp_jobs(pm_pipeline_opts *o);
+
+/* Chooses the sink for a pipeline that writes converted files: stdout when
+ * -c or the input is stdin (inputs are then kept), else a file per input
+ * named by out_path. */
+void pmp_file_outputs(pmp_run *run, const char *const *paths, size_t n,
+                      int (*out_path)(const pm_file *, char *, size_t, void *));
 
 #endif

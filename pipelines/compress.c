@@ -105,16 +105,8 @@ int pmp_compress(const pmp_opts *o, const char *const *paths, size_t n,
     pl->skip_suffix = o->suffix ? o->suffix : ".gz";
     pl->file_begin = pmp_state_begin;
     run.state_size = sizeof(compress_state);
-    if (o->to_stdout || n == 0 || (n == 1 && !strcmp(paths[0], "-"))) {
-        pl->sink = PM_SINK_FD;
-        pl->out_fd = 1;
-        pl->flags &= ~PM_PL_REMOVE_INPUT;
-    } else {
-        pl->sink = PM_SINK_FILES;
-        pl->out_path = out_path;
-    }
-    cx.jobs = pmp_jobs(pl);
-    pl->jobs = (int)cx.jobs;             /* worker numbers index deflaters */
+    pmp_file_outputs(&run, paths, n, out_path);
+    cx.jobs = pmp_jobs(pl);              /* worker numbers index deflaters */
     cx.deflaters = calloc(cx.jobs, sizeof *cx.deflaters);
     if (!cx.deflaters)
         return -ENOMEM;

@@ -190,18 +190,12 @@ int pmp_decompress(const pmp_opts *o, const char *const *paths, size_t n,
     if (!cx.emit) {
         pl->sink = PM_SINK_NONE;
         pl->flags &= ~PM_PL_REMOVE_INPUT;
-    } else if (o->to_stdout || n == 0 || (n == 1 && !strcmp(paths[0], "-"))) {
-        pl->sink = PM_SINK_FD;
-        pl->out_fd = 1;
-        pl->flags &= ~PM_PL_REMOVE_INPUT;
     } else {
-        pl->sink = PM_SINK_FILES;
-        pl->out_path = out_path;
-        if (o->restore_name)
+        pmp_file_outputs(&run, paths, n, out_path);
+        if (pl->sink == PM_SINK_FILES && o->restore_name)
             pl->file_end = end_restore_mtime;
     }
-    cx.jobs = pmp_jobs(pl);
-    pl->jobs = (int)cx.jobs;
+    cx.jobs = pmp_jobs(pl);              /* worker numbers index buffers */
     cx.bufs = calloc(cx.jobs, sizeof *cx.bufs);
     int rc = cx.bufs ? 0 : -ENOMEM;
     for (unsigned i = 0; i < cx.jobs && rc == 0; i++)
