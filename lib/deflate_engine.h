@@ -6,11 +6,19 @@
  * directly, so a new engine (libdeflate, ISA-L...) is one new file plus one
  * line in the table in gz.c; pmap/gz.h and the pipelines stay unchanged.
  *
- * Every engine honours the block contract of pm_gz_deflate_block(): raw
- * deflate of `in` with the up to PM_GZ_DICT_SIZE bytes of `dict` as the
- * preset dictionary (history for back-references, not output); a non-last
- * block ends on a byte boundary with no final-block bit set, so blocks
- * concatenate into one deflate stream; the last block ends the stream.
+ * A general engine honours the whole block contract of
+ * pm_gz_deflate_block(): raw deflate of `in` with the up to PM_GZ_DICT_SIZE
+ * bytes of `dict` as the preset dictionary (history for back-references, not
+ * output); a non-last block ends on a byte boundary with no final-block bit
+ * set, so blocks concatenate into one deflate stream; the last block ends
+ * the stream.
+ *
+ * A whole-stream engine (flag PM__DEFLATE_WHOLE_ONLY) can only write a
+ * complete stream: no dictionary, last block. libdeflate is one (no preset
+ * dictionary, its output always ends with a final block). A deflater pairs
+ * it with a general engine: the whole-stream engine gets the blocks it can
+ * do that are not empty (a file that fits in one block), the general engine
+ * everything else, so multi-block output does not depend on the pairing.
  */
 #ifndef PM_DEFLATE_ENGINE_H
 #define PM_DEFLATE_ENGINE_H
@@ -22,10 +30,13 @@
 
 typedef struct pm__deflate_engine {
     const char *name;                         /* "zlib", ... */
+    unsigned flags;                           /* PM__DEFLATE_* */
     /* Creates per-thread state for level 1..9; 0 or -errno. */
     int (*new)(int level, void **state_ret);
     void (*free)(void *state);                /* NULL: no-op */
-    /* One block, as pm_gz_deflate_block(); dict_len <= PM_GZ_DICT_SIZE. */
+    /* One block, as pm_gz_deflate_block(); dict_len <= PM_GZ_DICT_SIZE.
+     * A whole-stream engine returns -EINVAL unless dict_len == 0 && last;
+     * it may need more room than it ends up using (then -ENOSPC). */
     ssize_t (*deflate_block)(void *state, const void *dict, size_t dict_len,
                              const void *in, size_t len, int last,
                              void *out, size_t out_cap);
@@ -33,14 +44,20 @@ typedef struct pm__deflate_engine {
     size_t (*bound)(size_t len);
 } pm__deflate_engine;
 
-extern const pm__deflate_engine pm__deflate_zlib;
+#define PM__DEFLATE_WHOLE_ONLY 1u   /* only complete streams: no dict, last */
+
+extern const pm__deflate_engine pm__deflate_zlib;          /* general */
+extern const pm__deflate_engine pm__deflate_libdeflate;    /* whole-stream */
 
 /* The engine called `name`, or NULL if none. name NULL: the default, which
- * is the first engine built in unless the environment variable
- * PM_DEFLATE_ENGINE names another one (for benchmarks). */
+ * is the first engine in gz.c's table (libdeflate) unless the environment
+ * variable PM_DEFLATE_ENGINE names another one (for comparisons:
+ * PM_DEFLATE_ENGINE=zlib gives zlib for every block). */
 const pm__deflate_engine *pm__deflate_engine_find(const char *name);
 
-/* pm_gz_deflater_new() with an explicit engine (NULL: the default). */
+/* pm_gz_deflater_new() with an explicit engine (NULL: the default). A
+ * general engine then does every block; a whole-stream engine is paired with
+ * the first general engine of the table, which does the other blocks. */
 int pm__gz_deflater_new_engine(const pm__deflate_engine *engine, int level,
                                pm_gz_deflater **d_ret);
 

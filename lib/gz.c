@@ -3,11 +3,19 @@
  *
  * Threads: nothing here has shared state. pm_crc32* and the header/trailer
  * writers are pure functions; a pm_gz_deflater belongs to one thread at a
- * time. The deflate engine is chosen when a deflater is created, from the
- * table below (see deflate_engine.h); block output of every engine
- * concatenates into one deflate stream, so the caller frames blocks into one
- * member: header, block 0 ... block n-1 (last), trailer with the combined
- * CRC-32 and the total length.
+ * time. The deflate engines are chosen when a deflater is created, from the
+ * table below (see deflate_engine.h): a general engine (zlib) for every
+ * block, and by default also a whole-stream engine (libdeflate, faster) for
+ * the blocks that are complete streams on their own: no dictionary, last,
+ * not empty; that is a file that fits in one block. Its state is created on
+ * the first such block, so a deflater that only sees large files never
+ * allocates it. If it fails for lack of memory or of output room (libdeflate
+ * wants slack), the general engine does the block, which keeps the -ENOSPC
+ * contract of pm_gz_deflate_block() exact. An empty file goes to zlib too:
+ * 2 bytes, as gzip writes it, where libdeflate writes a 5-byte stored block.
+ * Block output of every engine concatenates into one deflate stream, so the
+ * caller frames blocks into one member: header, block 0 ... block n-1
+ * (last), trailer with the combined CRC-32 and the total length.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -115,7 +123,9 @@ void pm_gz_write_trailer(uint32_t crc, uint64_t length, void *out)
 
 /* ---- engines and the deflater ---- */
 
+/* The default first; a whole-stream engine pairs with the first general. */
 static const pm__deflate_engine *const engines[] = {
+    &pm__deflate_libdeflate,
     &pm__deflate_zlib,
     NULL,
 };
@@ -134,9 +144,20 @@ const pm__deflate_engine *pm__deflate_engine_find(const char *name)
     return NULL;
 }
 
+static const pm__deflate_engine *first_general(void)
+{
+    size_t i = 0;
+    while (engines[i]->flags & PM__DEFLATE_WHOLE_ONLY)
+        i++;
+    return engines[i];          /* zlib, always in the table */
+}
+
 struct pm_gz_deflater {
-    const pm__deflate_engine *engine;
-    void *state;                /* the engine's per-thread state */
+    int level;
+    const pm__deflate_engine *engine;   /* general: any block */
+    void *state;                        /* its per-thread state */
+    const pm__deflate_engine *whole;    /* whole-stream engine, or NULL */
+    void *whole_state;                  /* its state, made on first use */
 };
 
 int pm__gz_deflater_new_engine(const pm__deflate_engine *engine, int level,
@@ -150,7 +171,14 @@ int pm__gz_deflater_new_engine(const pm__deflate_engine *engine, int level,
     pm_gz_deflater *d = calloc(1, sizeof *d);
     if (!d)
         return -ENOMEM;
-    d->engine = engine ? engine : pm__deflate_engine_find(NULL);
+    if (!engine)
+        engine = pm__deflate_engine_find(NULL);
+    d->level = level;
+    d->engine = engine;
+    if (engine->flags & PM__DEFLATE_WHOLE_ONLY) {
+        d->whole = engine;
+        d->engine = first_general();
+    }
     int rc = d->engine->new(level, &d->state);
     if (rc < 0) {
         free(d);
@@ -170,6 +198,8 @@ void pm_gz_deflater_free(pm_gz_deflater *d)
     if (!d)
         return;
     d->engine->free(d->state);
+    if (d->whole)
+        d->whole->free(d->whole_state);
     free(d);
 }
 
@@ -185,6 +215,19 @@ size_t pm_gz_block_bound(size_t len)
     return bound;
 }
 
+/* A complete stream through the whole-stream engine, set up on first use. */
+static ssize_t whole_block(pm_gz_deflater *d, const void *in, size_t len,
+                           void *out, size_t out_cap)
+{
+    if (!d->whole_state) {
+        int rc = d->whole->new(d->level, &d->whole_state);
+        if (rc < 0)
+            return rc;
+    }
+    return d->whole->deflate_block(d->whole_state, NULL, 0, in, len, 1, out,
+                                   out_cap);
+}
+
 ssize_t pm_gz_deflate_block(pm_gz_deflater *d, const void *dict,
                             size_t dict_len, const void *in, size_t len,
                             int last, void *out, size_t out_cap)
@@ -194,6 +237,11 @@ ssize_t pm_gz_deflate_block(pm_gz_deflater *d, const void *dict,
     if (dict_len > PM_GZ_DICT_SIZE) {
         dict = (const unsigned char *)dict + (dict_len - PM_GZ_DICT_SIZE);
         dict_len = PM_GZ_DICT_SIZE;
+    }
+    if (d->whole && dict_len == 0 && last && len > 0) {
+        ssize_t n = whole_block(d, in, len, out, out_cap);
+        if (n != -ENOSPC && n != -ENOMEM)
+            return n;           /* else the general engine may still do it */
     }
     return d->engine->deflate_block(d->state, dict, dict_len, in, len, last,
                                     out, out_cap);

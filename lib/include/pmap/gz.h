@@ -40,7 +40,7 @@ PM_API int pm_gz_deflater_new(int level, pm_gz_deflater **d_ret);
 PM_API void pm_gz_deflater_free(pm_gz_deflater *d);   /* NULL: no-op */
 
 /* Upper bound on pm_gz_deflate_block()'s output for len input bytes, last
- * block or not, any level (about len + 0.03% + 28 bytes). */
+ * block or not, any level, any engine (about len + 0.1% + 28 bytes). */
 PM_API size_t pm_gz_block_bound(size_t len);
 
 /* Deflates in[0..len) as raw deflate into out, using dict[0..dict_len)
