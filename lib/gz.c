@@ -10,8 +10,8 @@
  * not empty; that is a file that fits in one block. Its state is created on
  * the first such block, so a deflater that only sees large files never
  * allocates it. If it fails for lack of memory or of output room (libdeflate
- * wants slack), the general engine does the block, which keeps the -ENOSPC
- * contract of pm_gz_deflate_block() exact. An empty file goes to zlib too:
+ * wants slack), the general engine does the block, so whatever room is
+ * enough for zlib stays enough. An empty file goes to zlib too:
  * 2 bytes, as gzip writes it, where libdeflate writes a 5-byte stored block.
  * Block output of every engine concatenates into one deflate stream, so the
  * caller frames blocks into one member: header, block 0 ... block n-1

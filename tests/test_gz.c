@@ -45,9 +45,11 @@ static void put(gzbuf *b, const void *p, size_t n)
 }
 
 /* One gzip member compressed block by block, as the pipeline does it:
- * each block with the preceding 32 KiB as dictionary, CRCs combined. */
-static gzbuf gz_compress(const void *data, size_t len, int level, size_t block,
-                         const char *name, uint32_t mtime)
+ * each block with the preceding 32 KiB as dictionary, CRCs combined, by a
+ * deflater on `engine` (NULL: the default choice). */
+static gzbuf gz_compress_on(const pm__deflate_engine *engine, const void *data,
+                            size_t len, int level, size_t block,
+                            const char *name, uint32_t mtime)
 {
     gzbuf g = {0};
     pm_gz_header h = {name, mtime, level};
@@ -55,7 +57,7 @@ static gzbuf gz_compress(const void *data, size_t len, int level, size_t block,
     CU_ASSERT_FATAL(hn == (ssize_t)pm_gz_header_size(&h));
     g.len += (size_t)hn;
     pm_gz_deflater *d;
-    CU_ASSERT_FATAL(pm_gz_deflater_new(level, &d) == 0);
+    CU_ASSERT_FATAL(pm__gz_deflater_new_engine(engine, level, &d) == 0);
     const unsigned char *in = data;
     uint32_t crc = 0;
     size_t off = 0;
@@ -74,6 +76,12 @@ static gzbuf gz_compress(const void *data, size_t len, int level, size_t block,
     g.len += 8;
     pm_gz_deflater_free(d);
     return g;
+}
+
+static gzbuf gz_compress(const void *data, size_t len, int level, size_t block,
+                         const char *name, uint32_t mtime)
+{
+    return gz_compress_on(NULL, data, len, level, block, name, mtime);
 }
 
 typedef struct dec {
@@ -397,6 +405,253 @@ static void test_decode_tool_output(void)
     free(data);
     pm_test_rmtree(dir);
     free(dir);
+}
+
+/* ---- engines: libdeflate for whole single-block files, zlib for the rest ---- */
+
+/* Raw deflate of in[0..len) as one complete stream by the default deflater,
+ * by a zlib-only one and by the libdeflate engine called directly. */
+typedef struct three {
+    gzbuf dflt, zlib, ldf;
+} three;
+
+static gzbuf one_block(pm_gz_deflater *d, const void *in, size_t len)
+{
+    gzbuf g = {0};
+    size_t cap = pm_gz_block_bound(len);
+    ssize_t r = pm_gz_deflate_block(d, NULL, 0, in, len, 1, reserve(&g, cap),
+                                    cap);
+    CU_ASSERT_FATAL(r >= 0 && (size_t)r <= cap);
+    g.len = (size_t)r;
+    return g;
+}
+
+static three three_ways(const void *in, size_t len, int level)
+{
+    three t = {{0}, {0}, {0}};
+    pm_gz_deflater *d, *z;
+    CU_ASSERT_FATAL(pm_gz_deflater_new(level, &d) == 0);
+    CU_ASSERT_FATAL(pm__gz_deflater_new_engine(&pm__deflate_zlib, level,
+                                               &z) == 0);
+    t.dflt = one_block(d, in, len);
+    t.zlib = one_block(z, in, len);
+    const pm__deflate_engine *e = &pm__deflate_libdeflate;
+    void *st;
+    CU_ASSERT_FATAL(e->new(level, &st) == 0);
+    size_t cap = e->bound(len);
+    CU_ASSERT(cap <= pm_gz_block_bound(len));
+    ssize_t r = e->deflate_block(st, NULL, 0, in, len, 1,
+                                 reserve(&t.ldf, cap), cap);
+    CU_ASSERT_FATAL(r > 0 && (size_t)r <= cap);
+    t.ldf.len = (size_t)r;
+    e->free(st);
+    pm_gz_deflater_free(d);
+    pm_gz_deflater_free(z);
+    return t;
+}
+
+static int same(const gzbuf *a, const gzbuf *b)
+{
+    return a->len == b->len && (a->len == 0 || memcmp(a->p, b->p, a->len) == 0);
+}
+
+static void free3(three *t)
+{
+    free(t->dflt.p);
+    free(t->zlib.p);
+    free(t->ldf.p);
+}
+
+static void test_engine_table(void)
+{
+    const pm__deflate_engine *l = &pm__deflate_libdeflate;
+    CU_ASSERT(pm__deflate_engine_find("libdeflate") == l);
+    CU_ASSERT(l->flags & PM__DEFLATE_WHOLE_ONLY);
+    CU_ASSERT(!(pm__deflate_zlib.flags & PM__DEFLATE_WHOLE_ONLY));
+    /* The whole-stream engine refuses what is not a complete stream. */
+    void *st;
+    CU_ASSERT_FATAL(l->new(6, &st) == 0);
+    unsigned char in[300], out[1024];
+    pm_test_fill_text(in, sizeof in, 1);
+    CU_ASSERT(l->deflate_block(st, in, 10, in + 10, 100, 1, out, sizeof out)
+              == -EINVAL);
+    CU_ASSERT(l->deflate_block(st, NULL, 0, in, 100, 0, out, sizeof out)
+              == -EINVAL);
+    CU_ASSERT(l->deflate_block(st, NULL, 0, in, sizeof in, 1, out, 4) ==
+              -ENOSPC);
+    CU_ASSERT(l->deflate_block(st, NULL, 0, in, sizeof in, 1, out,
+                               sizeof out) > 0);
+    l->free(st);
+    l->free(NULL);
+}
+
+/* A single-block file is libdeflate's output exactly (an empty one zlib's
+ * 2 bytes), and decodes through our decoder, gzip and Python. */
+static void test_libdeflate_single_block(void)
+{
+    int tools = have_tools();
+    if (!tools)
+        fprintf(stderr, "  (gzip, pigz or python3 missing: own decoder only)");
+    char *dir = pm_test_tmpdir();
+    static const int levels[] = {1, 6, 9};
+    static const size_t sizes[] = {0, 1, 1000, 5000, 64 * KiB};
+    int differs = 0;
+    for (size_t si = 0; si < 5; si++)
+        for (int li = 0; li < 3; li++)
+            for (int kind = 0; kind < 3; kind++) {
+                size_t n = sizes[si];
+                unsigned char *data = make_data(kind, n, si * 7 + li + kind);
+                three t = three_ways(data, n, levels[li]);
+                CU_ASSERT(same(&t.dflt, n ? &t.ldf : &t.zlib));
+                differs += !same(&t.dflt, &t.zlib);
+                free3(&t);
+                /* as a file, block size 128 KiB: one block */
+                gzbuf g = gz_compress(data, n, levels[li], 128 * KiB, "f", 1);
+                expect_decodes(&g, data, n, 0, 1 * MiB, 1);
+                expect_decodes(&g, data, n, 777, 1000, n + 9);
+                char f[512];
+                snprintf(f, sizeof f, "%s/f", dir);
+                CU_ASSERT_FATAL(pm_test_write_file(f, data, n) == 0);
+                snprintf(f, sizeof f, "%s/f.gz", dir);
+                CU_ASSERT_FATAL(pm_test_write_file(f, g.p, g.len) == 0);
+                if (tools && kind != 2) {
+                    int st = pm_test_sh(
+                        "cd '%s' && gzip -dc f.gz | cmp -s - f && "
+                        "python3 -c 'import gzip,sys; sys.stdout.buffer.write("
+                        "gzip.decompress(open(\"f.gz\",\"rb\").read()))' | "
+                        "cmp -s - f", dir);
+                    CU_ASSERT(st == 0);
+                    if (st != 0)
+                        fprintf(stderr, "tools failed: size %zu level %d\n",
+                                n, levels[li]);
+                }
+                free(g.p);
+                free(data);
+            }
+    CU_ASSERT(differs > 20);    /* libdeflate's output is not zlib's */
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
+/* Files of more than one block are byte-identical to the zlib engine's
+ * (every block has a dictionary or is not last); so is a block with a
+ * dictionary even if it is the last. */
+static void test_multi_block_is_zlib(void)
+{
+    static const int levels[] = {1, 6, 9};
+    const size_t b = 32 * KiB;
+    static const size_t sizes[] = {32 * KiB + 1, 100 * KiB, 1 * MiB + 7};
+    for (int li = 0; li < 3; li++)
+        for (size_t si = 0; si < 3; si++)
+            for (int kind = 0; kind < 2; kind++) {
+                size_t n = sizes[si];
+                unsigned char *data = make_data(1 - kind, n, n + li);
+                gzbuf a = gz_compress_on(NULL, data, n, levels[li], b, "m", 2);
+                gzbuf z = gz_compress_on(&pm__deflate_zlib, data, n,
+                                         levels[li], b, "m", 2);
+                CU_ASSERT(same(&a, &z));
+                expect_decodes(&a, data, n, 0, 1 * MiB, 3);
+                free(a.p);
+                free(z.p);
+                free(data);
+            }
+    /* One last block with a dictionary: zlib. */
+    unsigned char *data = make_data(1, 40 * KiB, 5);
+    pm_gz_deflater *d, *z;
+    CU_ASSERT_FATAL(pm_gz_deflater_new(6, &d) == 0);
+    CU_ASSERT_FATAL(pm__gz_deflater_new_engine(&pm__deflate_zlib, 6, &z) == 0);
+    size_t cap = pm_gz_block_bound(8 * KiB);
+    unsigned char *o1 = malloc(cap), *o2 = malloc(cap);
+    for (int last = 0; last < 2; last++) {
+        ssize_t r1 = pm_gz_deflate_block(d, data, 32 * KiB, data + 32 * KiB,
+                                         8 * KiB, last, o1, cap);
+        ssize_t r2 = pm_gz_deflate_block(z, data, 32 * KiB, data + 32 * KiB,
+                                         8 * KiB, last, o2, cap);
+        CU_ASSERT(r1 > 0 && r1 == r2 && memcmp(o1, o2, (size_t)r1) == 0);
+        /* and a first block that is not the last */
+        r1 = pm_gz_deflate_block(d, NULL, 0, data, 8 * KiB, 0, o1, cap);
+        r2 = pm_gz_deflate_block(z, NULL, 0, data, 8 * KiB, 0, o2, cap);
+        CU_ASSERT(r1 > 0 && r1 == r2 && memcmp(o1, o2, (size_t)r1) == 0);
+    }
+    free(o1);
+    free(o2);
+    pm_gz_deflater_free(d);
+    pm_gz_deflater_free(z);
+    free(data);
+}
+
+/* pm_gz_block_bound() holds for the libdeflate path on incompressible data,
+ * and a complete stream fits in the room the zlib engine needs for it (its
+ * size + 1: zlib wants a spare byte; where libdeflate, which wants more
+ * slack, gives up, zlib does the block). */
+static void test_libdeflate_bound(void)
+{
+    static const size_t sizes[] = {1, 100, 4999, 5000, 16 * KiB, 64 * KiB,
+                                   128 * KiB, 1 * MiB + 3};
+    unsigned char *in = make_data(0, 1 * MiB + 3, 21);
+    unsigned char *out = malloc(pm_gz_block_bound(1 * MiB + 3));
+    for (int level = 1; level <= 9; level += 4) {
+        pm_gz_deflater *d, *z;
+        CU_ASSERT_FATAL(pm_gz_deflater_new(level, &d) == 0);
+        CU_ASSERT_FATAL(pm__gz_deflater_new_engine(&pm__deflate_zlib, level,
+                                                   &z) == 0);
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            size_t n = sizes[i], b = pm_gz_block_bound(n);
+            CU_ASSERT(pm__deflate_libdeflate.bound(n) <= b);
+            CU_ASSERT(pm__deflate_zlib.bound(n) <= b);
+            ssize_t r = pm_gz_deflate_block(d, NULL, 0, in, n, 1, out, b);
+            CU_ASSERT(r >= (ssize_t)n && (size_t)r <= b);
+            ssize_t m = pm_gz_deflate_block(z, NULL, 0, in, n, 1, out, b);
+            CU_ASSERT_FATAL(m > 0);
+            CU_ASSERT(pm_gz_deflate_block(z, NULL, 0, in, n, 1, out,
+                                          (size_t)m) == -ENOSPC);
+            CU_ASSERT(pm_gz_deflate_block(z, NULL, 0, in, n, 1, out,
+                                          (size_t)m + 1) == m);
+            r = pm_gz_deflate_block(d, NULL, 0, in, n, 1, out, (size_t)m + 1);
+            CU_ASSERT(r > 0 && r <= m + 1);
+        }
+        pm_gz_deflater_free(d);
+        pm_gz_deflater_free(z);
+    }
+    free(in);
+    free(out);
+}
+
+/* PM_DEFLATE_ENGINE=zlib forces zlib for every block; other names pick
+ * that engine; unknown or empty ones leave the default. */
+static void test_engine_env(void)
+{
+    size_t n = 20 * KiB;
+    unsigned char *data = make_data(1, n, 33);
+    three t = three_ways(data, n, 6);
+    CU_ASSERT_FATAL(!same(&t.zlib, &t.ldf));
+    static const struct {
+        const char *value;
+        const pm__deflate_engine *want;
+    } cases[] = {
+        {"zlib", &pm__deflate_zlib},
+        {"libdeflate", &pm__deflate_libdeflate},
+        {"nope", &pm__deflate_libdeflate},
+        {"", &pm__deflate_libdeflate},
+        {NULL, &pm__deflate_libdeflate},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (cases[i].value)
+            setenv("PM_DEFLATE_ENGINE", cases[i].value, 1);
+        else
+            unsetenv("PM_DEFLATE_ENGINE");
+        CU_ASSERT(pm__deflate_engine_find(NULL) == cases[i].want);
+        pm_gz_deflater *d;
+        CU_ASSERT_FATAL(pm_gz_deflater_new(6, &d) == 0);
+        gzbuf g = one_block(d, data, n);
+        int zlib = cases[i].want == &pm__deflate_zlib;
+        CU_ASSERT(same(&g, zlib ? &t.zlib : &t.ldf));
+        free(g.p);
+        pm_gz_deflater_free(d);
+    }
+    unsetenv("PM_DEFLATE_ENGINE");
+    free3(&t);
+    free(data);
 }
 
 /* ---- crafted headers ---- */
@@ -838,6 +1093,11 @@ int main(void)
         {"round trips through our decoder", test_roundtrip_self},
         {"round trips through gzip, pigz, python", test_roundtrip_tools},
         {"decode gzip and pigz output", test_decode_tool_output},
+        {"engine table", test_engine_table},
+        {"libdeflate single-block files", test_libdeflate_single_block},
+        {"multi-block output is zlib's", test_multi_block_is_zlib},
+        {"libdeflate bound and exact room", test_libdeflate_bound},
+        {"PM_DEFLATE_ENGINE", test_engine_env},
         {"header flags", test_header_flags},
         {"header errors", test_header_errors},
         {"long name", test_long_name},

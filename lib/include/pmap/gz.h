@@ -48,8 +48,8 @@ PM_API size_t pm_gz_block_bound(size_t len);
  * preset dictionary. last != 0 ends the stream (final block); otherwise the
  * output ends byte-aligned so that blocks concatenate (an empty non-last
  * block is 0 bytes). Returns the number of bytes written, or -ENOSPC if
- * out_cap is too small (pm_gz_block_bound(len) always suffices; a non-last
- * block may need a byte more than it ends up using), or -EINVAL. The
+ * out_cap is too small (pm_gz_block_bound(len) always suffices; a block
+ * may need a little more room than it ends up using), or -EINVAL. The
  * deflater stays usable after a failure. */
 PM_API ssize_t pm_gz_deflate_block(pm_gz_deflater *d, const void *dict,
                                    size_t dict_len, const void *in, size_t len,
