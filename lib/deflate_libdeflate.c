@@ -1,8 +1,9 @@
 /* deflate_libdeflate.c - the libdeflate deflate engine (see
  * deflate_engine.h), for complete streams only.
  *
- * libdeflate compresses a whole buffer in one call, about 2.3 times faster
- * than zlib at level 6 here and slightly smaller. It takes no preset
+ * libdeflate compresses a whole buffer in one call, faster than zlib and
+ * slightly smaller: at level 6 here 2.3 times on large input, 1.9 times on
+ * 16 KiB blocks (1.7% smaller). It takes no preset
  * dictionary and always ends its output with a final block, so it can only
  * write a complete raw deflate stream: the engine is flagged
  * PM__DEFLATE_WHOLE_ONLY, and gz.c gives it only a block without dictionary
