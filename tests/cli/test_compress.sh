@@ -8,8 +8,8 @@ gen_text ref/text 3000000 1
 gen_random ref/rand 700000 2
 : >ref/empty
 printf x >ref/one
-gen_text ref/exact 131072 3
-gen_text ref/plus1 131073 4
+gen_text ref/exact 262144 3         # exactly one default chunk (256 KiB)
+gen_text ref/plus1 262145 4
 
 cp -a ref w
 run pmap compress w/text; expect_rc 0 "compress text"; expect_no_err "compress text"

@@ -270,7 +270,7 @@ void cli_help_common(FILE *f, const char *force)
 {
     fputs("  -j, -p, --jobs=N      worker threads (default: $PMAP_JOBS or online CPUs)\n"
           "  -b, --blocksize=SIZE  chunk size, K/M/G suffixes (a bare number is KiB,\n"
-          "                        as in pigz; 32K to 1G; default 128K)\n", f);
+          "                        as in pigz; 32K to 1G; default 256K, 128K at -1..-3)\n", f);
     fprintf(f, "  -f, --force           %s\n", force);
     fputs("  -q, --quiet           no warnings\n"
           "  -v, --verbose         a line per file\n"
