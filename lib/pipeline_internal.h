@@ -34,8 +34,6 @@ struct pl_chunk {
     pl_file *file;
     unsigned char *in;           /* overlap + chunk_size bytes */
     unsigned stage;              /* next stage to run */
-    int read_done;               /* I/O thread: its read completed */
-    int out_pending;             /* I/O thread: its output write is in flight */
     pl_piece retire;             /* carries it to the I/O thread when it retires */
 };
 
@@ -115,8 +113,6 @@ struct pm_pipeline {
     unsigned jobs;
     pl_stage stages[PL_MAX_STAGES];
     unsigned nstages;
-    int last_serial;             /* the last stage is serial: retire within its turn */
-    unsigned retire_point;       /* serial point index of the retire step */
 
     /* per run */
     pthread_mutex_t ctl_lock;    /* guards loop for pm_pipeline_cancel() */
@@ -149,13 +145,12 @@ struct pm_pipeline {
     pthread_mutex_t dq_lock;
     pl_piece *dq_head, *dq_tail;
     int dq_posted;               /* a post is on its way to the loop */
-    int post_failed;
 
     /* emit buffers: bounded pool for pm_chunk_emit */
     pthread_mutex_t em_lock;
     pthread_cond_t em_cond;
     unsigned char **em_free;
-    unsigned em_nfree, em_count;
+    unsigned em_nfree;
     size_t em_size;
 
     pm_pipeline_stats stats;

@@ -38,9 +38,12 @@ static void on_post(void *arg, ssize_t res)
     (void)res;   /* drains the done queue after every loop iteration */
 }
 
-static void dq_push_locked_file(pm_pipeline *pl, pl_piece *p)
+/* Queues p for the I/O thread (under the file's lock, so each file's pieces
+ * keep their order). Returns 1 when the caller must wake the I/O thread with
+ * wake_io() -- after releasing the file's lock, to keep the system call out
+ * of the serial section. */
+static int dq_push(pm_pipeline *pl, pl_piece *p)
 {
-    int need_post;
     p->next = NULL;
     pthread_mutex_lock(&pl->dq_lock);
     if (pl->dq_tail)
@@ -48,11 +51,17 @@ static void dq_push_locked_file(pm_pipeline *pl, pl_piece *p)
     else
         pl->dq_head = p;
     pl->dq_tail = p;
-    need_post = !pl->dq_posted;
+    int need_post = !pl->dq_posted;
     pl->dq_posted = 1;
     pthread_mutex_unlock(&pl->dq_lock);
-    if (need_post && pm_loop_post(pl->loop, on_post, NULL) < 0)
-        pl->post_failed = 1;    /* the I/O thread's periodic timer still polls */
+    return need_post;
+}
+
+static void wake_io(pm_pipeline *pl)
+{
+    /* If the post cannot be allocated, the I/O thread's periodic timer
+     * still finds the queue. */
+    pm_loop_post(pl->loop, on_post, NULL);
 }
 
 pl_piece *pm__pl_take_done(pm_pipeline *pl)
@@ -129,6 +138,7 @@ static void end_turn(pm_pipeline *pl, pl_file *f, pl_chunk *c, unsigned point,
                      int retire)
 {
     pl_chunk *succ = NULL;
+    int wake = 0;
     pthread_mutex_lock(&f->lock);
     f->turn[point]++;
     if (f->parked[point] && f->parked[point]->pub.seq == f->turn[point]) {
@@ -143,9 +153,11 @@ static void end_turn(pm_pipeline *pl, pl_file *f, pl_chunk *c, unsigned point,
         p->len = atomic_load(&f->status) ? 0 : c->pub.out_len;
         p->off = f->out_assigned;
         f->out_assigned += p->len;
-        dq_push_locked_file(pl, p);   /* c and maybe f may be freed after unlock */
+        wake = dq_push(pl, p);        /* c and maybe f may be freed after unlock */
     }
     pthread_mutex_unlock(&f->lock);
+    if (wake)
+        wake_io(pl);
     if (succ)
         wq_push(pl, succ, 1);
 }
@@ -276,8 +288,10 @@ int pm_chunk_emit(pm_chunk *chunk, const void *data, size_t len)
         pthread_mutex_lock(&f->lock);
         e->piece.off = f->out_assigned;
         f->out_assigned += n;
-        dq_push_locked_file(pl, &e->piece);
+        int wake = dq_push(pl, &e->piece);
         pthread_mutex_unlock(&f->lock);
+        if (wake)
+            wake_io(pl);
         src += n;
         len -= n;
     }
@@ -295,7 +309,6 @@ int pm__pl_emit_pool_new(pm_pipeline *pl, unsigned count, size_t size)
         if (!e)
             return -ENOMEM;
         pl->em_free[pl->em_nfree++] = (unsigned char *)e;
-        pl->em_count++;
     }
     return 0;
 }
@@ -306,7 +319,7 @@ void pm__pl_emit_pool_free(pm_pipeline *pl)
         free(pl->em_free[i]);
     free(pl->em_free);
     pl->em_free = NULL;
-    pl->em_nfree = pl->em_count = 0;
+    pl->em_nfree = 0;
 }
 
 /* Wakes workers blocked in pm_chunk_emit() after cancellation. */

@@ -30,6 +30,9 @@ typedef struct recorder {
     int cancel_after;            /* cancel the pipeline after this many chunks */
     pm_pipeline *pl;
     const char *grow_path;       /* the stage appends to this file (changes it) */
+    const char *deny_name;       /* file_begin fails files ending in this */
+    const char *late_name;       /* file_end fails files ending in this */
+    const char *race_path;       /* the stage creates this file (an output) */
 } recorder;
 
 static void rec_init(recorder *r)
@@ -83,6 +86,8 @@ static int copy_stage(pm_chunk *c, void *arg, unsigned worker)
             return pm_chunk_fail(c, -EBADMSG, "test failure in chunk %llu",
                                  (unsigned long long)c->seq);
     }
+    if (r->race_path && c->seq == 0)
+        pm_test_write_file(r->race_path, "someone else's", 14);
     if (r->grow_path && c->seq == 0) {
         int fd = open(r->grow_path, O_WRONLY | O_APPEND);
         if (fd >= 0) {
@@ -116,20 +121,28 @@ static int order_stage(pm_chunk *c, void *arg, unsigned worker)
     return 0;
 }
 
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
 static int begin_state(pm_file *f, void *arg)
 {
-    (void)arg;
+    recorder *r = arg;
+    if (r->deny_name && ends_with(f->path, r->deny_name))
+        return -EACCES;
     f->state = calloc(2, sizeof(uint64_t));
     return f->state ? 0 : -ENOMEM;
 }
 
 static int end_state(pm_file *f, int status, void *arg)
 {
+    recorder *r = arg;
     (void)status;
-    (void)arg;
     free(f->state);
     f->state = NULL;
-    return 0;
+    return r->late_name && ends_with(f->path, r->late_name) ? -EBADMSG : 0;
 }
 
 static int suffix_out(const pm_file *f, char *buf, size_t cap, void *arg)
@@ -299,7 +312,7 @@ static void test_error_in_one_file(void)
     CU_ASSERT_EQUAL(rc, -EBADMSG);
     CU_ASSERT_EQUAL(r.done, 40);
     CU_ASSERT_EQUAL(r.failed, 1);
-    CU_ASSERT_PTR_NOT_NULL(strstr(r.last_error, "zbad: test failure in chunk 0"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.last_error, "zbad: test failure in chunk "));
     CU_ASSERT_EQUAL(pm_test_sh("test -f '%s/zbad' && test ! -e '%s/zbad.out'", dir, dir), 0);
     CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && test $(ls -A | wc -l) -eq 41", dir), 0);
     pm_pipeline_free(pl);
@@ -532,6 +545,52 @@ static void test_enospc(void)
     free(dir);
 }
 
+/* Failures of the hooks and of the final link: the file fails with its
+ * name and cause, its input stays, no output of ours appears, and a file
+ * that took the output's name meanwhile is not replaced. */
+static void test_hook_and_link_failures(void)
+{
+    char *dir = pm_test_tmpdir();
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && for f in a deny late race z; do "
+                               "head -c 100000 /dev/urandom > $f; done", dir), 0);
+    char race_out[512];
+    snprintf(race_out, sizeof race_out, "%s/race.out", dir);
+    recorder r;
+    rec_init(&r);
+    r.deny_name = "/deny";
+    r.late_name = "/late";
+    r.race_path = NULL;
+    pm_pipeline_opts o = {.jobs = 2, .chunk_size = 16384, .out_size = 16384,
+                          .sink = PM_SINK_FILES, .out_path = suffix_out,
+                          .flags = PM_PL_REMOVE_INPUT};
+    pm_pipeline *pl = make(&o, &r);
+    const char *paths[] = {dir};
+    int rc = pm_pipeline_run(pl, paths, 1, NULL);
+    CU_ASSERT(rc == -EACCES || rc == -EBADMSG);
+    CU_ASSERT_EQUAL(r.done, 3);
+    CU_ASSERT_EQUAL(r.failed, 2);
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && test -f deny && test -f late && test ! -e deny.out "
+                               "&& test ! -e late.out && test ! -e a && test -f a.out", dir), 0);
+    pm_pipeline_free(pl);
+
+    /* The output name is taken while the file is being processed. */
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && rm -f race.out && head -c 100000 /dev/urandom > race",
+                               dir), 0);
+    rec_init(&r);
+    r.race_path = race_out;
+    pl = make(&o, &r);
+    char race[512];
+    snprintf(race, sizeof race, "%s/race", dir);
+    const char *one[] = {race};
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, one, 1, NULL), -EEXIST);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.last_error, "race: cannot create"));
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && test -f race && test \"$(cat race.out)\" = \"someone else's\"",
+                               dir), 0);
+    pm_pipeline_free(pl);
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
 /* An empty file gives one empty last chunk. */
 static int empty_check_stage(pm_chunk *c, void *arg, unsigned worker)
 {
@@ -579,6 +638,7 @@ int main(void)
         {"file changing while read", test_file_changes},
         {"ENOSPC on output", test_enospc},
         {"empty file", test_empty_file},
+        {"hook and link failures", test_hook_and_link_failures},
         {NULL, NULL},
     };
     return pm_test_run("pipeline", cases);
