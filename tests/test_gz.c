@@ -11,7 +11,7 @@
 #include <zlib.h>
 
 #include <pmap/gz.h>
-#include "deflate_engine.h"
+#include "codec/deflate_engine.h"
 #include "testutil.h"
 
 #define KiB 1024

@@ -22,7 +22,7 @@
 
 #include <pmap/aio.h>
 #include <pmap/loop.h>
-#include "loop_engine.h"
+#include "loop/loop_engine.h"
 #include "testutil.h"
 
 static pm_loop_engine engine;       /* engine of the running case */

@@ -13,7 +13,7 @@
 
 #include <pmap/error.h>
 #include <pmap/pool.h>
-#include "pool_internal.h"     /* pm__auto_chunksize */
+#include "pool/pool_internal.h"     /* pm__auto_chunksize */
 #include "testutil.h"
 
 #define WAIT_S 30.0          /* generous bound for any wait in these tests */

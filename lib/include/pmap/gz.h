@@ -6,7 +6,7 @@
  * that precede it as a preset dictionary, ends on a byte boundary (sync
  * flush) unless it is the last, and the per-block CRC-32s are joined with
  * pm_crc32_combine(). The result is one ordinary gzip member. The deflate
- * engine sits behind an internal interface (lib/deflate_engine.h) so that
+ * engine sits behind an internal interface (lib/codec/deflate_engine.h) so that
  * faster engines can replace zlib without changing this API.
  */
 #ifndef PMAP_GZ_H
