@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <pmap/config.h>
 #include "common.h"
 
 static void release_state(pmp_run *run, const pm_file *f)
@@ -59,16 +60,12 @@ int pmp_state_begin(pm_file *f, void *arg)
     return f->state ? 0 : -ENOMEM;
 }
 
-unsigned pmp_jobs(pm_pipeline_opts *o)
+int pmp_jobs(pm_pipeline_opts *o)
 {
-    if (o->jobs <= 0) {
-        const char *env = getenv("PMAP_JOBS");
-        long n = env ? strtol(env, NULL, 10) : 0;
-        if (n <= 0 || n > 4096)
-            n = sysconf(_SC_NPROCESSORS_ONLN);
-        o->jobs = n > 0 ? (int)n : 1;
-    }
-    return (unsigned)o->jobs;
+    int jobs = pm_resolve_jobs(o->jobs);
+    if (jobs > 0)
+        o->jobs = jobs;
+    return jobs;
 }
 
 void pmp_file_outputs(pmp_run *run, const char *const *paths, size_t n,

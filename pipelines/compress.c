@@ -117,7 +117,10 @@ int pmp_compress(const pmp_opts *o, const char *const *paths, size_t n,
     pl->file_begin = pmp_state_begin;
     run.state_size = sizeof(compress_state);
     pmp_file_outputs(&run, paths, n, out_path);
-    cx.jobs = pmp_jobs(pl);              /* worker numbers index deflaters */
+    int jobs = pmp_jobs(pl);             /* worker numbers index deflaters */
+    if (jobs < 0)
+        return jobs;
+    cx.jobs = (unsigned)jobs;
     cx.deflaters = calloc(cx.jobs, sizeof *cx.deflaters);
     if (!cx.deflaters)
         return -ENOMEM;

@@ -195,7 +195,10 @@ int pmp_decompress(const pmp_opts *o, const char *const *paths, size_t n,
         if (pl->sink == PM_SINK_FILES && o->restore_name)
             pl->file_end = end_restore_mtime;
     }
-    cx.jobs = pmp_jobs(pl);              /* worker numbers index buffers */
+    int jobs = pmp_jobs(pl);             /* worker numbers index buffers */
+    if (jobs < 0)
+        return jobs;
+    cx.jobs = (unsigned)jobs;
     cx.bufs = calloc(cx.jobs, sizeof *cx.bufs);
     int rc = cx.bufs ? 0 : -ENOMEM;
     for (unsigned i = 0; i < cx.jobs && rc == 0; i++)

@@ -617,7 +617,7 @@ static void test_libdeflate_bound(void)
     free(out);
 }
 
-/* PM_DEFLATE_ENGINE=zlib forces zlib for every block; other names pick
+/* PMAP_DEFLATE_ENGINE=zlib forces zlib for every block; other names pick
  * that engine; unknown or empty ones leave the default. */
 static void test_engine_env(void)
 {
@@ -637,9 +637,9 @@ static void test_engine_env(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (cases[i].value)
-            setenv("PM_DEFLATE_ENGINE", cases[i].value, 1);
+            setenv("PMAP_DEFLATE_ENGINE", cases[i].value, 1);
         else
-            unsetenv("PM_DEFLATE_ENGINE");
+            unsetenv("PMAP_DEFLATE_ENGINE");
         CU_ASSERT(pm__deflate_engine_find(NULL) == cases[i].want);
         pm_gz_deflater *d;
         CU_ASSERT_FATAL(pm_gz_deflater_new(6, &d) == 0);
@@ -649,7 +649,7 @@ static void test_engine_env(void)
         free(g.p);
         pm_gz_deflater_free(d);
     }
-    unsetenv("PM_DEFLATE_ENGINE");
+    unsetenv("PMAP_DEFLATE_ENGINE");
     free3(&t);
     free(data);
 }
@@ -1097,7 +1097,7 @@ int main(void)
         {"libdeflate single-block files", test_libdeflate_single_block},
         {"multi-block output is zlib's", test_multi_block_is_zlib},
         {"libdeflate bound and exact room", test_libdeflate_bound},
-        {"PM_DEFLATE_ENGINE", test_engine_env},
+        {"PMAP_DEFLATE_ENGINE", test_engine_env},
         {"header flags", test_header_flags},
         {"header errors", test_header_errors},
         {"long name", test_long_name},

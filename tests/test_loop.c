@@ -1102,6 +1102,10 @@ static void engine_choice(void)
     } else {
         CU_ASSERT(rc == -ENOSYS || rc == -EPERM);
     }
+    setenv("PMAP_IO", "fast", 1);           /* malformed: an error, not ignored */
+    CU_ASSERT(pm_loop_new(NULL, &l) == -EINVAL);
+    CU_ASSERT_FATAL(pm_loop_new(&(pm_loop_opts){.engine = PM_LOOP_THREADS}, &l) == 0);
+    pm_loop_free(l);                        /* an explicit engine does not read it */
     unsetenv("PMAP_IO");
     if (uring_available()) {   /* the deepest ring (its CQ is clamped) */
         CU_ASSERT_FATAL(pm_loop_new(&(pm_loop_opts){.engine = PM_LOOP_URING, .queue_depth = 32768}, &l) == 0);

@@ -51,8 +51,8 @@ extern const pm__deflate_engine pm__deflate_libdeflate;    /* whole-stream */
 
 /* The engine called `name`, or NULL if none. name NULL: the default, which
  * is the first engine in gz.c's table (libdeflate) unless the environment
- * variable PM_DEFLATE_ENGINE names another one (for comparisons:
- * PM_DEFLATE_ENGINE=zlib gives zlib for every block). */
+ * variable PMAP_DEFLATE_ENGINE names another one (for comparisons:
+ * PMAP_DEFLATE_ENGINE=zlib gives zlib for every block). */
 const pm__deflate_engine *pm__deflate_engine_find(const char *name);
 
 /* pm_gz_deflater_new() with an explicit engine (NULL: the default). A

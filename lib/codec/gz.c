@@ -24,6 +24,7 @@
 #include <zlib.h>               /* crc32_z: zlib's table-driven CRC-32 */
 
 #include <pmap/gz.h>
+#include <pmap/config.h>
 #include "deflate_engine.h"
 
 /* ---- CRC-32 ---- */
@@ -133,9 +134,8 @@ static const pm__deflate_engine *const engines[] = {
 const pm__deflate_engine *pm__deflate_engine_find(const char *name)
 {
     if (!name) {
-        const char *env = getenv("PM_DEFLATE_ENGINE");
-        const pm__deflate_engine *e = env && *env ?
-            pm__deflate_engine_find(env) : NULL;
+        const char *env = pm_config_deflate_engine();
+        const pm__deflate_engine *e = env ? pm__deflate_engine_find(env) : NULL;
         return e ? e : engines[0];
     }
     for (size_t i = 0; engines[i]; i++)

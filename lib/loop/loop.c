@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pmap/config.h>
 #include "loop_engine.h"
 
 #define OPS_PER_BLOCK 256u
@@ -555,25 +556,15 @@ void pm_loop_stop(pm_loop *loop)
 
 /* ---- creation and teardown ---- */
 
-static pm_loop_engine engine_from_env(int verbose)
-{
-    const char *v = getenv("PMAP_IO");
-    if (!v || !*v || strcmp(v, "auto") == 0)
-        return PM_LOOP_AUTO;
-    if (strcmp(v, "uring") == 0 || strcmp(v, "io_uring") == 0)
-        return PM_LOOP_URING;
-    if (strcmp(v, "threads") == 0)
-        return PM_LOOP_THREADS;
-    if (verbose)
-        fprintf(stderr, "pmap: PMAP_IO=%s not understood (uring, threads); choosing automatically\n", v);
-    return PM_LOOP_AUTO;
-}
-
 static int pick_engine(pm_loop *loop, const pm_loop_opts *o)
 {
     pm_loop_engine e = o->engine;
-    if (e == PM_LOOP_AUTO)
-        e = engine_from_env(o->verbose);
+    if (e == PM_LOOP_AUTO) {
+        int env = pm_config_io_engine();     /* PMAP_IO; malformed: -EINVAL */
+        if (env < 0)
+            return env;
+        e = (pm_loop_engine)env;
+    }
     if (e != PM_LOOP_AUTO && e != PM_LOOP_URING && e != PM_LOOP_THREADS)
         return -EINVAL;
     if (e != PM_LOOP_THREADS) {

@@ -37,6 +37,7 @@
 
 #include <liburing.h>
 
+#include <pmap/config.h>
 #include "loop_engine.h"
 
 #define UD_IGNORE 0u
@@ -357,9 +358,8 @@ static void limit_workers(ur *u)
 {
     /* IOSQE_ASYNC reads go to io-wq, which would otherwise start a worker
      * per request; about one per CPU is what the copying can use. */
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned vals[2];
-    vals[0] = vals[1] = ncpu > 0 ? (unsigned)ncpu : 2;
+    vals[0] = vals[1] = (unsigned)pm_cpu_count();
     io_uring_register_iowq_max_workers(&u->ring, vals);
 }
 

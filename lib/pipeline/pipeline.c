@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pmap/config.h>
 #include <pmap/error.h>
 #include "pipeline_internal.h"
 
@@ -62,19 +63,6 @@ static double cpu_now(void)
            (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-static int default_jobs(void)
-{
-    const char *env = getenv("PMAP_JOBS");
-    if (env && *env) {
-        char *end;
-        long n = strtol(env, &end, 10);
-        if (*end == '\0' && n > 0 && n <= 4096)
-            return (int)n;
-    }
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
 int pm_pipeline_new(const pm_pipeline_opts *opts, pm_pipeline **pl_ret)
 {
     pm_pipeline_opts o = {0};
@@ -88,12 +76,15 @@ int pm_pipeline_new(const pm_pipeline_opts *opts, pm_pipeline **pl_ret)
         return -EINVAL;
     if (o.sink > PM_SINK_FILES)
         return -EINVAL;
+    int jobs = pm_resolve_jobs(o.jobs);      /* 0: PMAP_JOBS or the CPUs */
+    if (jobs < 0)
+        return jobs;
     pm_pipeline *pl = calloc(1, sizeof *pl);
     if (!pl)
         return -ENOMEM;
     if (!o.chunk_size)
         o.chunk_size = PL_DEFAULT_CHUNK;
-    pl->jobs = (unsigned)(o.jobs ? o.jobs : default_jobs());
+    pl->jobs = (unsigned)jobs;
     if (!o.max_chunks)
         o.max_chunks = 4 * pl->jobs + 2;
     if (o.max_chunks < 2)

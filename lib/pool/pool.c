@@ -51,6 +51,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <pmap/config.h>
 #include <pmap/pool.h>
 
 #include "pool_internal.h"
@@ -59,34 +60,11 @@
 
 /* ---- worker count ---- */
 
-static int online_cpus(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-        return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
-/* Workers from PMAP_JOBS or the CPUs; -EINVAL for a malformed PMAP_JOBS. */
-static int default_workers(void)
-{
-    const char *env = getenv("PMAP_JOBS");
-    if (!env || !*env)
-        return online_cpus();
-    char *end;
-    errno = 0;
-    long n = strtol(env, &end, 10);
-    if (errno || *end || n <= 0 || n > PM_POOL_MAX_WORKERS)
-        return -EINVAL;
-    return (int)n;
-}
-
 static int resolve_workers(const pm_pool_opts *opts)
 {
     int w = opts ? opts->workers : PM_POOL_AUTO;
     if (w == PM_POOL_AUTO)
-        return default_workers();
+        return pm_default_jobs();
     if (w <= 0 || w > PM_POOL_MAX_WORKERS)
         return -EINVAL;
     return w;

@@ -74,3 +74,14 @@ run pmap compress -k -- -v; expect_rc 0 "-- -v"
 gz_same ./-v.gz ./-v
 run pmap compress -r -q -k g; expect_rc 0 "-r -q accepted"
 ok "options after operands; -- ends options"
+
+# Malformed configuration is an error naming the variable, before any work.
+for v in 3x "" " 3" +3 "3 " 0; do
+    PMAP_JOBS="$v" run pmap compress -k f; expect_rc 1 "PMAP_JOBS='$v'"
+    expect_err "PMAP_JOBS='$v' is not valid" "PMAP_JOBS='$v' message"
+    [ ! -e f.gz ] || fail "PMAP_JOBS='$v' still compressed"
+done
+PMAP_IO=fast run pmap checksum f; expect_rc 1 "PMAP_IO=fast"; expect_err "PMAP_IO='fast'" "PMAP_IO message"
+PMAP_DEFLATE_ENGINE=zstd run pmap checksum f; expect_rc 1 "PMAP_DEFLATE_ENGINE=zstd"
+run pmap compress -j 1025 -k f; expect_rc 1 "-j 1025"
+ok "malformed PMAP_JOBS, PMAP_IO, PMAP_DEFLATE_ENGINE and -j are errors"

@@ -61,12 +61,16 @@ static const cli_command *find_command(const char *name)
 static int run_command(const cli_command *c, int argc, char **argv)
 {
     cli_opts o = { .cmd = c, .no_name = -1, .progress = CLI_PROGRESS_AUTO };
+    char msg[256];
     int rc = cli_parse(argc, argv, 2, &o);
     if (!rc && o.help)
         c->help(stdout);
     else if (!rc && o.version)
         version();
-    else if (!rc) {
+    else if (!rc && pm_config_check(msg, sizeof msg) < 0) {
+        fprintf(stderr, "%s %s: %s\n", cli_argv0, c->name, msg);
+        rc = CLI_EXIT_ERROR;
+    } else if (!rc) {
         /* Before any other thread exists, so that all inherit the mask. */
         int err = cli_signals_start(&o.sig);
         if (err) {

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pmap/config.h>
+
 #include "cli.h"
 
 enum opt_id {
@@ -108,10 +110,8 @@ int cli_parse_size(const char *s, size_t *out)
 
 static int parse_jobs(const char *s, int *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 1 || v > 4096)
+    long v;
+    if (pm_parse_count(s, PM_MAX_JOBS, &v) < 0)
         return -EINVAL;
     *out = (int)v;
     return 0;
@@ -130,7 +130,7 @@ static int apply(cli_opts *o, const optdef *d, char letter, const char *arg)
     case O_BEST: o->level = 9; break;
     case O_JOBS:
         if (parse_jobs(arg, &o->jobs))
-            return usage_error(o, "invalid number of jobs '%s' (expected 1 to 4096)", arg);
+            return usage_error(o, "invalid number of jobs '%s' (expected 1 to 1024)", arg);
         break;
     case O_BLOCK:
         if (cli_parse_size(arg, &o->chunk_size) || o->chunk_size < CLI_CHUNK_MIN

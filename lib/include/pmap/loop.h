@@ -37,7 +37,8 @@ typedef struct pm_loop pm_loop;
 /* Which engine carries the operations. AUTO tries io_uring first and falls
  * back to threads when io_uring is unavailable (ENOSYS, EPERM under seccomp
  * or kernel.io_uring_disabled); the PMAP_IO environment variable
- * ("uring" or "threads") overrides AUTO. */
+ * ("uring" or "threads", see config.h) overrides AUTO; pm_loop_new() fails
+ * with -EINVAL when AUTO is asked for and PMAP_IO is malformed. */
 typedef enum pm_loop_engine {
     PM_LOOP_AUTO = 0,
     PM_LOOP_URING,

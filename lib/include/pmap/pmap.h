@@ -1,6 +1,7 @@
 /* pmap/pmap.h - umbrella header: includes every public pmap module.
  *
  *   error.h     negative-errno codes and pm_strerror()
+ *   config.h    PMAP_* variables, the CPU count, the default worker count
  *   pool.h      a worker pool mirroring multiprocessing.Pool (map, imap,
  *               apply_async, close/terminate/join)
  *   future.h    futures for asynchronous results, wait_any/wait_all
@@ -15,6 +16,7 @@
 #include <pmap/version.h>
 #include <pmap/export.h>
 #include <pmap/error.h>
+#include <pmap/config.h>
 #include <pmap/pool.h>
 #include <pmap/future.h>
 #include <pmap/loop.h>

@@ -57,7 +57,7 @@ typedef int (*pm_input_fn)(void *item, void *arg);
 typedef int (*pm_init_fn)(void *arg);
 
 #define PM_POOL_AUTO (-1)          /* pm_pool_opts.workers: the default count */
-#define PM_POOL_MAX_WORKERS 1024
+#define PM_POOL_MAX_WORKERS 1024   /* = PM_MAX_JOBS of config.h */
 
 typedef struct pm_pool_opts {
     /* Worker threads, > 0. PM_POOL_AUTO: $PMAP_JOBS if set, else the CPUs
