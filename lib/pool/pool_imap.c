@@ -94,7 +94,7 @@ static int chunk_run(void *arg, void **result_ret)
     size_t i;
     for (i = 0; i < s->count; i++) {
         if (atomic_load_explicit(&it->cancelled, memory_order_relaxed) ||
-            atomic_load_explicit(&it->pool->state, memory_order_relaxed) == PM__TERMINATED)
+            atomic_load_explicit(&it->pool->ex->state, memory_order_relaxed) == PM__TERMINATED)
             break;
         s->status[i] = fn((const void *)(s->in + i * isz), (void *)(out + i * osz), farg);
     }
@@ -371,7 +371,7 @@ static int imap_new(pm_pool *pool, const pm_map_spec *spec, int ordered, pm_imap
         return -EINVAL;
     if (!spec->input && spec->n && spec->in_size && !spec->in)
         return -EINVAL;
-    if (atomic_load(&pool->state) != PM__OPEN)
+    if (atomic_load(&pool->ex->state) != PM__OPEN)
         return -EINVAL;
     pm_imap *it = calloc(1, sizeof *it);
     if (!it)

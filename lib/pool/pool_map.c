@@ -95,7 +95,7 @@ static void run_items(const pm_map_spec *s, size_t lo, size_t hi, fail_rec *r)
 
 static int terminated(pm_pool *pool)
 {
-    return atomic_load_explicit(&pool->state, memory_order_relaxed) == PM__TERMINATED;
+    return atomic_load_explicit(&pool->ex->state, memory_order_relaxed) == PM__TERMINATED;
 }
 
 /* ---- blocking map ---- */
@@ -115,8 +115,8 @@ static void map_thread(map_run *m)
     const size_t cs = m->cs, n = m->spec->n, nchunks = m->nchunks;
     fail_rec r = {SIZE_MAX, 0};
     int irc = pm__pool_thread_init(pool);
-    void *mark = pthread_getspecific(pool->key);
-    pthread_setspecific(pool->key, PM__TLS_IN_MAP);
+    void *mark = pthread_getspecific(pool->ex->key);
+    pthread_setspecific(pool->ex->key, PM__TLS_IN_MAP);
 #pragma omp for schedule(dynamic, 1) nowait
     for (size_t c = 0; c < nchunks; c++) {
         size_t lo = c * cs, hi = n - lo < cs ? n : lo + cs;
@@ -127,7 +127,7 @@ static void map_thread(map_run *m)
         else
             run_items(m->spec, lo, hi, &r);
     }
-    pthread_setspecific(pool->key, mark);
+    pthread_setspecific(pool->ex->key, mark);
     /* A pthread mutex rather than `omp critical`: same cost here (once per
      * thread), and ThreadSanitizer models it without help from Archer. */
     pthread_mutex_lock(&m->mu);
@@ -140,13 +140,13 @@ static void map_thread(map_run *m)
 static int map_take_slots(pm_pool *pool, size_t nchunks, int *own)
 {
     int want = nchunks < (size_t)pool->workers ? (int)nchunks : pool->workers;
-    void *mark = pthread_getspecific(pool->key);
+    void *mark = pthread_getspecific(pool->ex->key);
     *own = mark == PM__TLS_IN_MAP || mark == PM__TLS_WORKER;
     if (mark == PM__TLS_IN_MAP || (*own && omp_in_parallel()))
         return 1;
     if (*own)
-        return 1 + pm__slots_try_take(&pool->slots, want - 1);
-    return pm__slots_take_map(&pool->slots, omp_in_parallel() ? 1 : want);
+        return 1 + pm__slots_try_take(&pool->ex->slots, want - 1);
+    return pm__slots_take_map(&pool->ex->slots, omp_in_parallel() ? 1 : want);
 }
 
 int pm_pool_map(pm_pool *pool, const pm_map_spec *spec, size_t *fail_index_ret)
@@ -166,7 +166,7 @@ int pm_pool_map(pm_pool *pool, const pm_map_spec *spec, size_t *fail_index_ret)
         int k = map_take_slots(pool, m.nchunks, &own);
 #pragma omp parallel num_threads(k)
         map_thread(&m);
-        pm__slots_give(&pool->slots, k - own);
+        pm__slots_give(&pool->ex->slots, k - own);
     }
     pm__pool_map_leave(pool);
     pthread_mutex_destroy(&m.mu);
@@ -246,7 +246,7 @@ static void runner_done(pm_future *rf, void *arg)
 /* An already finished future for an empty map. */
 static int empty_map_future(pm_pool *pool, size_t *fail_index_ret, pm_future **fret)
 {
-    if (atomic_load(&pool->state) != PM__OPEN)
+    if (atomic_load(&pool->ex->state) != PM__OPEN)
         return -EINVAL;
     pm_future *f = pm__future_new(NULL, NULL, 1);
     if (!f)

@@ -1,0 +1,144 @@
+/* exec.h - the executor: the one place where libpmap runs work.
+ *
+ * Everything that computes runs on an executor: pm_pool's tasks and maps
+ * (pool/), and the pipeline's stages and per-file system calls (pipeline/).
+ * An executor has a fixed number of workers -- the thread budget -- and a
+ * backend behind an ops table, chosen when it is made, as libuv's
+ * uv__work_submit() hands work to its one thread pool and redis picks its
+ * event backend in one place:
+ *
+ *   start    create the workers and run the initializer on each
+ *   submit   queue work items (intrusive pm__work; no allocation)
+ *   cancel   take a queued item back before it starts
+ *   stop     close (queued work still runs) or terminate (queued work is
+ *            dropped: each item's drop() runs instead of run())
+ *   join     wait for the workers to exit
+ *
+ * Backends: exec_threads.c (pthreads; blocking maps add OpenMP teams on the
+ * same slot budget, pool/pool_map.c). A process backend (issue 12) plugs in
+ * here with the same ops; work that needs shared memory (pipeline stages)
+ * asks for PM__EXEC_SHARED_MEMORY.
+ *
+ * Thread budget: the executor owns `workers` execution slots. A worker
+ * holds one while it runs items; a blocking map holds the slots its OpenMP
+ * team uses. So workers and map threads together never run more than
+ * `workers` items at once, whoever submitted them.
+ */
+#ifndef PM_EXEC_EXEC_H
+#define PM_EXEC_EXEC_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include <pmap/pool.h>          /* pm_init_fn */
+#include "core/sync.h"
+
+/* Execution slots: the pool's thread budget, a counting semaphore of
+ * `total` slots. A worker holds one while it runs tasks; a blocking map
+ * holds as many as it got for its whole OpenMP region. Maps waiting for
+ * slots ("hungry") take precedence: workers then hand slots back between
+ * tasks and do not take free ones. */
+typedef struct pm__slots {
+    _Atomic int free;          /* slots nobody holds */
+    _Atomic int hungry;        /* maps waiting for a slot */
+    _Atomic int sleepers;      /* threads blocked in cv (any reason) */
+    int total;
+    pthread_mutex_t mu;        /* only for sleeping: cv's mutex */
+    pthread_cond_t cv;
+} pm__slots;
+
+int pm__slots_init(pm__slots *s, int total);
+void pm__slots_destroy(pm__slots *s);
+/* One slot for a worker; blocks while none is free or a map is hungry. */
+void pm__slots_take_worker(pm__slots *s);
+/* Up to max slots that are free now, without blocking (may be 0). */
+int pm__slots_try_take(pm__slots *s, int max);
+/* At least one and up to max slots; blocks while none is free. */
+int pm__slots_take_map(pm__slots *s, int max);
+void pm__slots_give(pm__slots *s, int k);
+/* Blocks until every slot is free (no map or task running). */
+void pm__slots_wait_idle(pm__slots *s);
+
+/* ---- work items ---- */
+
+typedef struct pm__work pm__work;
+/* Runs on a worker; worker is its index in [0, workers). */
+typedef void (*pm__work_fn)(pm__work *w, unsigned worker);
+
+struct pm__work {
+    pm__work *next;              /* the backend's queue link */
+    pm__work_fn run;
+    void (*drop)(pm__work *w);   /* terminated before it ran; may be NULL */
+};
+
+/* ---- the executor ---- */
+
+enum { PM__OPEN = 0, PM__CLOSED = 1, PM__TERMINATED = 2 };
+
+/* Values of the executor's thread-specific key: what a thread is to it. */
+#define PM__TLS_INITED ((void *)1)   /* initializer ran here */
+#define PM__TLS_WORKER ((void *)2)   /* a worker (holds a slot in tasks) */
+#define PM__TLS_IN_MAP ((void *)3)   /* inside one of this executor's maps */
+
+#define PM__SUBMIT_INTERNAL 0x1u     /* accepted after close (work of an iterator
+                                        or map made before it) */
+#define PM__SUBMIT_FRONT    0x2u     /* run before queued items (continuations) */
+
+#define PM__EXEC_SHARED_MEMORY 0x1u  /* backend capability: items see the
+                                        submitter's memory (threads) */
+
+typedef struct pm__exec pm__exec;
+
+typedef struct pm__exec_ops {
+    const char *name;
+    unsigned caps;                               /* PM__EXEC_* */
+    int (*start)(pm__exec *ex);                  /* 0 or first init failure */
+    int (*submit)(pm__exec *ex, pm__work **ws, size_t n, unsigned flags);
+    int (*cancel)(pm__exec *ex, pm__work *w);    /* 0: unqueued; -EBUSY */
+    void (*stop)(pm__exec *ex, int terminate);
+    void (*join)(pm__exec *ex);
+    void (*kick)(pm__exec *ex);                  /* re-check exit conditions */
+    void (*destroy)(pm__exec *ex);
+} pm__exec_ops;
+
+struct pm__exec {
+    const pm__exec_ops *ops;
+    int workers;                 /* the thread budget */
+    pm__slots slots;
+    pthread_key_t key;           /* PM__TLS_* per thread */
+    pm_init_fn init;
+    void *initarg;
+    _Atomic int state;           /* PM__OPEN / CLOSED / TERMINATED */
+    _Atomic int holds;           /* producers that may still submit after
+                                    close (live imap iterators): closed
+                                    workers wait for them */
+    void *be;                    /* the backend's state */
+};
+
+extern const pm__exec_ops pm__exec_threads;
+
+/* Makes an executor with ops (not started). 0, -ENOMEM or -EAGAIN. */
+int pm__exec_new(const pm__exec_ops *ops, int workers, pm_init_fn init, void *initarg,
+                 pm__exec **ex_ret);
+/* Terminates, joins and frees. NULL: no-op. */
+void pm__exec_free(pm__exec *ex);
+
+static inline int pm__exec_submit(pm__exec *ex, pm__work *w, unsigned flags)
+{
+    return ex->ops->submit(ex, &w, 1, flags);
+}
+
+/* Runs the initializer on the calling (non-worker) thread if it has not
+ * run there; 0 or its failure. */
+int pm__exec_thread_init(pm__exec *ex);
+
+/* 1 if the calling thread is one of ex's workers. */
+int pm__exec_on_worker(pm__exec *ex);
+
+/* Producers that may submit after close: closed workers do not exit while
+ * holds > 0. */
+void pm__exec_hold(pm__exec *ex);
+void pm__exec_unhold(pm__exec *ex);
+
+#endif
