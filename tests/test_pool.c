@@ -233,13 +233,19 @@ static void test_initializer_once_per_worker(void)
     CU_ASSERT_EQUAL(log.n, 3);                  /* tasks add no initializer runs */
     CU_ASSERT_EQUAL(atomic_load(&c.uninitialized), 0);
 
-    /* Map threads (OpenMP, the caller included) get it once each too. */
+    /* Map threads (OpenMP, the caller included) get it once each too,
+     * before their first item. Which OpenMP threads a map gets is not
+     * promised: a later map may get a larger team (slots still held by a
+     * finishing worker free up) or other threads, which then run it for
+     * their first time. What is promised: the caller is one of them, a team
+     * never exceeds the 3 workers, and no thread runs it twice. */
     pm_map_spec s = {.fn = check_thread_item, .arg = &c, .n = 10000, .chunksize = 1};
     CU_ASSERT_EQUAL(pm_pool_map(p, &s, NULL), 0);
     int after_first = log.n;
-    CU_ASSERT(after_first > 3 && after_first <= 3 + 3);
+    CU_ASSERT(log_find(&log, pthread_self()) >= 3);       /* after the workers */
+    CU_ASSERT(after_first >= 3 + 1 && after_first <= 3 + 3);
     CU_ASSERT_EQUAL(pm_pool_map(p, &s, NULL), 0);
-    CU_ASSERT_EQUAL(log.n, after_first);        /* not again for the same threads */
+    CU_ASSERT(log.n >= after_first && log.n <= after_first + 2);  /* caller done */
     CU_ASSERT_EQUAL(atomic_load(&c.uninitialized), 0);
     for (int i = 0; i < log.n; i++)             /* no thread logged twice */
         for (int j = i + 1; j < log.n; j++)
