@@ -16,6 +16,86 @@
 static int skipped_cases;
 static int run_cases;
 
+/* The program's arguments. Every suite's main() is `int main(void)` and
+ * hands its table to pm_test_run(), so the arguments are picked up here:
+ * glibc calls the executable's constructors (.init_array) with argc, argv
+ * and envp, as it calls main. */
+static int saved_argc;
+static char **saved_argv;
+
+__attribute__((constructor)) static void save_args(int argc, char **argv, char **envp)
+{
+    (void)envp;
+    saved_argc = argc;
+    saved_argv = argv;
+}
+
+/* What the command line asks for (see testutil.h). */
+typedef struct run_opts {
+    const char *filters[16];  /* -t SUBSTR, or $PM_TEST_CASE */
+    int nfilters;
+    int list;                 /* --list */
+} run_opts;
+
+static void usage(FILE *to, const char *prog)
+{
+    fprintf(to, "usage: %s [-t SUBSTRING]... [--list]\n"
+            "  -t, --case SUBSTRING  run only the cases whose name contains SUBSTRING\n"
+            "                        (several -t: any of them; default: $PM_TEST_CASE)\n"
+            "  -l, --list            print the case names (those selected) and exit\n"
+            "Exit status: 0 passed, 1 failed or no case matched, 2 usage, 77 all skipped.\n",
+            prog);
+}
+
+static int add_filter(run_opts *o, const char *f)
+{
+    if (o->nfilters == (int)(sizeof o->filters / sizeof o->filters[0])) {
+        fprintf(stderr, "too many -t filters\n");
+        return -1;
+    }
+    o->filters[o->nfilters++] = f;
+    return 0;
+}
+
+/* Parses the saved arguments; 0, 1 after --help, -1 on a usage error. */
+static int parse_args(run_opts *o)
+{
+    const char *prog = saved_argc > 0 ? saved_argv[0] : "test";
+    for (int i = 1; i < saved_argc; i++) {
+        const char *a = saved_argv[i];
+        if ((!strcmp(a, "-t") || !strcmp(a, "--case")) && i + 1 < saved_argc) {
+            if (add_filter(o, saved_argv[++i]) < 0)
+                return -1;
+        } else if (!strncmp(a, "--case=", 7)) {
+            if (add_filter(o, a + 7) < 0)
+                return -1;
+        } else if (!strcmp(a, "-l") || !strcmp(a, "--list")) {
+            o->list = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout, prog);
+            return 1;
+        } else {
+            fprintf(stderr, "%s: unexpected argument '%s'\n", prog, a);
+            usage(stderr, prog);
+            return -1;
+        }
+    }
+    const char *env = getenv("PM_TEST_CASE");
+    if (o->nfilters == 0 && env && *env)
+        o->filters[o->nfilters++] = env;
+    return 0;
+}
+
+static int selected(const run_opts *o, const char *name)
+{
+    if (o->nfilters == 0)
+        return 1;
+    for (int i = 0; i < o->nfilters; i++)
+        if (strstr(name, o->filters[i]))
+            return 1;
+    return 0;
+}
+
 void pm_test_skip(const char *why)
 {
     fprintf(stderr, "  SKIP %s: %s\n", CU_get_current_test() ?
@@ -30,13 +110,50 @@ static void count_start(const CU_pTest test, const CU_pSuite suite)
     run_cases++;
 }
 
+/* Registers the selected cases (or prints them with --list); returns how
+ * many, or -1 if CUnit failed. */
+static int register_cases(const run_opts *o, const char *suite_name,
+                          const pm_test_case *cases)
+{
+    CU_pSuite suite = o->list ? NULL : CU_add_suite(suite_name, NULL, NULL);
+    if (!o->list && !suite)
+        return -1;
+    int n = 0;
+    for (const pm_test_case *c = cases; c->name; c++) {
+        if (!selected(o, c->name))
+            continue;
+        n++;
+        if (o->list)
+            printf("%s\n", c->name);
+        else if (!CU_add_test(suite, c->name, c->fn))
+            return -1;
+    }
+    return n;
+}
+
+static void no_match(const run_opts *o, const char *suite_name)
+{
+    fprintf(stderr, "%s: no case matches", suite_name);
+    for (int i = 0; i < o->nfilters; i++)
+        fprintf(stderr, "%s '%s'", i ? " or" : "", o->filters[i]);
+    fprintf(stderr, " (--list shows them)\n");
+}
+
 int pm_test_run(const char *suite_name, const pm_test_case *cases)
 {
+    run_opts o = {.nfilters = 0};
+    int prc = parse_args(&o);
+    if (prc)
+        return prc > 0 ? 0 : 2;
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 1;
-    CU_pSuite suite = CU_add_suite(suite_name, NULL, NULL);
-    for (const pm_test_case *c = cases; c->name; c++)
-        CU_add_test(suite, c->name, c->fn);
+    int n = register_cases(&o, suite_name, cases);
+    if (n <= 0 || o.list) {
+        CU_cleanup_registry();
+        if (n == 0)
+            no_match(&o, suite_name);
+        return n > 0 ? 0 : 1;
+    }
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_set_test_start_handler(count_start);
     CU_basic_run_tests();

@@ -14,7 +14,18 @@ typedef struct pm_test_case {
 
 /* Runs the cases as one CUnit suite named `suite` and returns the process
  * exit status: 0 when all passed, 1 on any failure, 77 (ctest's skip code)
- * when every case called pm_test_skip() and none failed. */
+ * when every case called pm_test_skip() and none failed.
+ *
+ * It reads the program's command line itself (suites keep `int main(void)`;
+ * glibc hands argc/argv to constructors too), so every suite accepts:
+ *   -t SUBSTRING, --case SUBSTRING   run only the cases whose name contains
+ *                                    SUBSTRING (case-sensitive; several -t
+ *                                    select the cases matching any of them)
+ *   -l, --list                       print the selected case names, run none
+ *   -h, --help
+ * With no -t, the environment variable PM_TEST_CASE is the filter. A filter
+ * that matches no case is a failure (exit 1), never a silent pass; a usage
+ * error exits with 2. Example: ./tests/test_pool -t "imap" --list */
 int pm_test_run(const char *suite, const pm_test_case *cases);
 
 /* Marks the running case as skipped, with a reason printed on stderr. */
