@@ -4,7 +4,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <pmap/config.h>
 #include "common.h"
 
 static void release_state(pmp_run *run, const pm_file *f)
@@ -58,14 +57,6 @@ int pmp_state_begin(pm_file *f, void *arg)
     pmp_run *run = arg;
     f->state = calloc(1, run->state_size ? run->state_size : 1);
     return f->state ? 0 : -ENOMEM;
-}
-
-int pmp_jobs(pm_pipeline_opts *o)
-{
-    int jobs = pm_resolve_jobs(o->jobs);
-    if (jobs > 0)
-        o->jobs = jobs;
-    return jobs;
 }
 
 void pmp_file_outputs(pmp_run *run, const char *const *paths, size_t n,

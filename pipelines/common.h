@@ -38,11 +38,6 @@ typedef struct pmp_stage {
 int pmp_run_stages(pmp_run *run, const pmp_stage *stages, size_t nstages,
                    const char *const *paths, size_t n, pm_pipeline_stats *stats);
 
-/* Fixes the pipeline's worker count (from the options, PMAP_JOBS or the
- * CPUs) and returns it, so per-worker arrays can be sized to match; -EINVAL
- * for a malformed PMAP_JOBS. */
-int pmp_jobs(pm_pipeline_opts *o);
-
 /* Chooses the sink for a pipeline that writes converted files: stdout when
  * -c or the input is stdin (inputs are then kept), else a file per input
  * named by out_path. */

@@ -30,8 +30,6 @@ static size_t default_chunk(int level)
 typedef struct compress_ctx {
     int level;
     int no_name;
-    unsigned jobs;
-    pm_gz_deflater **deflaters;  /* one per worker, made on first use */
 } compress_ctx;
 
 typedef struct compress_state {
@@ -53,15 +51,27 @@ static size_t header_into(const compress_ctx *cx, const pm_file *f, unsigned cha
     return n < 0 ? 0 : (size_t)n;
 }
 
+/* Each worker keeps one deflater (its per-worker state) for the run. */
+static int deflater_init(void **state_ret, unsigned worker, void *arg)
+{
+    (void)worker;
+    pmp_run *run = arg;
+    const compress_ctx *cx = run->ctx;
+    return pm_gz_deflater_new(cx->level, (pm_gz_deflater **)state_ret);
+}
+
+static void deflater_fini(void *state, unsigned worker, void *arg)
+{
+    (void)worker;
+    (void)arg;
+    pm_gz_deflater_free(state);
+}
+
 static int deflate_stage(pm_chunk *c, void *arg, unsigned worker)
 {
+    (void)worker;
     compress_ctx *cx = arg;
-    pm_gz_deflater **d = &cx->deflaters[worker];
-    if (!*d) {
-        int rc = pm_gz_deflater_new(cx->level, d);
-        if (rc < 0)
-            return pm_chunk_fail(c, rc, "cannot set up the compressor");
-    }
+    pm_gz_deflater *d = c->worker_state;
     size_t pos = 0;
     if (c->seq == 0) {
         pos = header_into(cx, c->file, c->out, c->out_cap);
@@ -69,7 +79,7 @@ static int deflate_stage(pm_chunk *c, void *arg, unsigned worker)
             return pm_chunk_fail(c, -ENAMETOOLONG, "file name too long for the gzip header");
     }
     c->value = pm_crc32(0, c->data, c->len);
-    ssize_t n = pm_gz_deflate_block(*d, c->data - c->prefix_len, c->prefix_len, c->data,
+    ssize_t n = pm_gz_deflate_block(d, c->data - c->prefix_len, c->prefix_len, c->data,
                                     c->len, c->last, c->out + pos,
                                     c->out_cap - pos - PM_GZ_TRAILER_SIZE);
     if (n < 0)
@@ -117,21 +127,12 @@ int pmp_compress(const pmp_opts *o, const char *const *paths, size_t n,
     pl->file_begin = pmp_state_begin;
     run.state_size = sizeof(compress_state);
     pmp_file_outputs(&run, paths, n, out_path);
-    int jobs = pmp_jobs(pl);             /* worker numbers index deflaters */
-    if (jobs < 0)
-        return jobs;
-    cx.jobs = (unsigned)jobs;
-    cx.deflaters = calloc(cx.jobs, sizeof *cx.deflaters);
-    if (!cx.deflaters)
-        return -ENOMEM;
+    pl->worker_init = deflater_init;
+    pl->worker_fini = deflater_fini;
     run.ctx = &cx;
     static const pmp_stage stages[] = {
         {"deflate", PM_STAGE_PARALLEL, deflate_stage},
         {"crc", PM_STAGE_SERIAL_IN_ORDER, crc_stage},
     };
-    int rc = pmp_run_stages(&run, stages, 2, paths, n, stats);
-    for (unsigned i = 0; i < cx.jobs; i++)
-        pm_gz_deflater_free(cx.deflaters[i]);
-    free(cx.deflaters);
-    return rc;
+    return pmp_run_stages(&run, stages, 2, paths, n, stats);
 }

@@ -25,8 +25,6 @@
 typedef struct decompress_ctx {
     int emit;                    /* write the output (not -t, not -l) */
     int list;                    /* -l: keep the decoded data's CRC */
-    unsigned jobs;
-    unsigned char **bufs;        /* one output buffer per worker */
 } decompress_ctx;
 
 typedef struct decompress_state {
@@ -35,13 +33,30 @@ typedef struct decompress_state {
     uint32_t crc;                /* -l: CRC-32 of the decoded data */
 } decompress_state;
 
+/* Each worker has one output buffer (its per-worker state). */
+static int buf_init(void **state_ret, unsigned worker, void *arg)
+{
+    (void)worker;
+    (void)arg;
+    *state_ret = malloc(INFLATE_BUF);
+    return *state_ret ? 0 : -ENOMEM;
+}
+
+static void buf_fini(void *state, unsigned worker, void *arg)
+{
+    (void)worker;
+    (void)arg;
+    free(state);
+}
+
 static int inflate_stage(pm_chunk *c, void *arg, unsigned worker)
 {
+    (void)worker;
     decompress_ctx *cx = arg;
     decompress_state *st = c->file->state;
     const unsigned char *in = c->data;
     size_t len = c->len;
-    unsigned char *buf = cx->bufs[worker];
+    unsigned char *buf = c->worker_state;
     while (!st->done) {
         size_t used = 0, produced = 0;
         int rc = pm_gz_inflate(st->z, in, len, &used, buf, INFLATE_BUF, &produced, c->last);
@@ -195,23 +210,11 @@ int pmp_decompress(const pmp_opts *o, const char *const *paths, size_t n,
         if (pl->sink == PM_SINK_FILES && o->restore_name)
             pl->file_end = end_restore_mtime;
     }
-    int jobs = pmp_jobs(pl);             /* worker numbers index buffers */
-    if (jobs < 0)
-        return jobs;
-    cx.jobs = (unsigned)jobs;
-    cx.bufs = calloc(cx.jobs, sizeof *cx.bufs);
-    int rc = cx.bufs ? 0 : -ENOMEM;
-    for (unsigned i = 0; i < cx.jobs && rc == 0; i++)
-        if (!(cx.bufs[i] = malloc(INFLATE_BUF)))
-            rc = -ENOMEM;
+    pl->worker_init = buf_init;
+    pl->worker_fini = buf_fini;
     run.ctx = &cx;
     static const pmp_stage stages[] = {
         {"inflate", PM_STAGE_SERIAL_IN_ORDER, inflate_stage},
     };
-    if (rc == 0)
-        rc = pmp_run_stages(&run, stages, 1, paths, n, stats);
-    for (unsigned i = 0; cx.bufs && i < cx.jobs; i++)
-        free(cx.bufs[i]);
-    free(cx.bufs);
-    return rc;
+    return pmp_run_stages(&run, stages, 1, paths, n, stats);
 }

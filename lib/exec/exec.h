@@ -118,6 +118,10 @@ struct pm__exec {
 
 extern const pm__exec_ops pm__exec_threads;
 
+/* The executor behind a pool (pool.c): how other subsystems (the pipeline)
+ * run work on a user's pool. */
+pm__exec *pm__pool_exec(pm_pool *pool);
+
 /* Makes an executor with ops (not started). 0, -ENOMEM or -EAGAIN. */
 int pm__exec_new(const pm__exec_ops *ops, int workers, pm_init_fn init, void *initarg,
                  pm__exec **ex_ret);

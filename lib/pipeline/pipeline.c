@@ -63,6 +63,27 @@ static double cpu_now(void)
            (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+/* The pool the stages run on: the caller's, or one of our own. */
+static int pool_attach(pm_pipeline *pl, pm_pool *pool, int jobs)
+{
+    if (!pool) {
+        pm_pool_opts po = PM_POOL_OPTS_INIT;
+        po.workers = jobs;
+        int rc = pm_pool_new(&po, &pool);
+        if (rc)
+            return rc;
+        pl->own_pool = 1;
+    }
+    pl->pool = pool;
+    pl->ex = pm__pool_exec(pool);
+    if (!(pl->ex->ops->caps & PM__EXEC_SHARED_MEMORY)) {
+        if (pl->own_pool)
+            pm_pool_free(pool);
+        return -EINVAL;          /* stages share the pipeline's memory */
+    }
+    return 0;
+}
+
 int pm_pipeline_new(const pm_pipeline_opts *opts, pm_pipeline **pl_ret)
 {
     pm_pipeline_opts o = {0};
@@ -76,12 +97,20 @@ int pm_pipeline_new(const pm_pipeline_opts *opts, pm_pipeline **pl_ret)
         return -EINVAL;
     if (o.sink > PM_SINK_FILES)
         return -EINVAL;
-    int jobs = pm_resolve_jobs(o.jobs);      /* 0: PMAP_JOBS or the CPUs */
+    int jobs = o.pool ? pm_pool_workers(o.pool)
+                      : pm_resolve_jobs(o.jobs);   /* 0: PMAP_JOBS or the CPUs */
     if (jobs < 0)
         return jobs;
+    if (o.pool && o.jobs && o.jobs != jobs)
+        return -EINVAL;                          /* the pool decides */
     pm_pipeline *pl = calloc(1, sizeof *pl);
     if (!pl)
         return -ENOMEM;
+    int rc = pool_attach(pl, o.pool, jobs);
+    if (rc) {
+        free(pl);
+        return rc;
+    }
     if (!o.chunk_size)
         o.chunk_size = PL_DEFAULT_CHUNK;
     pl->jobs = (unsigned)jobs;
@@ -94,8 +123,6 @@ int pm_pipeline_new(const pm_pipeline_opts *opts, pm_pipeline **pl_ret)
     if (o.progress_interval <= 0)
         o.progress_interval = 0.25;
     pl->o = o;
-    pthread_mutex_init(&pl->wq_lock, NULL);
-    pthread_cond_init(&pl->wq_cond, NULL);
     pthread_mutex_init(&pl->dq_lock, NULL);
     pthread_mutex_init(&pl->em_lock, NULL);
     pthread_cond_init(&pl->em_cond, NULL);
@@ -108,12 +135,12 @@ void pm_pipeline_free(pm_pipeline *pl)
 {
     if (!pl)
         return;
-    pthread_mutex_destroy(&pl->wq_lock);
-    pthread_cond_destroy(&pl->wq_cond);
     pthread_mutex_destroy(&pl->dq_lock);
     pthread_mutex_destroy(&pl->em_lock);
     pthread_cond_destroy(&pl->em_cond);
     pthread_mutex_destroy(&pl->ctl_lock);
+    if (pl->own_pool)
+        pm_pool_free(pl->pool);
     free(pl);
 }
 
@@ -943,13 +970,13 @@ static int run_setup(pm_pipeline *pl)
         pl->loop_held = 1;
     }
     if (!rc)
-        rc = pm__pl_team_start(pl);
+        rc = pm__pl_workers_start(pl);
     return rc;
 }
 
 static void run_teardown(pm_pipeline *pl)
 {
-    pm__pl_team_stop(pl);
+    pm__pl_workers_stop(pl);
     if (pl->loop && pl->loop_held)
         pm_loop_release(pl->loop);
     pl->loop_held = 0;
@@ -992,6 +1019,10 @@ int pm_pipeline_run(pm_pipeline *pl, const char *const *paths, size_t n,
 {
     if (!pl || (n && !paths) || pl->nstages == 0)
         return -EINVAL;
+    if (pm__exec_on_worker(pl->ex))
+        return -EDEADLK;            /* its chunks would wait for this worker */
+    if (atomic_load(&pl->ex->state) != PM__OPEN)
+        return -EINVAL;             /* the pool was closed or terminated */
     int expected = 0;
     if (!atomic_compare_exchange_strong(&pl->running, &expected, 1))
         return -EBUSY;

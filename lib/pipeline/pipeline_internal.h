@@ -11,6 +11,9 @@
 
 #include <pmap/loop.h>
 #include <pmap/pipeline.h>
+#include <pmap/pool.h>
+
+#include "exec/exec.h"
 
 #define PL_MAX_STAGES 16
 
@@ -30,7 +33,8 @@ typedef struct pl_piece {
 /* A token: one live chunk with its input and output buffers. */
 struct pl_chunk {
     pm_chunk pub;
-    pl_chunk *next;              /* free list / work queue / parked list */
+    pm__work work;               /* its stages, as an executor work item */
+    pl_chunk *next;              /* free list / parked list */
     pl_file *file;
     unsigned char *in;           /* overlap + chunk_size bytes */
     unsigned stage;              /* next stage to run */
@@ -133,13 +137,14 @@ struct pm_pipeline {
     pl_chunk *free_chunks;
     unsigned live_chunks;
 
-    /* work queue: I/O thread -> workers */
-    pthread_mutex_t wq_lock;
-    pthread_cond_t wq_cond;
-    pl_chunk *wq_head, *wq_tail;
-    int wq_quit;
-    pthread_t team;
-    int team_started;
+    /* the executor the stages run on (the pool's) */
+    pm_pool *pool;               /* opts.pool, or our own */
+    int own_pool;
+    pm__exec *ex;
+    int ex_held;                 /* pm__exec_hold() taken for this run */
+    _Atomic uint32_t busy;       /* workers inside chunk_run (futex word) */
+    void **wstate;               /* per-worker state (worker_init), by worker */
+    unsigned char *winit;        /* 1 once worker_init ran for that worker */
 
     /* done queue: workers -> I/O thread */
     pthread_mutex_t dq_lock;
@@ -163,12 +168,12 @@ struct pm_pipeline {
 };
 
 /* pipeline_worker.c */
-int pm__pl_team_start(pm_pipeline *pl);
+int pm__pl_workers_start(pm_pipeline *pl);
 int pm__pl_emit_pool_new(pm_pipeline *pl, unsigned count, size_t size);
 void pm__pl_emit_pool_free(pm_pipeline *pl);
 void pm__pl_emit_put(pm_pipeline *pl, pl_piece *p);
 void pm__pl_emit_wake(pm_pipeline *pl);
-void pm__pl_team_stop(pm_pipeline *pl);
+void pm__pl_workers_stop(pm_pipeline *pl);
 void pm__pl_dispatch(pm_pipeline *pl, pl_chunk *c);
 pl_piece *pm__pl_take_done(pm_pipeline *pl);
 

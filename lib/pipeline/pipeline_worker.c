@@ -1,13 +1,16 @@
-/* pipeline_worker.c - the stage workers of a pipeline.
+/* pipeline_worker.c - the stages of a pipeline, run on the pool's workers.
  *
- * Threads: one pthread (the "team") enters an OpenMP parallel region of
- * `jobs` threads; each OpenMP thread loops taking chunks from the work queue
- * (wq_lock/wq_cond), filled by the I/O thread, and runs the chunk's stages.
+ * Threads: every chunk is a work item of the pool's executor (exec/exec.h):
+ * the I/O thread submits a chunk when its read completes, and whichever
+ * worker pops it runs the chunk's stages, as far as the next serial point
+ * it may not pass yet. Tasks of the same pool (apply_async, maps) share the
+ * same workers and slots, so a pipeline never adds threads to the budget.
  *
  * Ordering: every SERIAL_IN_ORDER stage is a "serial point" with a per-file
  * turn counter (the next seq allowed through). A chunk that arrives early is
  * parked in the file's list for that point, sorted by seq; whoever ends a
- * turn re-dispatches the parked successor. Retiring a chunk (handing its
+ * turn re-submits the parked successor (at the queue's front: it is the
+ * oldest work). Retiring a chunk (handing its
  * output to the I/O thread) is a serial point too: the last stage's turn if
  * that stage is serial, else an implicit one after it. Output offsets are
  * handed out and pieces queued to the I/O thread inside that turn, so the
@@ -20,7 +23,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <omp.h>
+#include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,45 +78,27 @@ pl_piece *pm__pl_take_done(pm_pipeline *pl)
     return p;
 }
 
-static void wq_push(pm_pipeline *pl, pl_chunk *c, int front)
+static void chunk_run(pm__work *w, unsigned worker);
+static void chunk_drop(pm__work *w);
+
+/* Hands c to the workers. If the executor refuses (the pool was terminated
+ * under a running pipeline), the run is cancelled and c runs here: its
+ * stages are skipped and it retires at once, so the I/O thread gets every
+ * token back. */
+static void submit(pm_pipeline *pl, pl_chunk *c, unsigned flags)
 {
-    pthread_mutex_lock(&pl->wq_lock);
-    if (front) {
-        c->next = pl->wq_head;
-        pl->wq_head = c;
-        if (!pl->wq_tail)
-            pl->wq_tail = c;
-    } else {
-        c->next = NULL;
-        if (pl->wq_tail)
-            pl->wq_tail->next = c;
-        else
-            pl->wq_head = c;
-        pl->wq_tail = c;
-    }
-    pthread_cond_signal(&pl->wq_cond);
-    pthread_mutex_unlock(&pl->wq_lock);
+    c->work.run = chunk_run;
+    c->work.drop = chunk_drop;
+    if (pm__exec_submit(pl->ex, &c->work, flags | PM__SUBMIT_INTERNAL) == 0)
+        return;
+    atomic_store(&pl->cancelled, 1);
+    chunk_drop(&c->work);
 }
 
 void pm__pl_dispatch(pm_pipeline *pl, pl_chunk *c)
 {
     c->stage = 0;
-    wq_push(pl, c, 0);
-}
-
-static pl_chunk *wq_pop(pm_pipeline *pl)
-{
-    pthread_mutex_lock(&pl->wq_lock);
-    while (!pl->wq_head && !pl->wq_quit)
-        pthread_cond_wait(&pl->wq_cond, &pl->wq_lock);
-    pl_chunk *c = pl->wq_head;
-    if (c) {
-        pl->wq_head = c->next;
-        if (!pl->wq_head)
-            pl->wq_tail = NULL;
-    }
-    pthread_mutex_unlock(&pl->wq_lock);
-    return c;
+    submit(pl, c, 0);
 }
 
 /* Returns 1 if c may pass serial point `point` now, else parks it. */
@@ -159,7 +145,7 @@ static void end_turn(pm_pipeline *pl, pl_file *f, pl_chunk *c, unsigned point,
     if (wake)
         wake_io(pl);
     if (succ)
-        wq_push(pl, succ, 1);
+        submit(pl, succ, PM__SUBMIT_FRONT);
 }
 
 static void fail_file(pl_file *f, int err)
@@ -170,11 +156,30 @@ static void fail_file(pl_file *f, int err)
     atomic_compare_exchange_strong(&f->status, &zero, err);
 }
 
+/* This worker's state for the run (worker_init on its first chunk). */
+static int worker_state(pm_pipeline *pl, unsigned w, void **state_ret)
+{
+    *state_ret = NULL;
+    if (!pl->o.worker_init)
+        return 0;
+    if (!pl->winit[w]) {
+        int rc = pl->o.worker_init(&pl->wstate[w], w, pl->o.arg);
+        if (rc)
+            return rc < 0 ? rc : -EIO;
+        pl->winit[w] = 1;
+    }
+    *state_ret = pl->wstate[w];
+    return 0;
+}
+
 static void run_stage(pm_pipeline *pl, const pl_stage *s, pl_chunk *c, unsigned w)
 {
     if (atomic_load(&c->file->status) || atomic_load(&pl->cancelled))
         return;
-    int rc = s->fn(&c->pub, s->arg, w);
+    int rc = worker_state(pl, w, &c->pub.worker_state);
+    if (rc == 0)
+        rc = s->fn(&c->pub, s->arg, w);
+    c->pub.worker_state = NULL;
     if (rc != 0)
         fail_file(c->file, rc);
 }
@@ -205,42 +210,68 @@ static void run_chunk(pm_pipeline *pl, pl_chunk *c, unsigned w)
     end_turn(pl, f, c, pl->nstages, 1);
 }
 
-static void worker_loop(pm_pipeline *pl, unsigned w)
+/* Workers count themselves in and out of a chunk (busy): after its last
+ * piece is queued a worker still posts a wake-up to the loop and may
+ * re-submit a successor, so the run's teardown waits for busy to be 0. */
+static void busy_leave(pm_pipeline *pl)
 {
-    pl_chunk *c;
-    while ((c = wq_pop(pl)) != NULL)
-        run_chunk(pl, c, w);
+    if (atomic_fetch_sub(&pl->busy, 1) == 1)
+        pm__futex_wake(&pl->busy, INT_MAX);
 }
 
-static void *team_main(void *arg)
+static void chunk_run(pm__work *w, unsigned worker)
 {
-    pm_pipeline *pl = arg;
-    omp_set_max_active_levels(1);
-#pragma omp parallel num_threads(pl->jobs)
-    worker_loop(pl, (unsigned)omp_get_thread_num());
-    return NULL;
+    pl_chunk *c = (pl_chunk *)((char *)w - offsetof(pl_chunk, work));
+    pm_pipeline *pl = c->file->pl;
+    atomic_fetch_add(&pl->busy, 1);
+    run_chunk(pl, c, worker);
+    busy_leave(pl);
 }
 
-int pm__pl_team_start(pm_pipeline *pl)
+/* The executor dropped c (terminated): cancel the run and retire c with
+ * its stages skipped. Its successors come back through submit(), which
+ * runs them here too. */
+static void chunk_drop(pm__work *w)
 {
-    pl->wq_quit = 0;
-    int rc = pthread_create(&pl->team, NULL, team_main, pl);
-    if (rc)
-        return -rc;
-    pl->team_started = 1;
+    pl_chunk *c = (pl_chunk *)((char *)w - offsetof(pl_chunk, work));
+    pm_pipeline *pl = c->file->pl;
+    atomic_fetch_add(&pl->busy, 1);
+    atomic_store(&pl->cancelled, 1);
+    fail_file(c->file, -ECANCELED);
+    run_chunk(pl, c, UINT_MAX);
+    busy_leave(pl);
+}
+
+int pm__pl_workers_start(pm_pipeline *pl)
+{
+    pm__exec_hold(pl->ex);          /* a closed pool keeps its workers for us */
+    pl->ex_held = 1;
+    if (pl->o.worker_init) {
+        unsigned n = (unsigned)pl->ex->workers;
+        pl->wstate = calloc(n, sizeof *pl->wstate);
+        pl->winit = calloc(n, 1);
+        if (!pl->wstate || !pl->winit)
+            return -ENOMEM;
+    }
     return 0;
 }
 
-void pm__pl_team_stop(pm_pipeline *pl)
+/* After every chunk came back: no worker runs our stages any more. */
+void pm__pl_workers_stop(pm_pipeline *pl)
 {
-    if (!pl->team_started)
-        return;
-    pthread_mutex_lock(&pl->wq_lock);
-    pl->wq_quit = 1;
-    pthread_cond_broadcast(&pl->wq_cond);
-    pthread_mutex_unlock(&pl->wq_lock);
-    pthread_join(pl->team, NULL);
-    pl->team_started = 0;
+    uint32_t b;
+    while ((b = atomic_load(&pl->busy)) != 0)
+        pm__futex_wait(&pl->busy, b, NULL);
+    for (unsigned w = 0; pl->winit && w < (unsigned)pl->ex->workers; w++)
+        if (pl->winit[w] && pl->o.worker_fini)
+            pl->o.worker_fini(pl->wstate[w], w, pl->o.arg);
+    free(pl->wstate);
+    free(pl->winit);
+    pl->wstate = NULL;
+    pl->winit = NULL;
+    if (pl->ex_held)
+        pm__exec_unhold(pl->ex);
+    pl->ex_held = 0;
 }
 
 /* ---- emit ---- */

@@ -160,6 +160,11 @@ int pm_pool_new(const pm_pool_opts *opts, pm_pool **pool_ret)
     return 0;
 }
 
+pm__exec *pm__pool_exec(pm_pool *pool)
+{
+    return pool->ex;
+}
+
 int pm_pool_workers(const pm_pool *pool)
 {
     return pool ? pool->workers : -EINVAL;

@@ -5,7 +5,9 @@
  * and a sink (one output file per input, a descriptor such as stdout, or
  * none when the stages fold results into a value). The calling thread runs
  * the I/O: it walks the source, reads chunks through a pm_loop, and writes
- * results; `jobs` OpenMP threads run the stages. At most `max_chunks` chunks
+ * results; the stages run on a pm_pool's workers -- the caller's pool
+ * (opts.pool), shared with its other work under one thread budget, or one
+ * the pipeline makes with `jobs` workers. At most `max_chunks` chunks
  * are alive at once (oneTBB's tokens): when they are all taken, reading
  * stops until one retires, so memory is set by the options, not the input.
  *
@@ -62,6 +64,8 @@ typedef struct pm_chunk {
     size_t out_len;          /* bytes of out to write to the sink */
     size_t out_cap;
     uint64_t value;          /* free for the stages (e.g. this chunk's CRC) */
+    void *worker_state;      /* during a stage call: the running worker's
+                                state (see pm_pipeline_opts.worker_init) */
 } pm_chunk;
 
 typedef enum pm_stage_mode {
@@ -71,8 +75,9 @@ typedef enum pm_stage_mode {
 
 /* A stage: returns 0, or a negative errno that fails the chunk's file (the
  * pipeline reports it with the file's name and goes on with other files
- * unless PM_PL_FAIL_FAST). worker is the running thread's number in
- * [0, pm_pipeline_jobs()), for per-thread state such as a compressor. */
+ * unless PM_PL_FAIL_FAST). worker is the running worker's number in
+ * [0, pm_pipeline_jobs()); per-worker state such as a compressor is best
+ * kept in chunk->worker_state (worker_init). */
 typedef int (*pm_stage_fn)(pm_chunk *chunk, void *arg, unsigned worker);
 
 /* Where outputs go. */
@@ -133,8 +138,16 @@ typedef struct pm_pipeline_stats {
 
 #define PM_PL_SKIP 1             /* out_path's answer: skip this file */
 
+typedef struct pm_pool pm_pool;
+
 typedef struct pm_pipeline_opts {
-    int jobs;                /* worker threads; 0: PMAP_JOBS or online CPUs */
+    /* Where the stages run: a pool of the caller's (it must outlive the
+     * pipeline, and stay open while a run is going; its other work shares
+     * the same workers), or NULL for a pool of the pipeline's own with
+     * `jobs` workers (0: PMAP_JOBS or the CPUs, see config.h). With a
+     * pool, jobs must be 0 or its worker count. */
+    pm_pool *pool;
+    int jobs;
     size_t chunk_size;       /* input bytes per chunk; 0: 128 KiB */
     size_t overlap;          /* preceding bytes each chunk can see; <= chunk_size */
     size_t out_size;         /* each chunk's output buffer; 0: no output buffer */
@@ -167,11 +180,21 @@ typedef struct pm_pipeline_opts {
     void (*on_progress)(const pm_progress *p, void *arg);
     double progress_interval; /* seconds between progress calls; 0: 0.25 */
     void *arg;               /* passed to every hook */
+
+    /* Per-worker state: worker_init(&state, worker, arg) runs on a worker
+     * the first time it runs a stage of a run (a non-zero return fails
+     * that chunk's file); stages find the state in chunk->worker_state;
+     * worker_fini(state, worker, arg) runs on the calling thread when the
+     * run ends, for every worker whose init succeeded. */
+    int (*worker_init)(void **state_ret, unsigned worker, void *arg);
+    void (*worker_fini)(void *state, unsigned worker, void *arg);
 } pm_pipeline_opts;
 
 /* Creates a pipeline. NULL opts: defaults. Returns 0 or -EINVAL (bad
- * option: explicit negative jobs, overlap > chunk_size, FILES sink without
- * out_path, ...) or -ENOMEM. */
+ * option: negative jobs, jobs other than the pool's worker count,
+ * overlap > chunk_size, FILES sink without out_path, a malformed PMAP_JOBS
+ * when jobs is 0, a pool whose backend cannot run stages, ...), -ENOMEM,
+ * or pm_pool_new()'s error for the pipeline's own pool. */
 PM_API int pm_pipeline_new(const pm_pipeline_opts *opts, pm_pipeline **pl_ret);
 
 /* Frees a pipeline that is not running. NULL: no-op. */
@@ -182,7 +205,7 @@ PM_API void pm_pipeline_free(pm_pipeline *pl);
 PM_API int pm_pipeline_add_stage(pm_pipeline *pl, const char *name,
                                  pm_stage_mode mode, pm_stage_fn fn, void *arg);
 
-/* Worker threads the pipeline runs its stages on. */
+/* Workers the pipeline runs its stages on (its pool's). */
 PM_API unsigned pm_pipeline_jobs(const pm_pipeline *pl);
 
 /* Runs the pipeline over paths[0..n) (files, directories walked
@@ -190,7 +213,10 @@ PM_API unsigned pm_pipeline_jobs(const pm_pipeline *pl);
  * blocks until every file is done or the run is cancelled. Returns 0 when
  * every file was processed, -ECANCELED if cancelled, or the first file's
  * error otherwise (per-file errors are also delivered as events). stats may
- * be NULL. A pipeline may be run again after it returns. */
+ * be NULL. A pipeline may be run again after it returns. Returns -EINVAL
+ * if the pool is closed or terminated, and -EDEADLK when called from one
+ * of the pool's own workers (the run would wait for its own thread). If
+ * the pool is terminated during the run, the run is cancelled. */
 PM_API int pm_pipeline_run(pm_pipeline *pl, const char *const *paths, size_t n,
                            pm_pipeline_stats *stats);
 
