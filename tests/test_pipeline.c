@@ -33,6 +33,7 @@ typedef struct recorder {
     const char *deny_name;       /* file_begin fails files ending in this */
     const char *late_name;       /* file_end fails files ending in this */
     const char *race_path;       /* the stage creates this file (an output) */
+    const char *replace_path;    /* the stage renames a new file over this one */
 } recorder;
 
 static void rec_init(recorder *r)
@@ -88,6 +89,13 @@ static int copy_stage(pm_chunk *c, void *arg, unsigned worker)
     }
     if (r->race_path && c->seq == 0)
         pm_test_write_file(r->race_path, "someone else's", 14);
+    if (r->replace_path && c->seq == 0 && !strcmp(c->file->path, r->replace_path)) {
+        char tmp[600];
+        snprintf(tmp, sizeof tmp, "%s.new", r->replace_path);
+        pm_test_write_file(tmp, "replacement", 11);
+        if (rename(tmp, r->replace_path) != 0)
+            abort();
+    }
     if (r->grow_path && c->seq == 0) {
         int fd = open(r->grow_path, O_WRONLY | O_APPEND);
         if (fd >= 0) {
@@ -506,6 +514,85 @@ static void test_file_changes(void)
     free(dir);
 }
 
+/* A file replaced (rename over it) while it is being compressed: its
+ * output is the file that was read, and the new file under the name is
+ * kept, with a warning -- never removed unread. */
+static void test_input_replaced(void)
+{
+    char *dir = pm_test_tmpdir();
+    char in[512];
+    snprintf(in, sizeof in, "%s/in", dir);
+    size_t len = 300000;
+    unsigned char *data = malloc(len);
+    pm_test_fill_random(data, len, 6);
+    pm_test_write_file(in, data, len);
+    recorder r;
+    rec_init(&r);
+    r.replace_path = in;
+    pm_pipeline_opts o = {.jobs = 2, .chunk_size = 16384, .out_size = 16384,
+                          .sink = PM_SINK_FILES, .out_path = suffix_out,
+                          .flags = PM_PL_REMOVE_INPUT};
+    pm_pipeline *pl = make(&o, &r);
+    const char *paths[] = {in};
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, paths, 1, NULL), 0);
+    CU_ASSERT_EQUAL(r.warned, 1);
+    char out[600];
+    snprintf(out, sizeof out, "%s.out", in);
+    size_t n;
+    unsigned char *got = pm_test_read_file(out, &n);
+    CU_ASSERT(got && n == len && memcmp(got, data, len) == 0);   /* what was read */
+    free(got);
+    got = pm_test_read_file(in, &n);
+    CU_ASSERT(got && n == 11 && memcmp(got, "replacement", 11) == 0);   /* kept */
+    free(got);
+    pm_pipeline_free(pl);
+    free(data);
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
+/* accept hook that swaps a regular file for a FIFO between the walk and
+ * the open: the open must not block, and the file is skipped. */
+static int swap_to_fifo(const char *path, char *msg, size_t cap, void *arg)
+{
+    (void)msg;
+    (void)cap;
+    (void)arg;
+    if (ends_with(path, "/swapme")) {
+        unlink(path);
+        if (mkfifo(path, 0600) != 0)
+            abort();
+    }
+    return 0;
+}
+
+static void test_fifo_swapped_in(void)
+{
+    char *dir = pm_test_tmpdir();
+    CU_ASSERT_EQUAL(pm_test_sh("mkdir '%s/src' && cd '%s/src' && echo a > a && echo s > swapme && "
+                               "echo z > z", dir, dir), 0);
+    recorder r;
+    rec_init(&r);
+    pm_pipeline_opts o = {.jobs = 2, .out_size = 4096, .chunk_size = 4096,
+                          .sink = PM_SINK_FILES, .out_path = suffix_out,
+                          .flags = PM_PL_REMOVE_INPUT, .accept = swap_to_fifo};
+    pm_pipeline *pl = make(&o, &r);
+    char src[600];
+    snprintf(src, sizeof src, "%s/src", dir);
+    const char *paths[] = {src};
+    double t0 = pm_test_now();
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, paths, 1, NULL), 0);
+    CU_ASSERT(pm_test_now() - t0 < 10);
+    CU_ASSERT_EQUAL(r.done, 2);
+    CU_ASSERT_EQUAL(r.skipped, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.last_skip, "not a regular file"));
+    CU_ASSERT_EQUAL(pm_test_sh("test -p '%s/src/swapme' && test ! -e '%s/src/swapme.out'",
+                               dir, dir), 0);
+    pm_pipeline_free(pl);
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
 /* Output on a full filesystem: -ENOSPC reported, nothing left, input kept. */
 static void test_enospc(void)
 {
@@ -636,6 +723,8 @@ int main(void)
         {"FIFO source", test_stream_source},
         {"skips and missing paths", test_skips_and_missing},
         {"file changing while read", test_file_changes},
+        {"input replaced while read: kept, warned", test_input_replaced},
+        {"FIFO swapped in after the walk: no blocking open", test_fifo_swapped_in},
         {"ENOSPC on output", test_enospc},
         {"empty file", test_empty_file},
         {"hook and link failures", test_hook_and_link_failures},

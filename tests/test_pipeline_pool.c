@@ -118,6 +118,7 @@ static void test_shared_budget(void)
     pm_pool_free(pool);
     /* jobs must agree with the pool's workers. */
     CU_ASSERT_EQUAL_FATAL(pm_pool_new(&po, &pool), 0);
+    o.pool = pool;
     o.jobs = 3;
     CU_ASSERT_EQUAL(pm_pipeline_new(&o, &pl), -EINVAL);
     o.jobs = 2;

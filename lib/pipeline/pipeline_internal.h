@@ -1,7 +1,16 @@
-/* pipeline_internal.h - private structures of the pipeline engine, shared by
- * pipeline.c (the run loop on the I/O thread), pipeline_worker.c (the stage
- * workers), pipeline_source.c (walking paths) and pipeline_sink.c (output
- * files). See pipeline.c for the design. */
+/* pipeline_internal.h - private structures of the pipeline engine.
+ *
+ *   pipeline.c   the public API; the run loop on the I/O thread; tokens,
+ *                events and progress
+ *   lifecycle.c  a file's way through the pipeline, as one state machine
+ *   io.c         chunk reads and output writes through the pm_loop
+ *   stages.c     chunks through the stages on the pool's workers; emit
+ *   fileops.c    the blocking system calls of a file's life (open, commit,
+ *                remove), run as work items on the pool's workers
+ *   source.c     the paths given, directories walked
+ *
+ * docs/design.md draws the threads, queues and data flow on one page.
+ */
 #ifndef PM_PIPELINE_INTERNAL_H
 #define PM_PIPELINE_INTERNAL_H
 
@@ -41,18 +50,32 @@ struct pl_chunk {
     pl_piece retire;             /* carries it to the I/O thread when it retires */
 };
 
-/* Where a file is in its life, as seen by the I/O thread. */
+/* Where a file is in its life (lifecycle.c draws the transitions). */
 typedef enum pl_file_phase {
-    PL_PENDING = 0,              /* found, not opened yet (or skipped/failed early) */
-    PL_ACTIVE,                   /* open, chunks flowing */
-    PL_COMMITTING,               /* all chunks retired, output being committed */
+    PL_PENDING = 0,              /* found by the source, not opened */
+    PL_OPENING,                  /* OPEN work item in flight */
+    PL_ACTIVE,                   /* open: chunks being read, staged, written */
+    PL_SYNC_OUT,                 /* the output's fsync is in the loop */
+    PL_COMMITTING,               /* COMMIT work item in flight */
+    PL_SYNC_DIR,                 /* the directory's fsync is in the loop */
+    PL_REMOVING,                 /* REMOVE work item in flight */
+    PL_CLOSING,                  /* FINISH work item in flight (no output file) */
     PL_FINISHED,                 /* event ready; waiting for its turn */
 } pl_file_phase;
+
+/* The blocking steps of a file, run on a worker (fileops.c). */
+typedef enum pl_file_op {
+    PL_OP_OPEN = 0,              /* open and check the input; create the output */
+    PL_OP_FINISH,                /* check the input did not change; close it */
+    PL_OP_COMMIT,                /* check, copy metadata, link the output */
+    PL_OP_REMOVE,                /* remove the input (still the one read) */
+} pl_file_op;
 
 struct pl_file {
     pm_file pub;
     pm_pipeline *pl;
-    pl_file *next;               /* source-order FIFO */
+    pl_file *next;               /* source-order list (pl_files) */
+    pl_file *ready_next;         /* opened, waiting to be read */
     char *path;                  /* owned copy of pub.path */
     char *out_path;              /* owned; final output path or NULL */
     int fd;                      /* input, -1 once closed */
@@ -65,6 +88,13 @@ struct pl_file {
     int walked;                  /* found while walking a directory */
     int incidental;              /* its SKIP is incidental (see pm_event) */
 
+    /* the work item of the current blocking step (fileops.c) */
+    pm__work work;
+    pl_file_op op;
+    int op_rc;                   /* its result: 0, PM_PL_SKIP or -errno */
+    char *op_msg;                /* its message (malloc'd) or NULL */
+    pl_file *done_next;          /* in the done queue's file list */
+
     /* I/O thread only */
     uint64_t next_off;           /* next read offset */
     uint64_t reads_issued;       /* chunks whose read was issued */
@@ -73,9 +103,9 @@ struct pl_file {
     int read_eof;                /* no more chunks will be read */
     pl_chunk *held;              /* stream: a chunk kept until we know if it is last */
     unsigned reads_inflight;
-    unsigned writes_inflight;
-    uint64_t out_written;        /* FD sink: bytes written so far */
+    unsigned writes_inflight;    /* writes and fsyncs in the loop */
     pl_piece *fd_head, *fd_tail; /* FD sink: pieces waiting for their turn */
+    int64_t stream_op;           /* stream: the read in flight, for cancel */
 
     /* shared with workers, under lock */
     pthread_mutex_t lock;
@@ -88,7 +118,6 @@ struct pl_file {
     int event_err;
     char *message;               /* owned event message (first failure's) */
     char *warning;               /* owned pm_file_warn() message */
-    int64_t stream_op;           /* stream: the read in flight, for cancel */
 };
 
 typedef struct pl_stage {
@@ -102,7 +131,7 @@ typedef struct pl_stage {
 typedef struct pl_dir {
     struct pl_dir *up;
     char *path;
-    char **names;
+    char **names;                /* each name is preceded by its d_type byte */
     size_t n, next;
 } pl_dir;
 
@@ -110,13 +139,61 @@ typedef struct pl_source {
     const char *const *paths;
     size_t n, next;              /* next argument */
     pl_dir *dir;                 /* innermost directory being walked */
+    int done;                    /* nothing more to take */
 } pl_source;
+
+/* The live-chunk bound (oneTBB's tokens): max_chunks chunks and their
+ * buffers, allocated once per run. I/O thread only. */
+typedef struct pl_tokens {
+    pl_chunk *chunks;
+    unsigned char *arena;
+    pl_chunk *free;
+    unsigned live, peak;
+} pl_tokens;
+
+/* Workers -> I/O thread: output pieces (each file's in order) and files
+ * whose blocking step finished. One post wakes the loop for all. */
+typedef struct pl_doneq {
+    pthread_mutex_t lock;
+    pl_piece *head, *tail;
+    pl_file *fhead, *ftail;
+    int posted;                  /* a post is on its way to the loop */
+} pl_doneq;
+
+/* A bounded pool of emit buffers for pm_chunk_emit. */
+typedef struct pl_emitpool {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned char **free;
+    unsigned nfree;
+    size_t size;
+} pl_emitpool;
+
+/* Every file not yet reported, in source order, and the files waiting to
+ * be read. I/O thread only. */
+typedef struct pl_files {
+    pl_file *head, *tail;
+    pl_file *ready_head, *ready_tail;
+    pl_file *reading;            /* the file whose chunks are being read */
+    unsigned in_flight;          /* files between OPENING and FINISHED */
+    uint64_t seen;               /* files the source produced */
+    uint64_t reported;           /* events delivered */
+} pl_files;
 
 struct pm_pipeline {
     pm_pipeline_opts o;
     unsigned jobs;
     pl_stage stages[PL_MAX_STAGES];
     unsigned nstages;
+
+    /* the executor the stages and blocking steps run on (the pool's) */
+    pm_pool *pool;               /* opts.pool, or our own */
+    int own_pool;
+    pm__exec *ex;
+    int ex_held;                 /* pm__exec_hold() taken for this run */
+    _Atomic uint32_t busy;       /* workers inside our work items (futex word) */
+    void **wstate;               /* per-worker state (worker_init), by worker */
+    unsigned char *winit;        /* 1 once worker_init ran for that worker */
 
     /* per run */
     pthread_mutex_t ctl_lock;    /* guards loop for pm_pipeline_cancel() */
@@ -127,58 +204,53 @@ struct pm_pipeline {
     atomic_int cancelled;
     int first_error;
     pl_source src;
-    pl_file *files_head, *files_tail;  /* every file not yet reported, source order */
-    unsigned files_open;         /* files holding descriptors */
-    uint64_t files_seen;
-    pl_file *reading;            /* the file being read */
-
-    pl_chunk *chunks;            /* max_chunks tokens */
-    unsigned char *arena;        /* their buffers */
-    pl_chunk *free_chunks;
-    unsigned live_chunks;
-
-    /* the executor the stages run on (the pool's) */
-    pm_pool *pool;               /* opts.pool, or our own */
-    int own_pool;
-    pm__exec *ex;
-    int ex_held;                 /* pm__exec_hold() taken for this run */
-    _Atomic uint32_t busy;       /* workers inside chunk_run (futex word) */
-    void **wstate;               /* per-worker state (worker_init), by worker */
-    unsigned char *winit;        /* 1 once worker_init ran for that worker */
-
-    /* done queue: workers -> I/O thread */
-    pthread_mutex_t dq_lock;
-    pl_piece *dq_head, *dq_tail;
-    int dq_posted;               /* a post is on its way to the loop */
-
-    /* emit buffers: bounded pool for pm_chunk_emit */
-    pthread_mutex_t em_lock;
-    pthread_cond_t em_cond;
-    unsigned char **em_free;
-    unsigned em_nfree;
-    size_t em_size;
+    pl_files files;
+    pl_tokens tok;
+    pl_doneq dq;
+    pl_emitpool em;
 
     pm_pipeline_stats stats;
     uint64_t bytes_total;        /* sizes of the inputs opened so far */
     uint64_t bytes_done;         /* input bytes of retired chunks */
-    int src_done;                /* the source has nothing more */
     double t_start, cpu_start, last_progress;
     int tick_armed;              /* the periodic timer is pending */
     int64_t tick_id;
 };
 
-/* pipeline_worker.c */
+/* pipeline.c */
+pl_chunk *pm__pl_token_get(pm_pipeline *pl, pl_file *f);
+void pm__pl_token_put(pm_pipeline *pl, pl_chunk *c);
+int pm__pl_file_fail(pl_file *f, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* lifecycle.c */
+void pm__pl_open_files(pm_pipeline *pl);
+void pm__pl_file_complete(pm_pipeline *pl, pl_file *f);   /* io.c: chunks done */
+void pm__pl_file_finish(pm_pipeline *pl, pl_file *f, int kind, int err, char *msg);
+void pm__pl_step_done(pm_pipeline *pl, pl_file *f);       /* a blocking step ended */
+void pm__pl_deliver_events(pm_pipeline *pl);
+void pm__pl_files_clear(pm_pipeline *pl);
+
+/* io.c */
+void pm__pl_issue_reads(pm_pipeline *pl);
+void pm__pl_end_reading(pm_pipeline *pl, pl_file *f);
+void pm__pl_handle_piece(pm_pipeline *pl, pl_piece *p);
+void pm__pl_cancel_reads(pm_pipeline *pl);
+void pm__pl_check_complete(pm_pipeline *pl, pl_file *f);
+
+/* stages.c */
 int pm__pl_workers_start(pm_pipeline *pl);
+void pm__pl_workers_stop(pm_pipeline *pl);
+void pm__pl_dispatch(pm_pipeline *pl, pl_chunk *c);
+void pm__pl_submit_op(pm_pipeline *pl, pl_file *f, pl_file_op op);
+void pm__pl_take_done(pm_pipeline *pl, pl_piece **pieces, pl_file **files);
 int pm__pl_emit_pool_new(pm_pipeline *pl, unsigned count, size_t size);
 void pm__pl_emit_pool_free(pm_pipeline *pl);
 void pm__pl_emit_put(pm_pipeline *pl, pl_piece *p);
 void pm__pl_emit_wake(pm_pipeline *pl);
-void pm__pl_workers_stop(pm_pipeline *pl);
-void pm__pl_dispatch(pm_pipeline *pl, pl_chunk *c);
-pl_piece *pm__pl_take_done(pm_pipeline *pl);
 
-/* pipeline_source.c: the next path of the source in order, or NULL at the
- * end. What to do with it comes back in *kind_ret: a pm_event_kind of
+/* source.c: the next path of the source in order, or NULL at the end.
+ * What to do with it comes back in *kind_ret: a pm_event_kind of
  * PM_EVENT_DONE (process it), PM_EVENT_SKIP or PM_EVENT_ERROR (report it,
  * with *err_ret and the malloc'd *msg_ret). Directories are walked, not
  * returned, unless they cannot be read (an ERROR). */
@@ -186,15 +258,14 @@ char *pm__pl_source_next(pm_pipeline *pl, int *kind_ret, int *err_ret, char **ms
                          int *walked_ret, int *incidental_ret);
 void pm__pl_source_clear(pl_source *src);
 
-/* pipeline_sink.c */
-int pm__pl_open_input(pm_pipeline *pl, pl_file *f, char **msg_ret);
-int pm__pl_open_output(pm_pipeline *pl, pl_file *f, char **msg_ret);
-int pm__pl_link_output(pm_pipeline *pl, pl_file *f, char **msg_ret);
-void pm__pl_discard_output(pl_file *f);
-void pm__pl_close_input(pm_pipeline *pl, pl_file *f);
+/* fileops.c: run on a worker (or the I/O thread for stdin), each returns 0,
+ * PM_PL_SKIP (OPEN only) or -errno with *msg_ret malloc'd or NULL. */
+int pm__pl_op_run(pm_pipeline *pl, pl_file *f, char **msg_ret);
+/* I/O thread: release whatever descriptors and temporary output f holds
+ * (after a failure or cancel the output is discarded). */
+void pm__pl_release(pl_file *f, int discard);
 
 /* helpers */
 char *pm__pl_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-double pm__pl_now(void);
 
 #endif

@@ -19,8 +19,13 @@
  * Files: each output is written to an unnamed temporary file (O_TMPFILE, or a
  * hidden temporary name where the filesystem lacks it) in the output's
  * directory, synced, given the input's mode and times, and linked into place
- * only when complete; only then is the input removed (if asked). A failure or
- * cancellation leaves the input as it was and no output behind.
+ * only when complete; only then is the input removed (if asked), and only if
+ * its name still refers to the file that was read, unchanged (else it is
+ * kept, with a warning). A failure or cancellation leaves the input as it
+ * was and no output behind. The system calls of a file's life (open,
+ * commit, remove) run on the pool's workers, many files at a time, so their
+ * fsyncs reach the filesystem together; inputs are opened without blocking
+ * (a FIFO put in a file's place is skipped, not waited on).
  */
 #ifndef PMAP_PIPELINE_H
 #define PMAP_PIPELINE_H
@@ -152,7 +157,9 @@ typedef struct pm_pipeline_opts {
     size_t overlap;          /* preceding bytes each chunk can see; <= chunk_size */
     size_t out_size;         /* each chunk's output buffer; 0: no output buffer */
     unsigned max_chunks;     /* live chunks bound; 0: 4 x jobs + 2 */
-    unsigned max_files;      /* files open at once; 0: max_chunks + 8 */
+    unsigned max_files;      /* files in flight (open, or a step of their
+                                commit under way); 0: 64, fewer if the
+                                descriptor limit is low (3 per file) */
     unsigned flags;          /* PM_PL_* */
     int io_engine;           /* a pm_loop_engine (0: automatic) */
     int verbose;
@@ -162,7 +169,9 @@ typedef struct pm_pipeline_opts {
     int out_fd;              /* PM_SINK_FD */
     /* PM_SINK_FILES: write the output path for f into buf (cap bytes) and
      * return 0. To refuse the file, write the reason into buf and return
-     * PM_PL_SKIP (skipped, a warning) or a -errno (failed, an error). */
+     * PM_PL_SKIP (skipped, a warning) or a -errno (failed, an error). Runs
+     * on a worker thread, for several files at once: it must be
+     * thread-safe. */
     int (*out_path)(const pm_file *f, char *buf, size_t cap, void *arg);
 
     /* Optional filter, on the calling thread, before a file is opened:

@@ -49,15 +49,15 @@ static void on_post(void *arg, ssize_t res)
 static int dq_push(pm_pipeline *pl, pl_piece *p)
 {
     p->next = NULL;
-    pthread_mutex_lock(&pl->dq_lock);
-    if (pl->dq_tail)
-        pl->dq_tail->next = p;
+    pthread_mutex_lock(&pl->dq.lock);
+    if (pl->dq.tail)
+        pl->dq.tail->next = p;
     else
-        pl->dq_head = p;
-    pl->dq_tail = p;
-    int need_post = !pl->dq_posted;
-    pl->dq_posted = 1;
-    pthread_mutex_unlock(&pl->dq_lock);
+        pl->dq.head = p;
+    pl->dq.tail = p;
+    int need_post = !pl->dq.posted;
+    pl->dq.posted = 1;
+    pthread_mutex_unlock(&pl->dq.lock);
     return need_post;
 }
 
@@ -68,14 +68,32 @@ static void wake_io(pm_pipeline *pl)
     pm_loop_post(pl->loop, on_post, NULL);
 }
 
-pl_piece *pm__pl_take_done(pm_pipeline *pl)
+void pm__pl_take_done(pm_pipeline *pl, pl_piece **pieces, pl_file **files)
 {
-    pthread_mutex_lock(&pl->dq_lock);
-    pl_piece *p = pl->dq_head;
-    pl->dq_head = pl->dq_tail = NULL;
-    pl->dq_posted = 0;
-    pthread_mutex_unlock(&pl->dq_lock);
-    return p;
+    pthread_mutex_lock(&pl->dq.lock);
+    *pieces = pl->dq.head;
+    *files = pl->dq.fhead;
+    pl->dq.head = pl->dq.tail = NULL;
+    pl->dq.fhead = pl->dq.ftail = NULL;
+    pl->dq.posted = 0;
+    pthread_mutex_unlock(&pl->dq.lock);
+}
+
+/* Queues f, whose blocking step ended, for the I/O thread; 1 when the
+ * caller must wake it. */
+static int dq_push_file(pm_pipeline *pl, pl_file *f)
+{
+    f->done_next = NULL;
+    pthread_mutex_lock(&pl->dq.lock);
+    if (pl->dq.ftail)
+        pl->dq.ftail->done_next = f;
+    else
+        pl->dq.fhead = f;
+    pl->dq.ftail = f;
+    int need_post = !pl->dq.posted;
+    pl->dq.posted = 1;
+    pthread_mutex_unlock(&pl->dq.lock);
+    return need_post;
 }
 
 static void chunk_run(pm__work *w, unsigned worker);
@@ -242,6 +260,47 @@ static void chunk_drop(pm__work *w)
     busy_leave(pl);
 }
 
+/* ---- the files' blocking steps (fileops.c) as work items ---- */
+
+static void op_run(pm__work *w, unsigned worker)
+{
+    (void)worker;
+    pl_file *f = (pl_file *)((char *)w - offsetof(pl_file, work));
+    pm_pipeline *pl = f->pl;
+    atomic_fetch_add(&pl->busy, 1);
+    free(f->op_msg);
+    f->op_rc = pm__pl_op_run(pl, f, &f->op_msg);
+    if (dq_push_file(pl, f))          /* f is the I/O thread's from here */
+        wake_io(pl);
+    busy_leave(pl);
+}
+
+/* The executor dropped the step (terminated): it did not run. */
+static void op_drop(pm__work *w)
+{
+    pl_file *f = (pl_file *)((char *)w - offsetof(pl_file, work));
+    pm_pipeline *pl = f->pl;
+    atomic_fetch_add(&pl->busy, 1);
+    atomic_store(&pl->cancelled, 1);
+    free(f->op_msg);
+    f->op_msg = NULL;
+    f->op_rc = -ECANCELED;
+    if (dq_push_file(pl, f))
+        wake_io(pl);
+    busy_leave(pl);
+}
+
+/* I/O thread: runs f's blocking step `op` on a worker; its end comes back
+ * through the done queue to pm__pl_step_done(). */
+void pm__pl_submit_op(pm_pipeline *pl, pl_file *f, pl_file_op op)
+{
+    f->op = op;
+    f->work.run = op_run;
+    f->work.drop = op_drop;
+    if (pm__exec_submit(pl->ex, &f->work, PM__SUBMIT_INTERNAL) != 0)
+        op_drop(&f->work);
+}
+
 int pm__pl_workers_start(pm_pipeline *pl)
 {
     pm__exec_hold(pl->ex);          /* a closed pool keeps its workers for us */
@@ -279,12 +338,12 @@ void pm__pl_workers_stop(pm_pipeline *pl)
 static pl_emit *emit_get(pm_pipeline *pl)
 {
     pl_emit *e = NULL;
-    pthread_mutex_lock(&pl->em_lock);
-    while (pl->em_nfree == 0 && !atomic_load(&pl->cancelled))
-        pthread_cond_wait(&pl->em_cond, &pl->em_lock);
-    if (pl->em_nfree > 0)
-        e = (pl_emit *)pl->em_free[--pl->em_nfree];
-    pthread_mutex_unlock(&pl->em_lock);
+    pthread_mutex_lock(&pl->em.lock);
+    while (pl->em.nfree == 0 && !atomic_load(&pl->cancelled))
+        pthread_cond_wait(&pl->em.cond, &pl->em.lock);
+    if (pl->em.nfree > 0)
+        e = (pl_emit *)pl->em.free[--pl->em.nfree];
+    pthread_mutex_unlock(&pl->em.lock);
     return e;
 }
 
@@ -292,10 +351,10 @@ static pl_emit *emit_get(pm_pipeline *pl)
 void pm__pl_emit_put(pm_pipeline *pl, pl_piece *p)
 {
     pl_emit *e = (pl_emit *)p;
-    pthread_mutex_lock(&pl->em_lock);
-    pl->em_free[pl->em_nfree++] = (unsigned char *)e;
-    pthread_cond_signal(&pl->em_cond);
-    pthread_mutex_unlock(&pl->em_lock);
+    pthread_mutex_lock(&pl->em.lock);
+    pl->em.free[pl->em.nfree++] = (unsigned char *)e;
+    pthread_cond_signal(&pl->em.cond);
+    pthread_mutex_unlock(&pl->em.lock);
 }
 
 int pm_chunk_emit(pm_chunk *chunk, const void *data, size_t len)
@@ -310,7 +369,7 @@ int pm_chunk_emit(pm_chunk *chunk, const void *data, size_t len)
         pl_emit *e = emit_get(pl);
         if (!e)
             return -ECANCELED;
-        size_t n = len < pl->em_size ? len : pl->em_size;
+        size_t n = len < pl->em.size ? len : pl->em.size;
         memcpy(e->data, src, n);
         e->piece.file = f;
         e->piece.chunk = NULL;
@@ -331,32 +390,32 @@ int pm_chunk_emit(pm_chunk *chunk, const void *data, size_t len)
 
 int pm__pl_emit_pool_new(pm_pipeline *pl, unsigned count, size_t size)
 {
-    pl->em_free = calloc(count, sizeof *pl->em_free);
-    if (!pl->em_free)
+    pl->em.free = calloc(count, sizeof *pl->em.free);
+    if (!pl->em.free)
         return -ENOMEM;
-    pl->em_size = size;
+    pl->em.size = size;
     for (unsigned i = 0; i < count; i++) {
         pl_emit *e = malloc(sizeof *e + size);
         if (!e)
             return -ENOMEM;
-        pl->em_free[pl->em_nfree++] = (unsigned char *)e;
+        pl->em.free[pl->em.nfree++] = (unsigned char *)e;
     }
     return 0;
 }
 
 void pm__pl_emit_pool_free(pm_pipeline *pl)
 {
-    for (unsigned i = 0; i < pl->em_nfree; i++)
-        free(pl->em_free[i]);
-    free(pl->em_free);
-    pl->em_free = NULL;
-    pl->em_nfree = 0;
+    for (unsigned i = 0; i < pl->em.nfree; i++)
+        free(pl->em.free[i]);
+    free(pl->em.free);
+    pl->em.free = NULL;
+    pl->em.nfree = 0;
 }
 
 /* Wakes workers blocked in pm_chunk_emit() after cancellation. */
 void pm__pl_emit_wake(pm_pipeline *pl)
 {
-    pthread_mutex_lock(&pl->em_lock);
-    pthread_cond_broadcast(&pl->em_cond);
-    pthread_mutex_unlock(&pl->em_lock);
+    pthread_mutex_lock(&pl->em.lock);
+    pthread_cond_broadcast(&pl->em.cond);
+    pthread_mutex_unlock(&pl->em.lock);
 }

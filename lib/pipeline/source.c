@@ -7,12 +7,13 @@
  * are skipped unless PM_PL_FOLLOW_SYMLINKS; FIFOs, sockets and devices found
  * by walking are skipped (given by name they are read only with
  * PM_PL_SKIP_SPECIAL_OK); names ending in opts.skip_suffix are skipped.
- * Runs on the I/O thread only.
+ * Entries whose type the directory reports (d_type) are taken without a
+ * stat: a regular file is checked when it is opened (fileops.c: O_NOFOLLOW,
+ * fstat), a directory when it is read. Runs on the I/O thread only.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,19 +23,10 @@
 
 #define PL_MAX_DEPTH 256
 
-char *pm__pl_strdupf(const char *fmt, ...)
-{
-    char *s;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    return n < 0 ? NULL : s;
-}
-
+/* Names are stored after their d_type byte. */
 static int cmp_names(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(*(char *const *)a + 1, *(char *const *)b + 1);
 }
 
 static void dir_free(pl_dir *d)
@@ -68,10 +60,15 @@ static int dir_read(const char *path, pl_dir *d)
             }
             d->names = nn;
         }
-        if (!(d->names[d->n] = strdup(e->d_name))) {
+        size_t len = strlen(e->d_name);
+        char *name = malloc(len + 2);
+        if (!name) {
             err = -ENOMEM;
             break;
         }
+        name[0] = (char)e->d_type;
+        memcpy(name + 1, e->d_name, len + 1);
+        d->names[d->n] = name;
         d->n++;
         errno = 0;
     }
@@ -125,7 +122,7 @@ static int ends_with(const char *s, const char *suffix)
 
 /* Decides what to do with path; may push a directory. Returns 1 when the
  * path is to be reported (kind/err/msg set), 0 when it was a directory. */
-static int classify(pm_pipeline *pl, const char *path, int named,
+static int classify(pm_pipeline *pl, const char *path, int named, unsigned char dtype,
                     int *kind, int *err, char **msg)
 {
     const unsigned flags = pl->o.flags;
@@ -133,7 +130,9 @@ static int classify(pm_pipeline *pl, const char *path, int named,
     *kind = PM_EVENT_DONE;
     *err = 0;
     *msg = NULL;
-    if (lstat(path, &st) < 0) {
+    if (dtype == DT_REG || dtype == DT_DIR)
+        st.st_mode = dtype == DT_REG ? S_IFREG : S_IFDIR;   /* no stat needed */
+    else if (lstat(path, &st) < 0) {
         *kind = PM_EVENT_ERROR;
         *err = -errno;
         return 1;
@@ -182,6 +181,7 @@ char *pm__pl_source_next(pm_pipeline *pl, int *kind, int *err, char **msg,
     for (;;) {
         char *path;
         int named = 0;
+        unsigned char dtype = DT_UNKNOWN;
         if (src->dir) {
             pl_dir *d = src->dir;
             if (d->next == d->n) {
@@ -190,7 +190,8 @@ char *pm__pl_source_next(pm_pipeline *pl, int *kind, int *err, char **msg,
                 continue;
             }
             char *name = d->names[d->next++];
-            path = join(d->path, name);
+            dtype = (unsigned char)name[0];
+            path = join(d->path, name + 1);
             free(name);
         } else {
             if (src->next == src->n)
@@ -212,7 +213,7 @@ char *pm__pl_source_next(pm_pipeline *pl, int *kind, int *err, char **msg,
             *msg = NULL;
             return path;
         }
-        if (classify(pl, path, named, kind, err, msg)) {
+        if (classify(pl, path, named, dtype, kind, err, msg)) {
             *walked = !named;
             *incidental = !named && *kind == PM_EVENT_SKIP && *err == -EEXIST;
             return path;

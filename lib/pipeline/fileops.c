@@ -1,0 +1,353 @@
+/* fileops.c - the blocking system calls of a file's life, each step run as
+ * one work item on the pool's workers (lifecycle.c submits them), so the
+ * I/O thread only dispatches and many files open, commit and go at once.
+ *
+ *   OPEN    open the input (O_NONBLOCK: a FIFO swapped in never blocks the
+ *           open), check what it is; for PM_SINK_FILES ask out_path, refuse
+ *           an existing output (unless PM_PL_OVERWRITE) or the input itself,
+ *           open the output directory and create the output there as an
+ *           unnamed file (O_TMPFILE), or a hidden ".NAME.pmtmp.XXXXXX" file
+ *           where the filesystem lacks it, so a crash leaves nothing behind.
+ *   FINISH  (no output file) check that the input did not change while it
+ *           was read, close it.
+ *   COMMIT  the same check; give the output the input's owner, mode and
+ *           times; link it under its final name (replacing an existing file
+ *           only with PM_PL_OVERWRITE). Without a directory sync to wait
+ *           for, also REMOVE.
+ *   REMOVE  remove the input -- only if its name still refers to the file
+ *           that was read, unchanged; otherwise keep it, with a warning.
+ *
+ * The output's and the directory's fsyncs between these steps go through
+ * the loop (lifecycle.c). A step's result is 0, PM_PL_SKIP (OPEN), PL_WARN
+ * (done, with a warning in the message) or -errno, with a message.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pipeline_internal.h"
+
+#define PL_WARN 2
+
+static int must_sync(const pm_pipeline *pl)
+{
+    return (pl->o.flags & PM_PL_REMOVE_INPUT) && !(pl->o.flags & PM_PL_NO_SYNC);
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd > STDIN_FILENO)
+        close(*fd);
+    *fd = -1;
+}
+
+/* ---- OPEN ---- */
+
+static int open_stdin(pl_file *f)
+{
+    f->fd = STDIN_FILENO;
+    if (fstat(f->fd, &f->pub.st) < 0)
+        return -errno;
+    f->stream = !S_ISREG(f->pub.st.st_mode);
+    return 0;
+}
+
+static int open_input(pm_pipeline *pl, pl_file *f, char **msg)
+{
+    if (!strcmp(f->path, "-"))
+        return open_stdin(f);
+    int follow = (pl->o.flags & PM_PL_FOLLOW_SYMLINKS) != 0;
+    int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW);
+    f->fd = open(f->path, flags);
+    if (f->fd < 0) {
+        if (errno == ELOOP && !follow) {        /* a symbolic link after all */
+            *msg = strdup("is a symbolic link; not followed (use -f to follow)");
+            return PM_PL_SKIP;
+        }
+        return -errno;
+    }
+    if (fstat(f->fd, &f->pub.st) < 0)
+        return -errno;
+    mode_t m = f->pub.st.st_mode;
+    if (S_ISDIR(m))
+        return -EISDIR;
+    if (!S_ISREG(m)) {
+        if (f->walked || !(pl->o.flags & PM_PL_SKIP_SPECIAL_OK)) {
+            *msg = strdup("is not a regular file or directory -- ignored");
+            return PM_PL_SKIP;
+        }
+        f->stream = 1;                      /* a FIFO or device given by name */
+        if (fcntl(f->fd, F_SETFL, fcntl(f->fd, F_GETFL) & ~O_NONBLOCK) < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+/* Splits path into its directory (malloc'd) and base name (inside path). */
+static char *dir_of(const char *path, const char **base)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        *base = path;
+        return strdup(".");
+    }
+    *base = slash + 1;
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+static int open_named_tmp(pl_file *f, const char *dir, const char *base)
+{
+    f->tmp_path = pm__pl_strdupf("%s/.%s.pmtmp.XXXXXX", dir, base);
+    if (!f->tmp_path)
+        return -ENOMEM;
+    f->out_fd = mkostemp(f->tmp_path, O_CLOEXEC);
+    if (f->out_fd < 0) {
+        int err = -errno;
+        free(f->tmp_path);
+        f->tmp_path = NULL;
+        return err;
+    }
+    return 0;
+}
+
+/* Asks out_path for f's output name; refuses the input itself and, unless
+ * overwriting, an existing file. */
+static int output_name(pm_pipeline *pl, pl_file *f, char **msg)
+{
+    char buf[PATH_MAX];
+    buf[0] = '\0';
+    int rc = pl->o.out_path(&f->pub, buf, sizeof buf, pl->o.arg);
+    if (rc != 0) {
+        *msg = buf[0] ? strdup(buf) : NULL;
+        return rc == PM_PL_SKIP ? PM_PL_SKIP : (rc < 0 ? rc : -EINVAL);
+    }
+    if (!(f->out_path = strdup(buf)))
+        return -ENOMEM;
+    f->pub.out_path = f->out_path;
+    struct stat st;
+    if (lstat(f->out_path, &st) == 0) {
+        if (st.st_dev == f->pub.st.st_dev && st.st_ino == f->pub.st.st_ino) {
+            *msg = strdup("output would be the input itself");
+            return -EINVAL;
+        }
+        if (!(pl->o.flags & PM_PL_OVERWRITE)) {
+            *msg = pm__pl_strdupf("%s already exists; not overwritten", f->out_path);
+            return PM_PL_SKIP;
+        }
+    }
+    return 0;
+}
+
+static int open_output(pm_pipeline *pl, pl_file *f, char **msg)
+{
+    int rc = output_name(pl, f, msg);
+    if (rc != 0)
+        return rc;
+    const char *base;
+    char *dir = dir_of(f->out_path, &base);
+    if (!dir)
+        return -ENOMEM;
+    f->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (f->dir_fd < 0) {
+        rc = -errno;
+        *msg = pm__pl_strdupf("cannot open output directory %s: %s", dir, strerror(errno));
+        free(dir);
+        return rc;
+    }
+    f->out_fd = openat(f->dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (f->out_fd < 0) {
+        if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL || errno == ENOENT)
+            rc = open_named_tmp(f, dir, base);
+        else
+            rc = -errno;
+    }
+    if (rc < 0)
+        *msg = pm__pl_strdupf("cannot create output in %s: %s", dir, strerror(-rc));
+    free(dir);
+    return rc;
+}
+
+static int op_open(pm_pipeline *pl, pl_file *f, char **msg)
+{
+    int rc = open_input(pl, f, msg);
+    if (rc == 0 && f->stream && pl->o.sink == PM_SINK_FILES && !strcmp(f->path, "-")) {
+        *msg = strdup("standard input needs an output stream");
+        return -EINVAL;
+    }
+    if (rc == 0 && pl->o.sink == PM_SINK_FILES)
+        rc = open_output(pl, f, msg);
+    return rc;
+}
+
+/* ---- FINISH, COMMIT, REMOVE ---- */
+
+/* The input must look as it did when opened: same size and mtime. */
+static int check_unchanged(pl_file *f, char **msg)
+{
+    struct stat st;
+    if (f->stream)
+        return 0;
+    if (fstat(f->fd, &st) == 0 && st.st_size == f->pub.st.st_size &&
+        st.st_mtim.tv_sec == f->pub.st.st_mtim.tv_sec &&
+        st.st_mtim.tv_nsec == f->pub.st.st_mtim.tv_nsec)
+        return 0;
+    *msg = strdup("file changed while being read");
+    return -EIO;
+}
+
+static int op_finish(pl_file *f, char **msg)
+{
+    int rc = check_unchanged(f, msg);
+    close_fd(&f->fd);
+    return rc;
+}
+
+static int copy_meta(pm_pipeline *pl, pl_file *f)
+{
+    const struct stat *st = &f->pub.st;
+    if (!(pl->o.flags & PM_PL_PRESERVE_META) || !S_ISREG(st->st_mode))
+        return 0;
+    if (pl->as_root && fchown(f->out_fd, st->st_uid, st->st_gid) < 0 && errno != EPERM)
+        return -errno;
+    if (fchmod(f->out_fd, st->st_mode & 07777) < 0)
+        return -errno;
+    struct timespec times[2] = {st->st_atim, st->st_mtim};
+    if (f->pub.out_mtime > 0)
+        times[1] = (struct timespec){.tv_sec = (time_t)f->pub.out_mtime};
+    if (futimens(f->out_fd, times) < 0)
+        return -errno;
+    return 0;
+}
+
+/* Links the unnamed output at `to`; replacing an existing file only when
+ * overwrite (via a temporary name and rename, which is atomic). */
+static int link_tmpfile(pl_file *f, const char *to, int overwrite)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", f->out_fd);
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, to, AT_SYMLINK_FOLLOW) == 0)
+        return 0;
+    if (errno != EEXIST || !overwrite)
+        return -errno;
+    char *tmp = pm__pl_strdupf("%s.pmtmp.%ld.%d", to, (long)getpid(), f->out_fd);
+    if (!tmp)
+        return -ENOMEM;
+    int rc = 0;
+    unlink(tmp);
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) < 0 || rename(tmp, to) < 0) {
+        rc = -errno;
+        unlink(tmp);
+    }
+    free(tmp);
+    return rc;
+}
+
+static int link_named(pl_file *f, const char *to, int overwrite)
+{
+    if (overwrite)
+        return rename(f->tmp_path, to) < 0 ? -errno : 0;
+    if (renameat2(AT_FDCWD, f->tmp_path, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -errno;
+    if (link(f->tmp_path, to) < 0)     /* filesystems without RENAME_NOREPLACE */
+        return -errno;
+    unlink(f->tmp_path);
+    return 0;
+}
+
+static int link_output(pm_pipeline *pl, pl_file *f, char **msg)
+{
+    int rc = copy_meta(pl, f);
+    if (rc < 0) {
+        *msg = pm__pl_strdupf("cannot set mode or times of output: %s", strerror(-rc));
+        return rc;
+    }
+    int overwrite = (pl->o.flags & PM_PL_OVERWRITE) != 0;
+    rc = f->tmp_path ? link_named(f, f->out_path, overwrite)
+                     : link_tmpfile(f, f->out_path, overwrite);
+    if (rc < 0) {
+        *msg = pm__pl_strdupf("cannot create %s: %s", f->out_path, strerror(-rc));
+        return rc;
+    }
+    free(f->tmp_path);
+    f->tmp_path = NULL;
+    close_fd(&f->out_fd);
+    return 0;
+}
+
+/* Removes the input if its name still refers to the file that was read,
+ * unchanged; else keeps it. PL_WARN with the reason when it is kept. */
+static int remove_input(pm_pipeline *pl, pl_file *f, char **msg)
+{
+    struct stat st;
+    const struct stat *was = &f->pub.st;
+    if (!(pl->o.flags & PM_PL_REMOVE_INPUT) || !strcmp(f->path, "-"))
+        return 0;
+    int follow = (pl->o.flags & PM_PL_FOLLOW_SYMLINKS) != 0;   /* the link goes */
+    if ((follow ? stat(f->path, &st) : lstat(f->path, &st)) < 0 || st.st_dev != was->st_dev || st.st_ino != was->st_ino ||
+        st.st_size != was->st_size || st.st_mtim.tv_sec != was->st_mtim.tv_sec ||
+        st.st_mtim.tv_nsec != was->st_mtim.tv_nsec) {
+        *msg = strdup("output written, input kept: it was changed or replaced after it was read");
+        return PL_WARN;
+    }
+    if (unlink(f->path) < 0) {
+        *msg = pm__pl_strdupf("output written, but the input could not be removed: %s",
+                              strerror(errno));
+        return PL_WARN;
+    }
+    return 0;
+}
+
+static int op_commit(pm_pipeline *pl, pl_file *f, char **msg)
+{
+    int rc = check_unchanged(f, msg);
+    if (rc == 0)
+        rc = link_output(pl, f, msg);
+    if (rc == 0 && !must_sync(pl))
+        rc = remove_input(pl, f, msg);   /* nothing to wait for in between */
+    if (rc >= 0 && !must_sync(pl)) {
+        close_fd(&f->fd);
+        close_fd(&f->dir_fd);
+    }
+    return rc;
+}
+
+static int op_remove(pm_pipeline *pl, pl_file *f, char **msg)
+{
+    int rc = remove_input(pl, f, msg);
+    close_fd(&f->fd);
+    close_fd(&f->dir_fd);
+    return rc;
+}
+
+int pm__pl_op_run(pm_pipeline *pl, pl_file *f, char **msg)
+{
+    *msg = NULL;
+    switch (f->op) {
+    case PL_OP_OPEN:   return op_open(pl, f, msg);
+    case PL_OP_FINISH: return op_finish(f, msg);
+    case PL_OP_COMMIT: return op_commit(pl, f, msg);
+    case PL_OP_REMOVE: return op_remove(pl, f, msg);
+    }
+    return -EINVAL;
+}
+
+void pm__pl_release(pl_file *f, int discard)
+{
+    close_fd(&f->out_fd);
+    if (discard && f->tmp_path)
+        unlink(f->tmp_path);
+    free(f->tmp_path);
+    f->tmp_path = NULL;
+    close_fd(&f->dir_fd);
+    close_fd(&f->fd);
+}
