@@ -82,31 +82,11 @@ int pmp_run_stages(pmp_run *run, const pmp_stage *stages, size_t nstages,
         return rc;
     for (size_t i = 0; i < nstages && rc == 0; i++)
         rc = pm_pipeline_add_stage(pl, stages[i].name, stages[i].mode, stages[i].fn, run->ctx);
-    pmp_cancel *cancel = run->o->cancel;
-    if (rc == 0 && cancel) {
-        pthread_mutex_lock(&cancel->lock);
-        if (cancel->requested)
-            rc = -ECANCELED;
-        else
-            cancel->running = pl;
-        pthread_mutex_unlock(&cancel->lock);
-    }
+    if (rc == 0)
+        rc = pm_signals_watch(run->o->signals, pl);
     if (rc == 0)
         rc = pm_pipeline_run(pl, paths, n, stats);
-    if (cancel) {
-        pthread_mutex_lock(&cancel->lock);
-        cancel->running = NULL;
-        pthread_mutex_unlock(&cancel->lock);
-    }
+    pm_signals_unwatch(run->o->signals, pl);
     pm_pipeline_free(pl);
     return rc;
-}
-
-void pmp_cancel_request(pmp_cancel *c)
-{
-    pthread_mutex_lock(&c->lock);
-    c->requested = 1;
-    if (c->running)
-        pm_pipeline_cancel(c->running);
-    pthread_mutex_unlock(&c->lock);
 }

@@ -27,7 +27,7 @@ void pmp_run_init(pmp_run *run, const pmp_opts *o);
 int pmp_state_begin(pm_file *f, void *arg);
 
 /* Creates the pipeline with the given stages, runs it over the paths
- * (registering it with o->cancel meanwhile), frees it, and returns
+ * (watched by o->signals meanwhile), frees it, and returns
  * pm_pipeline_run()'s result or a setup error. */
 typedef struct pmp_stage {
     const char *name;

@@ -8,8 +8,8 @@
 #ifndef PMAP_PIPELINES_H
 #define PMAP_PIPELINES_H
 
-#include <pthread.h>
 #include <stdint.h>
+#include <pmap/app.h>
 #include <pmap/pipeline.h>
 
 #ifdef __cplusplus
@@ -48,22 +48,10 @@ typedef struct pmp_opts {
     int test_only;           /* decompress -t: check, write nothing */
     int list;                /* decompress -l: report sizes via on_result */
     void (*on_result)(const pmp_result *r, void *arg);  /* arg: pl.arg */
-    struct pmp_cancel *cancel; /* if set, pmp_cancel_request() on it stops
-                                  the run (e.g. from a signal thread) */
+    pm_signals *signals;     /* if set, the run is watched: a signal
+                                cancels it (pmap/app.h) */
 } pmp_opts;
 
-/* A cancellation handle shared between a run and another thread (a signal
- * thread). Initialise with PMP_CANCEL_INIT. pmp_cancel_request() is
- * thread-safe (not async-signal-safe): it stops the pipeline running under
- * this handle, or, if none runs yet, every later run at once (-ECANCELED). */
-typedef struct pmp_cancel {
-    pthread_mutex_t lock;
-    pm_pipeline *running;    /* under lock */
-    int requested;           /* under lock */
-} pmp_cancel;
-#define PMP_CANCEL_INIT {PTHREAD_MUTEX_INITIALIZER, NULL, 0}
-
-void pmp_cancel_request(pmp_cancel *c);
 
 /* Each runs its pipeline over paths[0..n) ("-" or n == 0: stdin) and
  * returns what pm_pipeline_run() returns; stats may be NULL. */

@@ -33,8 +33,6 @@
 
 #include "pipeline_internal.h"
 
-#define PL_WARN 2
-
 static int must_sync(const pm_pipeline *pl)
 {
     return (pl->o.flags & PM_PL_REMOVE_INPUT) && !(pl->o.flags & PM_PL_NO_SYNC);
@@ -51,6 +49,7 @@ static void close_fd(int *fd)
 
 static int open_stdin(pl_file *f)
 {
+    f->op_reason = PM_REASON_INPUT;
     f->fd = STDIN_FILENO;
     if (fstat(f->fd, &f->pub.st) < 0)
         return -errno;
@@ -67,11 +66,14 @@ static int open_input(pm_pipeline *pl, pl_file *f, char **msg)
     f->fd = open(f->path, flags);
     if (f->fd < 0) {
         if (errno == ELOOP && !follow) {        /* a symbolic link after all */
-            *msg = strdup("is a symbolic link; not followed (use -f to follow)");
+            f->op_reason = PM_REASON_SYMLINK;
+            *msg = strdup("is a symbolic link; not followed");
             return PM_PL_SKIP;
         }
+        f->op_reason = PM_REASON_INPUT;
         return -errno;
     }
+    f->op_reason = PM_REASON_INPUT;
     if (fstat(f->fd, &f->pub.st) < 0)
         return -errno;
     mode_t m = f->pub.st.st_mode;
@@ -79,6 +81,7 @@ static int open_input(pm_pipeline *pl, pl_file *f, char **msg)
         return -EISDIR;
     if (!S_ISREG(m)) {
         if (f->walked || !(pl->o.flags & PM_PL_SKIP_SPECIAL_OK)) {
+            f->op_reason = PM_REASON_NOT_REGULAR;
             *msg = strdup("is not a regular file or directory -- ignored");
             return PM_PL_SKIP;
         }
@@ -125,6 +128,7 @@ static int output_name(pm_pipeline *pl, pl_file *f, char **msg)
     char buf[PATH_MAX];
     buf[0] = '\0';
     int rc = pl->o.out_path(&f->pub, buf, sizeof buf, pl->o.arg);
+    f->op_reason = rc == PM_PL_SKIP ? PM_REASON_REFUSED : PM_REASON_OUTPUT;
     if (rc != 0) {
         *msg = buf[0] ? strdup(buf) : NULL;
         return rc == PM_PL_SKIP ? PM_PL_SKIP : (rc < 0 ? rc : -EINVAL);
@@ -139,6 +143,7 @@ static int output_name(pm_pipeline *pl, pl_file *f, char **msg)
             return -EINVAL;
         }
         if (!(pl->o.flags & PM_PL_OVERWRITE)) {
+            f->op_reason = PM_REASON_OUTPUT_EXISTS;
             *msg = pm__pl_strdupf("%s already exists; not overwritten", f->out_path);
             return PM_PL_SKIP;
         }
@@ -158,6 +163,7 @@ static int open_output(pm_pipeline *pl, pl_file *f, char **msg)
     f->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (f->dir_fd < 0) {
         rc = -errno;
+        f->op_reason = PM_REASON_OUTPUT;
         *msg = pm__pl_strdupf("cannot open output directory %s: %s", dir, strerror(errno));
         free(dir);
         return rc;
@@ -169,8 +175,10 @@ static int open_output(pm_pipeline *pl, pl_file *f, char **msg)
         else
             rc = -errno;
     }
-    if (rc < 0)
+    if (rc < 0) {
+        f->op_reason = PM_REASON_OUTPUT;
         *msg = pm__pl_strdupf("cannot create output in %s: %s", dir, strerror(-rc));
+    }
     free(dir);
     return rc;
 }
@@ -179,7 +187,8 @@ static int op_open(pm_pipeline *pl, pl_file *f, char **msg)
 {
     int rc = open_input(pl, f, msg);
     if (rc == 0 && f->stream && pl->o.sink == PM_SINK_FILES && !strcmp(f->path, "-")) {
-        *msg = strdup("standard input needs an output stream");
+        f->op_reason = PM_REASON_STDIN_NEEDS_STREAM;
+        *msg = strdup("standard input has no name to derive an output file from");
         return -EINVAL;
     }
     if (rc == 0 && pl->o.sink == PM_SINK_FILES)
@@ -199,6 +208,7 @@ static int check_unchanged(pl_file *f, char **msg)
         st.st_mtim.tv_sec == f->pub.st.st_mtim.tv_sec &&
         st.st_mtim.tv_nsec == f->pub.st.st_mtim.tv_nsec)
         return 0;
+    f->op_reason = PM_REASON_CHANGED;
     *msg = strdup("file changed while being read");
     return -EIO;
 }
@@ -266,6 +276,7 @@ static int link_named(pl_file *f, const char *to, int overwrite)
 
 static int link_output(pm_pipeline *pl, pl_file *f, char **msg)
 {
+    f->op_reason = PM_REASON_OUTPUT;
     int rc = copy_meta(pl, f);
     if (rc < 0) {
         *msg = pm__pl_strdupf("cannot set mode or times of output: %s", strerror(-rc));
@@ -292,6 +303,7 @@ static int remove_input(pm_pipeline *pl, pl_file *f, char **msg)
     const struct stat *was = &f->pub.st;
     if (!(pl->o.flags & PM_PL_REMOVE_INPUT) || !strcmp(f->path, "-"))
         return 0;
+    f->op_reason = PM_REASON_INPUT_KEPT;
     int follow = (pl->o.flags & PM_PL_FOLLOW_SYMLINKS) != 0;   /* the link goes */
     if ((follow ? stat(f->path, &st) : lstat(f->path, &st)) < 0 || st.st_dev != was->st_dev || st.st_ino != was->st_ino ||
         st.st_size != was->st_size || st.st_mtim.tv_sec != was->st_mtim.tv_sec ||
@@ -332,6 +344,7 @@ static int op_remove(pm_pipeline *pl, pl_file *f, char **msg)
 int pm__pl_op_run(pm_pipeline *pl, pl_file *f, char **msg)
 {
     *msg = NULL;
+    f->op_reason = PM_REASON_NONE;
     switch (f->op) {
     case PL_OP_OPEN:   return op_open(pl, f, msg);
     case PL_OP_FINISH: return op_finish(f, msg);

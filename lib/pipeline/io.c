@@ -48,10 +48,10 @@ static void on_file_read(void *arg, ssize_t res)
     size_t want = c->pub.prefix_len + c->pub.len;
     f->reads_inflight--;
     if (res < 0) {
-        pm__pl_file_fail(f, (int)res, "read error: %s", pm_strerror((int)res));
+        pm__pl_file_fail(f, PM_REASON_INPUT, (int)res, "read error: %s", pm_strerror((int)res));
         pm__pl_end_reading(pl, f);
     } else if ((size_t)res != want) {
-        pm__pl_file_fail(f, -EIO, "file changed size while being read");
+        pm__pl_file_fail(f, PM_REASON_CHANGED, -EIO, "file changed size while being read");
         pm__pl_end_reading(pl, f);
     } else {
         pl->stats.bytes_in += c->pub.len;
@@ -83,7 +83,7 @@ static void read_regular(pm_pipeline *pl, pl_file *f, pl_chunk *c)
     int64_t id = pm_loop_read(pl->loop, f->fd, c->in + o->overlap - pfx, pfx + len,
                               off - pfx, on_file_read, c);
     if (id < 0) {
-        pm__pl_file_fail(f, (int)id, "cannot queue read: %s", pm_strerror((int)id));
+        pm__pl_file_fail(f, PM_REASON_INPUT, (int)id, "cannot queue read: %s", pm_strerror((int)id));
         pm__pl_end_reading(pl, f);
         dispatch(pl, c);
         return;
@@ -121,7 +121,7 @@ static void on_stream_read(void *arg, ssize_t res)
         return;
     }
     if (res < 0 && res != -ECANCELED)
-        pm__pl_file_fail(f, (int)res, "read error: %s", pm_strerror((int)res));
+        pm__pl_file_fail(f, PM_REASON_INPUT, (int)res, "read error: %s", pm_strerror((int)res));
     if (held) {                        /* EOF (or failure) after a full chunk */
         held->pub.last = 1;
         f->reads_issued--;             /* c's seq is not used */
@@ -248,7 +248,7 @@ static void on_write(void *arg, ssize_t res)
     if (res >= 0 && (size_t)res != p->len)
         res = -EIO;                      /* full writes: anything else is a fault */
     if (res < 0) {
-        pm__pl_file_fail(f, (int)res, "write error: %s", pm_strerror((int)res));
+        pm__pl_file_fail(f, PM_REASON_OUTPUT, (int)res, "write error: %s", pm_strerror((int)res));
         if (pl->o.sink == PM_SINK_FD) {   /* the shared output is broken */
             if (!pl->first_error)
                 pl->first_error = (int)res;

@@ -105,14 +105,17 @@ static int in_flight(pl_file_phase ph)
 
 /* Marks f finished with an event; whatever it holds is released (the
  * output discarded unless it was committed). */
-void pm__pl_file_finish(pm_pipeline *pl, pl_file *f, int kind, int err, char *msg)
+void pm__pl_file_finish(pm_pipeline *pl, pl_file *f, int kind, pm_reason reason, int err,
+                        char *msg)
 {
     if (kind == PM_EVENT_DONE && f->warning) {
         kind = PM_EVENT_WARNING;
+        reason = PM_REASON_FILE_WARNING;
         free(msg);
         msg = f->warning;
         f->warning = NULL;
     }
+    f->reason = reason;
     if (msg) {
         free(f->message);
         f->message = msg;
@@ -132,7 +135,8 @@ void pm__pl_file_finish(pm_pipeline *pl, pl_file *f, int kind, int err, char *ms
 static void finish_failed(pm_pipeline *pl, pl_file *f)
 {
     int err = atomic_load(&f->status);
-    pm__pl_file_finish(pl, f, PM_EVENT_ERROR, err ? err : -ECANCELED, NULL);
+    pm_reason why = err ? f->fail_reason : PM_REASON_CANCELLED;
+    pm__pl_file_finish(pl, f, PM_EVENT_ERROR, why, err ? err : -ECANCELED, NULL);
 }
 
 /* Ends a step with an error: the step's message, or the file's own. */
@@ -140,7 +144,8 @@ static void fail_step(pm_pipeline *pl, pl_file *f, int rc)
 {
     char *msg = f->op_msg;
     f->op_msg = NULL;
-    pm__pl_file_finish(pl, f, PM_EVENT_ERROR, rc, msg);
+    pm__pl_file_finish(pl, f, PM_EVENT_ERROR, rc == -ECANCELED ? PM_REASON_CANCELLED : f->op_reason,
+                       rc, msg);
 }
 
 void pm__pl_deliver_events(pm_pipeline *pl)
@@ -162,6 +167,7 @@ void pm__pl_deliver_events(pm_pipeline *pl)
         if (pl->o.on_event) {
             pm_event ev = {
                 .kind = f->event_kind,
+                .reason = f->reason,
                 .path = f->path,
                 .out_path = f->event_kind == PM_EVENT_DONE || f->event_kind == PM_EVENT_WARNING
                                 ? f->out_path : NULL,
@@ -192,7 +198,8 @@ static void file_start(pm_pipeline *pl, pl_file *f)
         char why[256] = "";
         if (pl->o.accept(f->path, why, sizeof why, pl->o.arg) == PM_PL_SKIP) {
             f->incidental = f->walked;
-            pm__pl_file_finish(pl, f, PM_EVENT_SKIP, -EINVAL, strdup(why[0] ? why : "skipped"));
+            pm__pl_file_finish(pl, f, PM_EVENT_SKIP, PM_REASON_REFUSED, -EINVAL,
+                               strdup(why[0] ? why : "skipped"));
             return;
         }
     }
@@ -219,7 +226,9 @@ static void open_done(pm_pipeline *pl, pl_file *f)
         char *msg = f->op_msg;
         f->op_msg = NULL;
         f->incidental = f->walked && !f->out_path;
-        pm__pl_file_finish(pl, f, PM_EVENT_SKIP, f->out_path ? -EEXIST : -EINVAL, msg);
+        pm__pl_file_finish(pl, f, PM_EVENT_SKIP, f->op_reason,
+                           f->op_reason == PM_REASON_OUTPUT_EXISTS ? -EEXIST
+                           : f->op_reason == PM_REASON_SYMLINK ? -ELOOP : -EINVAL, msg);
         return;
     }
     if (rc < 0) {
@@ -231,7 +240,7 @@ static void open_done(pm_pipeline *pl, pl_file *f)
     if (!f->stream)
         pl->bytes_total += (uint64_t)f->pub.st.st_size;
     if (pl->o.file_begin && (rc = pl->o.file_begin(&f->pub, pl->o.arg)) != 0) {
-        pm__pl_file_finish(pl, f, PM_EVENT_ERROR, rc < 0 ? rc : -EIO, NULL);
+        pm__pl_file_finish(pl, f, PM_EVENT_ERROR, PM_REASON_STAGE, rc < 0 ? rc : -EIO, NULL);
         return;
     }
     ready_push(&pl->files, f);
@@ -254,24 +263,23 @@ static int may_open_file(pm_pipeline *pl)
 void pm__pl_open_files(pm_pipeline *pl)
 {
     while (may_open_file(pl)) {
-        int kind, err, walked, incidental;
-        char *msg;
-        char *path = pm__pl_source_next(pl, &kind, &err, &msg, &walked, &incidental);
+        pl_found found;
+        char *path = pm__pl_source_next(pl, &found);
         if (!path) {
             pl->src.done = 1;
             return;
         }
         pl_file *f = file_new(pl, path);
         if (!f) {
-            free(msg);
+            free(found.msg);
             pl->first_error = -ENOMEM;
             atomic_store(&pl->cancelled, 1);
             return;
         }
-        f->walked = walked;
-        f->incidental = incidental;
-        if (kind != PM_EVENT_DONE)
-            pm__pl_file_finish(pl, f, kind, err, msg);
+        f->walked = found.walked;
+        f->incidental = found.incidental;
+        if (found.kind != PM_EVENT_DONE)
+            pm__pl_file_finish(pl, f, found.kind, found.reason, found.err, found.msg);
         else
             file_start(pl, f);
     }
@@ -285,10 +293,10 @@ static void on_out_synced(void *arg, ssize_t res)
     pm_pipeline *pl = f->pl;
     f->writes_inflight--;
     if (res < 0)
-        pm__pl_file_finish(pl, f, PM_EVENT_ERROR, (int)res,
+        pm__pl_file_finish(pl, f, PM_EVENT_ERROR, PM_REASON_OUTPUT, (int)res,
                            pm__pl_strdupf("cannot sync output: %s", pm_strerror((int)res)));
     else if (atomic_load(&pl->cancelled))
-        pm__pl_file_finish(pl, f, PM_EVENT_ERROR, -ECANCELED, NULL);
+        pm__pl_file_finish(pl, f, PM_EVENT_ERROR, PM_REASON_CANCELLED, -ECANCELED, NULL);
     else
         submit(pl, f, PL_COMMITTING, PL_OP_COMMIT);
 }
@@ -307,12 +315,12 @@ static void sync_then(pm_pipeline *pl, pl_file *f, int fd, pl_file_phase phase,
 void pm__pl_file_complete(pm_pipeline *pl, pl_file *f)
 {
     if (atomic_load(&pl->cancelled) && !atomic_load(&f->status))
-        pm__pl_file_fail(f, -ECANCELED, "cancelled");
+        pm__pl_file_fail(f, PM_REASON_CANCELLED, -ECANCELED, "cancelled");
     int status = atomic_load(&f->status);
     if (pl->o.file_end) {         /* exactly once per file that began */
         int rc = pl->o.file_end(&f->pub, status, pl->o.arg);
         if (!status && rc)
-            pm__pl_file_fail(f, rc, NULL);
+            pm__pl_file_fail(f, PM_REASON_STAGE, rc, NULL);
     }
     if (atomic_load(&f->status)) {
         finish_failed(pl, f);
@@ -332,7 +340,7 @@ static void on_dir_synced(void *arg, ssize_t res)
     pm_pipeline *pl = f->pl;
     f->writes_inflight--;
     if (res < 0 && res != -EINVAL)     /* some filesystems cannot sync directories */
-        pm__pl_file_finish(pl, f, PM_EVENT_WARNING, (int)res,
+        pm__pl_file_finish(pl, f, PM_EVENT_WARNING, PM_REASON_INPUT_KEPT, (int)res,
                            pm__pl_strdupf("output written, input kept: cannot sync directory: %s",
                                           pm_strerror((int)res)));
     else
@@ -344,7 +352,9 @@ static void finish_ok(pm_pipeline *pl, pl_file *f)
 {
     char *msg = f->op_msg;
     f->op_msg = NULL;
-    pm__pl_file_finish(pl, f, f->op_rc > 0 ? PM_EVENT_WARNING : PM_EVENT_DONE, 0, msg);
+    int warn = f->op_rc == PL_WARN;
+    pm__pl_file_finish(pl, f, warn ? PM_EVENT_WARNING : PM_EVENT_DONE,
+                       warn ? f->op_reason : PM_REASON_NONE, 0, msg);
 }
 
 /* A blocking step of f ended on a worker (its result in f->op_rc). */
@@ -370,6 +380,7 @@ void pm__pl_step_done(pm_pipeline *pl, pl_file *f)
             finish_ok(pl, f);
         return;
     default:
-        pm__pl_file_finish(pl, f, PM_EVENT_ERROR, -EIO, strdup("internal error: unexpected step"));
+        pm__pl_file_finish(pl, f, PM_EVENT_ERROR, PM_REASON_STAGE, -EIO,
+                           strdup("internal error: unexpected step"));
     }
 }

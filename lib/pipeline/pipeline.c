@@ -197,24 +197,25 @@ void pm_pipeline_cancel(pm_pipeline *pl)
 /* ---- failures and warnings ---- */
 
 /* Sets f's first failure (err < 0) and its message; later ones are dropped. */
-static int file_fail_v(pl_file *f, int err, const char *fmt, va_list ap)
+static int file_fail_v(pl_file *f, pm_reason reason, int err, const char *fmt, va_list ap)
 {
     int zero = 0;
     if (err >= 0)
         err = -EIO;
-    if (atomic_compare_exchange_strong(&f->status, &zero, err) && fmt) {
+    if (atomic_compare_exchange_strong(&f->status, &zero, err)) {
+        f->fail_reason = reason;
         char *m = NULL;
-        if (vasprintf(&m, fmt, ap) >= 0)
+        if (fmt && vasprintf(&m, fmt, ap) >= 0)
             f->message = m;
     }
     return err;
 }
 
-int pm__pl_file_fail(pl_file *f, int err, const char *fmt, ...)
+int pm__pl_file_fail(pl_file *f, pm_reason reason, int err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    err = file_fail_v(f, err, fmt, ap);
+    err = file_fail_v(f, reason, err, fmt, ap);
     va_end(ap);
     return err;
 }
@@ -224,7 +225,7 @@ int pm_chunk_fail(pm_chunk *chunk, int err, const char *fmt, ...)
     pl_chunk *c = (pl_chunk *)chunk;
     va_list ap;
     va_start(ap, fmt);
-    err = file_fail_v(c->file, err, fmt, ap);
+    err = file_fail_v(c->file, PM_REASON_STAGE, err, fmt, ap);
     va_end(ap);
     return err;
 }

@@ -91,7 +91,8 @@ struct pl_file {
     /* the work item of the current blocking step (fileops.c) */
     pm__work work;
     pl_file_op op;
-    int op_rc;                   /* its result: 0, PM_PL_SKIP or -errno */
+    int op_rc;                   /* its result: 0, PM_PL_SKIP, PL_WARN or -errno */
+    pm_reason op_reason;         /* why, when not 0 */
     char *op_msg;                /* its message (malloc'd) or NULL */
     pl_file *done_next;          /* in the done queue's file list */
 
@@ -113,8 +114,10 @@ struct pl_file {
     pl_chunk *parked[PL_MAX_STAGES + 1];/* chunks waiting for their turn, by seq */
     uint64_t out_assigned;       /* next output offset to hand out */
     atomic_int status;           /* first error of the file, 0 if none */
+    pm_reason fail_reason;       /* set by whoever set status */
 
     int event_kind;              /* pm_event_kind once PL_FINISHED */
+    pm_reason reason;
     int event_err;
     char *message;               /* owned event message (first failure's) */
     char *warning;               /* owned pm_file_warn() message */
@@ -220,13 +223,14 @@ struct pm_pipeline {
 /* pipeline.c */
 pl_chunk *pm__pl_token_get(pm_pipeline *pl, pl_file *f);
 void pm__pl_token_put(pm_pipeline *pl, pl_chunk *c);
-int pm__pl_file_fail(pl_file *f, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int pm__pl_file_fail(pl_file *f, pm_reason reason, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* lifecycle.c */
 void pm__pl_open_files(pm_pipeline *pl);
 void pm__pl_file_complete(pm_pipeline *pl, pl_file *f);   /* io.c: chunks done */
-void pm__pl_file_finish(pm_pipeline *pl, pl_file *f, int kind, int err, char *msg);
+void pm__pl_file_finish(pm_pipeline *pl, pl_file *f, int kind, pm_reason reason, int err,
+                        char *msg);
 void pm__pl_step_done(pm_pipeline *pl, pl_file *f);       /* a blocking step ended */
 void pm__pl_deliver_events(pm_pipeline *pl);
 void pm__pl_files_clear(pm_pipeline *pl);
@@ -249,13 +253,21 @@ void pm__pl_emit_pool_free(pm_pipeline *pl);
 void pm__pl_emit_put(pm_pipeline *pl, pl_piece *p);
 void pm__pl_emit_wake(pm_pipeline *pl);
 
-/* source.c: the next path of the source in order, or NULL at the end.
- * What to do with it comes back in *kind_ret: a pm_event_kind of
- * PM_EVENT_DONE (process it), PM_EVENT_SKIP or PM_EVENT_ERROR (report it,
- * with *err_ret and the malloc'd *msg_ret). Directories are walked, not
- * returned, unless they cannot be read (an ERROR). */
-char *pm__pl_source_next(pm_pipeline *pl, int *kind_ret, int *err_ret, char **msg_ret,
-                         int *walked_ret, int *incidental_ret);
+/* What the source says of a path it produced. */
+typedef struct pl_found {
+    int kind;                    /* PM_EVENT_DONE: process it; SKIP or ERROR:
+                                    report it with err, reason and msg */
+    int err;
+    pm_reason reason;
+    char *msg;                   /* malloc'd or NULL */
+    int walked;                  /* found while walking a directory */
+    int incidental;              /* a SKIP gzip -r would pass over silently */
+} pl_found;
+
+/* source.c: the next path of the source in order (malloc'd), or NULL at
+ * the end. Directories are walked, not returned, unless they cannot be
+ * read (an ERROR). */
+char *pm__pl_source_next(pm_pipeline *pl, pl_found *found);
 void pm__pl_source_clear(pl_source *src);
 
 /* fileops.c: run on a worker (or the I/O thread for stdin), each returns 0,
@@ -264,6 +276,8 @@ int pm__pl_op_run(pm_pipeline *pl, pl_file *f, char **msg_ret);
 /* I/O thread: release whatever descriptors and temporary output f holds
  * (after a failure or cancel the output is discarded). */
 void pm__pl_release(pl_file *f, int discard);
+
+#define PL_WARN 2                /* a step's result: done, with a warning */
 
 /* helpers */
 char *pm__pl_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

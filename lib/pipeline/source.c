@@ -120,68 +120,58 @@ static int ends_with(const char *s, const char *suffix)
     return m > 0 && n >= m && !strcmp(s + n - m, suffix);
 }
 
+static int report(pl_found *out, int kind, pm_reason reason, int err, char *msg)
+{
+    out->kind = kind;
+    out->reason = reason;
+    out->err = err;
+    out->msg = msg;
+    return 1;
+}
+
 /* Decides what to do with path; may push a directory. Returns 1 when the
- * path is to be reported (kind/err/msg set), 0 when it was a directory. */
+ * path is to be reported (out set), 0 when it was a directory. */
 static int classify(pm_pipeline *pl, const char *path, int named, unsigned char dtype,
-                    int *kind, int *err, char **msg)
+                    pl_found *out)
 {
     const unsigned flags = pl->o.flags;
     struct stat st;
-    *kind = PM_EVENT_DONE;
-    *err = 0;
-    *msg = NULL;
+    report(out, PM_EVENT_DONE, PM_REASON_NONE, 0, NULL);
     if (dtype == DT_REG || dtype == DT_DIR)
         st.st_mode = dtype == DT_REG ? S_IFREG : S_IFDIR;   /* no stat needed */
-    else if (lstat(path, &st) < 0) {
-        *kind = PM_EVENT_ERROR;
-        *err = -errno;
-        return 1;
-    }
+    else if (lstat(path, &st) < 0)
+        return report(out, PM_EVENT_ERROR, PM_REASON_INPUT, -errno, NULL);
     if (S_ISLNK(st.st_mode)) {
-        if (!(flags & PM_PL_FOLLOW_SYMLINKS)) {
-            *kind = PM_EVENT_SKIP;
-            *err = -ELOOP;
-            *msg = strdup("is a symbolic link; not followed (use -f to follow)");
-            return 1;
-        }
-        if (stat(path, &st) < 0) {
-            *kind = PM_EVENT_ERROR;
-            *err = -errno;
-            return 1;
-        }
+        if (!(flags & PM_PL_FOLLOW_SYMLINKS))
+            return report(out, PM_EVENT_SKIP, PM_REASON_SYMLINK, -ELOOP,
+                          strdup("is a symbolic link; not followed"));
+        if (stat(path, &st) < 0)
+            return report(out, PM_EVENT_ERROR, PM_REASON_INPUT, -errno, NULL);
     }
     if (S_ISDIR(st.st_mode)) {
         int rc = push_dir(&pl->src, path);
         if (rc == 0)
             return 0;
-        *kind = PM_EVENT_ERROR;
-        *err = rc;
-        *msg = pm__pl_strdupf("cannot read directory: %s", strerror(-rc));
-        return 1;
+        return report(out, PM_EVENT_ERROR, PM_REASON_INPUT, rc,
+                      pm__pl_strdupf("cannot read directory: %s", strerror(-rc)));
     }
-    if (!S_ISREG(st.st_mode) && !(named && (flags & PM_PL_SKIP_SPECIAL_OK))) {
-        *kind = PM_EVENT_SKIP;
-        *err = -EINVAL;
-        *msg = strdup("is not a regular file or directory -- ignored");
-        return 1;
-    }
-    if (pl->o.skip_suffix && ends_with(path, pl->o.skip_suffix)) {
-        *kind = PM_EVENT_SKIP;
-        *err = -EEXIST;
-        *msg = pm__pl_strdupf("already has %s suffix -- unchanged", pl->o.skip_suffix);
-        return 1;
-    }
+    if (!S_ISREG(st.st_mode) && !(named && (flags & PM_PL_SKIP_SPECIAL_OK)))
+        return report(out, PM_EVENT_SKIP, PM_REASON_NOT_REGULAR, -EINVAL,
+                      strdup("is not a regular file or directory -- ignored"));
+    if (pl->o.skip_suffix && ends_with(path, pl->o.skip_suffix))
+        return report(out, PM_EVENT_SKIP, PM_REASON_HAS_SUFFIX, -EEXIST,
+                      pm__pl_strdupf("already has %s suffix -- unchanged", pl->o.skip_suffix));
     return 1;
 }
 
-char *pm__pl_source_next(pm_pipeline *pl, int *kind, int *err, char **msg,
-                         int *walked, int *incidental)
+/* The next path to consider: a directory entry or an argument; NULL at the
+ * end, or with *oom set when it could not be allocated. */
+static char *next_path(pl_source *src, int *named, unsigned char *dtype, int *oom)
 {
-    pl_source *src = &pl->src;
     for (;;) {
-        char *path;
-        int named = 0;
-        unsigned char dtype = DT_UNKNOWN;
+        *named = 0;
+        *oom = 0;
+        *dtype = DT_UNKNOWN;
         if (src->dir) {
             pl_dir *d = src->dir;
             if (d->next == d->n) {
@@ -190,32 +180,46 @@ char *pm__pl_source_next(pm_pipeline *pl, int *kind, int *err, char **msg,
                 continue;
             }
             char *name = d->names[d->next++];
-            dtype = (unsigned char)name[0];
-            path = join(d->path, name + 1);
+            *dtype = (unsigned char)name[0];
+            char *path = join(d->path, name + 1);
             free(name);
-        } else {
-            if (src->next == src->n)
-                return NULL;
-            path = strdup(src->paths[src->next++]);
-            named = 1;
-        }
-        if (!path) {
-            *walked = *incidental = 0;
-            *kind = PM_EVENT_ERROR;
-            *err = -ENOMEM;
-            *msg = NULL;
-            return strdup("?");
-        }
-        *walked = *incidental = 0;
-        if (named && !strcmp(path, "-")) {
-            *kind = PM_EVENT_DONE;
-            *err = 0;
-            *msg = NULL;
+            *oom = !path;
             return path;
         }
-        if (classify(pl, path, named, dtype, kind, err, msg)) {
-            *walked = !named;
-            *incidental = !named && *kind == PM_EVENT_SKIP && *err == -EEXIST;
+        if (src->next == src->n)
+            return NULL;
+        *named = 1;
+        char *path = strdup(src->paths[src->next++]);
+        *oom = !path;
+        return path;
+    }
+}
+
+char *pm__pl_source_next(pm_pipeline *pl, pl_found *out)
+{
+    pl_source *src = &pl->src;
+    for (;;) {
+        int named, oom;
+        unsigned char dtype;
+        char *path = next_path(src, &named, &dtype, &oom);
+        if (oom) {                   /* reported under a placeholder name */
+            path = strdup("?");
+            if (path)
+                report(out, PM_EVENT_ERROR, PM_REASON_INPUT, -ENOMEM, NULL);
+            out->walked = out->incidental = 0;
+            return path;
+        }
+        if (!path)
+            return NULL;
+        out->walked = !named;
+        out->incidental = 0;
+        if (named && !strcmp(path, "-")) {
+            report(out, PM_EVENT_DONE, PM_REASON_NONE, 0, NULL);
+            return path;
+        }
+        if (classify(pl, path, named, dtype, out)) {
+            out->incidental = !named && out->kind == PM_EVENT_SKIP &&
+                              out->reason == PM_REASON_HAS_SUFFIX;
             return path;
         }
         free(path);

@@ -166,12 +166,9 @@ static void end_turn(pm_pipeline *pl, pl_file *f, pl_chunk *c, unsigned point,
         submit(pl, succ, PM__SUBMIT_FRONT);
 }
 
-static void fail_file(pl_file *f, int err)
+static void fail_file(pl_file *f, pm_reason reason, int err)
 {
-    int zero = 0;
-    if (err >= 0)
-        err = -EIO;
-    atomic_compare_exchange_strong(&f->status, &zero, err);
+    pm__pl_file_fail(f, reason, err, NULL);
 }
 
 /* This worker's state for the run (worker_init on its first chunk). */
@@ -199,7 +196,7 @@ static void run_stage(pm_pipeline *pl, const pl_stage *s, pl_chunk *c, unsigned 
         rc = s->fn(&c->pub, s->arg, w);
     c->pub.worker_state = NULL;
     if (rc != 0)
-        fail_file(c->file, rc);
+        fail_file(c->file, PM_REASON_STAGE, rc);
 }
 
 static void run_chunk(pm_pipeline *pl, pl_chunk *c, unsigned w)
@@ -255,7 +252,7 @@ static void chunk_drop(pm__work *w)
     pm_pipeline *pl = c->file->pl;
     atomic_fetch_add(&pl->busy, 1);
     atomic_store(&pl->cancelled, 1);
-    fail_file(c->file, -ECANCELED);
+    fail_file(c->file, PM_REASON_CANCELLED, -ECANCELED);
     run_chunk(pl, c, UINT_MAX);
     busy_leave(pl);
 }

@@ -14,10 +14,13 @@ for i in 1 2 3 4 5 6; do "$datagen" file --kind text --size 16M --seed "$i" "ref
 
 # stop_after SECS SIG CMD...: runs CMD in the background, sends SIG after
 # SECS, waits; sets rc and took (seconds from the signal to the exit).
+# A non-interactive shell starts background jobs with SIGINT ignored, and
+# pmap keeps ignored signals ignored (as gzip does; tested at the end), so
+# the job gets the default disposition back, as from a terminal.
 stop_after() {
     local secs=$1 sig=$2 pid t0
     shift 2
-    "$@" <&0 >"$T/.out" 2>"$T/.err" &
+    env --default-signal=INT,HUP "$@" <&0 >"$T/.out" 2>"$T/.err" &
     pid=$!
     sleep "$secs"
     t0=$(date +%s%N)
@@ -96,3 +99,19 @@ for f in ref/*; do
     [ -e "w/$b" ] || [ -e "w/$b.gz" ] || fail "decompress: $b lost"
 done
 ok "SIGINT during decompress (status $rc): outputs complete, inputs intact"
+
+# Signals ignored by whoever started pmap stay ignored: a background job of
+# a script (SIGINT ignored by the shell) and nohup (SIGHUP) run to the end.
+rm -rf w && cp -a ref w
+"$PM_BIN" compress -6 -p2 w >"$T/.out" 2>"$T/.err" &
+pid=$!
+sleep 0.3; kill -INT "$pid" || fail "finished before SIGINT: make the job longer"; wait "$pid"; rc=$?
+[ "$rc" = 0 ] || fail "background job with SIGINT ignored: status $rc"
+[ "$(find w -name '*.gz' | wc -l)" = 6 ] || fail "background job did not finish"
+rm -rf w && cp -a ref w
+nohup "$PM_BIN" compress -6 -p2 w >"$T/.out" 2>"$T/.err" &
+pid=$!
+sleep 0.3; kill -HUP "$pid" || fail "finished before SIGHUP: make the job longer"; wait "$pid"; rc=$?
+[ "$rc" = 0 ] || fail "nohup with SIGHUP: status $rc"
+[ "$(find w -name '*.gz' | wc -l)" = 6 ] || fail "nohup job did not finish"
+ok "signals ignored by the parent (background job, nohup) stay ignored"

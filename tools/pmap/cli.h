@@ -50,7 +50,7 @@ typedef struct cli_opts {
     int help, version;
     const char **paths;      /* operands, "-" is stdin (malloc'd array) */
     size_t npaths;
-    struct cli_signals *sig; /* the signal thread (main.c starts it) */
+    pm_signals *sig;         /* the signal thread (main.c starts it) */
 } cli_opts;
 
 typedef struct cli_command {
@@ -97,24 +97,6 @@ int cli_run_decompress(cli_opts *o);
 int cli_run_checksum(cli_opts *o);
 int cli_run_wc(cli_opts *o);
 
-/* signals.c: SIGINT, SIGTERM and SIGHUP are blocked in every thread (call
- * cli_signals_start() before any thread exists) and waited for by one
- * thread, which cancels the running pipeline. */
-typedef struct cli_signals cli_signals;
-/* Blocks the signals in the calling thread and starts the signal thread.
- * Returns 0 or -errno. */
-int cli_signals_start(cli_signals **s_ret);
-/* The cancellation handle to give the pipelines (pmp_opts.cancel). */
-pmp_cancel *cli_signals_cancel(cli_signals *s);
-/* The signal received so far (0: none). Thread-safe. */
-int cli_signals_caught(const cli_signals *s);
-/* From the pipeline's calling thread (a hook): once a signal came, requests
- * the cancellation again, now that the pipeline surely runs. */
-void cli_signals_poll(cli_signals *s);
-/* Ends the process as the signal would have (after cleanup): the default
- * action is restored and the signal raised, so the exit status the shell
- * sees is 128 + signo; falls back to exit(128 + signo). */
-_Noreturn void cli_signals_die(int signo);
 
 /* report.c: how a command reports. */
 typedef enum cli_done_style {
@@ -132,8 +114,8 @@ typedef struct cli_report {
     cli_done_style style;
     int data_on_stdout;      /* stdout carries a data stream (-c, stdin) */
     int keep;                /* inputs are kept ("created", not "replaced") */
-    cli_signals *sig;
-    uint64_t n_done, n_error, n_skip, n_warn;
+    pm_signals *sig;
+    pm_tally tally;          /* what happened to the files */
     unsigned char errs_seen[CLI_ERRNO_MAX / 8];  /* codes events reported */
     pm_pipeline_stats total; /* summed over runs */
     double t0;               /* monotonic start */
@@ -163,11 +145,9 @@ int cli_report_finish(cli_report *r);
 void cli_error(cli_report *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Prints a file name to f for messages and line formats: control
- * characters and backslashes are escaped (\n, \t, \r, \\, \ooo); other
- * bytes, non-UTF-8 ones included, are written as they are. */
-void cli_put_name(FILE *f, const char *name);
-/* True when cli_put_name() would escape anything in name. */
+/* File names are printed with pm_print_name() (pmap/app.h): control
+ * characters and backslashes escaped, other bytes as they are. True when
+ * it would escape anything in name. */
 int cli_name_needs_escape(const char *name);
 
 /* Seconds on the monotonic clock. */

@@ -34,7 +34,7 @@ static void on_checksum(const pmp_result *res, void *arg)
     if (cli_name_needs_escape(res->path))
         putchar('\\');
     printf("%08x  %llu  ", (unsigned)res->crc32, (unsigned long long)res->bytes);
-    cli_put_name(stdout, res->path);
+    pm_print_name(stdout, res->path);
     putchar('\n');
 }
 

@@ -32,7 +32,7 @@ void cli_run_split(cli_report *r, cli_pipeline_fn fn, const pmp_opts *p, const c
     static const char *const only_stdin[] = { "-" };
     const char *const *paths = o->npaths ? o->paths : only_stdin;
     size_t n = o->npaths ? o->npaths : 1;
-    for (size_t i = 0; i < n && !cli_signals_caught(r->sig);) {
+    for (size_t i = 0; i < n && !pm_signals_caught(r->sig);) {
         size_t j = i + 1;
         while (j < n && is_stdin(paths[j]) == is_stdin(paths[i]))
             j++;

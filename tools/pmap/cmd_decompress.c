@@ -59,7 +59,7 @@ static void list_name(const cli_report *r, const pmp_result *res)
         name = res->name;
     else if (!pmp_decompressed_name(res->path, r->o->suffix, buf, sizeof buf))
         name = buf;
-    cli_put_name(stdout, name);
+    pm_print_name(stdout, name);
 }
 
 static void on_list(const pmp_result *res, void *arg)
@@ -127,7 +127,7 @@ int cli_run_decompress(cli_opts *o)
     if (o->force)
         p.pl.flags |= PM_PL_OVERWRITE | PM_PL_FOLLOW_SYMLINKS;
     cli_run_split(&r, pmp_decompress, &p, o);
-    if (o->list && !cli_signals_caught(o->sig))
+    if (o->list && !pm_signals_caught(o->sig))
         list_totals(&r);
     return cli_report_finish(&r);
 }

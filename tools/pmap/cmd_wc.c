@@ -35,7 +35,7 @@ static void wc_line(uint64_t lines, uint64_t words, uint64_t bytes, const char *
            (unsigned long long)bytes);
     if (name) {
         putchar(' ');
-        cli_put_name(stdout, name);
+        pm_print_name(stdout, name);
     }
     putchar('\n');
 }
@@ -68,7 +68,7 @@ int cli_run_wc(cli_opts *o)
     pm_pipeline_stats st = { 0 };
     int ret = pmp_wc(&p, o->npaths ? o->paths : only_stdin, o->npaths ? o->npaths : 1, &st);
     cli_report_run(&r, ret, &st);
-    if (w.files > 1 && !cli_signals_caught(o->sig)) {
+    if (w.files > 1 && !pm_signals_caught(o->sig)) {
         cli_report_before_stdout(&r);
         wc_line(w.lines, w.words, w.bytes, "total");
     }

@@ -72,7 +72,7 @@ static int run_command(const cli_command *c, int argc, char **argv)
         rc = CLI_EXIT_ERROR;
     } else if (!rc) {
         /* Before any other thread exists, so that all inherit the mask. */
-        int err = cli_signals_start(&o.sig);
+        int err = pm_signals_start(&o.sig);
         if (err) {
             fprintf(stderr, "%s %s: cannot set up signal handling: %s\n", cli_argv0,
                     c->name, pm_strerror(err));

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pmap/app.h>
 #include <pmap/error.h>
 
 #include "cli.h"
@@ -30,34 +31,12 @@ double cli_now(void)
 
 /* ---- names ---- */
 
-static int needs_escape_char(unsigned char c)
-{
-    return c < 0x20 || c == 0x7f || c == '\\';
-}
-
 int cli_name_needs_escape(const char *name)
 {
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        if (needs_escape_char(*p))
+        if (*p < 0x20 || *p == 0x7f || *p == '\\')
             return 1;
     return 0;
-}
-
-void cli_put_name(FILE *f, const char *name)
-{
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-        if (!needs_escape_char(*p)) {
-            putc(*p, f);
-            continue;
-        }
-        switch (*p) {
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\t': fputs("\\t", f); break;
-        case '\r': fputs("\\r", f); break;
-        default: fprintf(f, "\\%03o", *p); break;
-        }
-    }
 }
 
 /* ---- the progress bar ---- */
@@ -131,7 +110,6 @@ static void bar_draw(cli_report *r, const pm_progress *p)
 void cli_on_progress(const pm_progress *p, void *arg)
 {
     cli_report *r = arg;
-    cli_signals_poll(r->sig);
     if (!r->bar_enabled)
         return;
     /* Automatic mode: only jobs that last, and redraws at most 4 per second. */
@@ -157,13 +135,28 @@ void cli_error(cli_report *r, const char *fmt, ...)
     putc('\n', stderr);
 }
 
+/* The command's options that would have changed the outcome. */
+static const char *hint(const pm_event *ev)
+{
+    switch (ev->reason) {
+    case PM_REASON_SYMLINK:            return " (use -f to follow)";
+    case PM_REASON_STDIN_NEEDS_STREAM: return " (use -c)";
+    default:                           return "";
+    }
+}
+
 static void file_message(cli_report *r, const pm_event *ev)
 {
     bar_clear(r);
+    const char *h = hint(ev);
+    if (!*h) {
+        pm_event_print(stderr, cli_argv0, ev);
+        return;
+    }
     fprintf(stderr, "%s: ", cli_argv0);
-    cli_put_name(stderr, ev->path ? ev->path : "?");
+    pm_print_name(stderr, ev->path ? ev->path : "?");
     const char *msg = ev->message && *ev->message ? ev->message : pm_strerror(ev->err);
-    fprintf(stderr, ": %s\n", msg);
+    fprintf(stderr, ": %s%s\n", msg, h);
 }
 
 static double ratio(uint64_t small, uint64_t big)
@@ -177,7 +170,7 @@ static void done_line(cli_report *r, const pm_event *ev)
     const pm_file *f = ev->file;
     uint64_t in = f ? f->bytes_in : 0, out = f ? f->bytes_out : 0;
     bar_clear(r);
-    cli_put_name(stderr, ev->path);
+    pm_print_name(stderr, ev->path);
     switch (r->style) {
     case CLI_DONE_TEST:
         fputs(":  OK", stderr);
@@ -187,7 +180,7 @@ static void done_line(cli_report *r, const pm_event *ev)
         fprintf(stderr, ": %5.1f%%", r->style == CLI_DONE_COMPRESS ? ratio(out, in) : ratio(in, out));
         if (ev->out_path) {
             fputs(r->keep ? " -- created " : " -- replaced with ", stderr);
-            cli_put_name(stderr, ev->out_path);
+            pm_print_name(stderr, ev->out_path);
         }
         break;
     case CLI_DONE_SILENT:
@@ -213,16 +206,14 @@ static int err_seen(const cli_report *r, int err)
 void cli_on_event(const pm_event *ev, void *arg)
 {
     cli_report *r = arg;
-    cli_signals_poll(r->sig);
     note_err(r, ev->err);
+    pm_tally_event(&r->tally, ev);
     switch (ev->kind) {
     case PM_EVENT_DONE:
-        r->n_done++;
         if (r->o->verbose && r->style != CLI_DONE_SILENT)
             done_line(r, ev);
         break;
     case PM_EVENT_WARNING:
-        r->n_warn++;
         if (!r->o->quiet)
             file_message(r, ev);
         if (r->o->verbose && r->style != CLI_DONE_SILENT)
@@ -234,13 +225,11 @@ void cli_on_event(const pm_event *ev, void *arg)
                 file_message(r, ev);
             break;
         }
-        r->n_skip++;
         if (!r->o->quiet)
             file_message(r, ev);
         break;
     case PM_EVENT_ERROR:
     default:
-        r->n_error++;
         file_message(r, ev);
         break;
     }
@@ -273,7 +262,7 @@ void cli_report_pipeline_opts(cli_report *r, pmp_opts *p)
     p->pl.on_progress = cli_on_progress;
     p->pl.progress_interval = 0.2;
     p->pl.arg = r;
-    p->cancel = o->sig ? cli_signals_cancel(o->sig) : NULL;
+    p->signals = o->sig;
 }
 
 static void add_stats(pm_pipeline_stats *a, const pm_pipeline_stats *b)
@@ -300,12 +289,12 @@ void cli_report_run(cli_report *r, int ret, const pm_pipeline_stats *st)
         r->base.files_done += st->files_done + st->files_failed + st->files_skipped;
         r->base.elapsed += st->wall_seconds;
     }
-    if (ret >= 0 || (ret == -ECANCELED && cli_signals_caught(r->sig)))
+    if (ret >= 0 || (ret == -ECANCELED && pm_signals_caught(r->sig)))
         return;
     /* A failure no file event explained: setup, the walk itself, memory. */
     if (!err_seen(r, ret)) {
         cli_error(r, "%s", pm_strerror(ret));
-        r->n_error++;
+        r->tally.failed++;
     }
 }
 
@@ -322,8 +311,9 @@ static void print_json(cli_report *r, int status, int signo)
             "\"wall_seconds\":%.6f,\"cpu_seconds\":%.6f,\"mb_per_s\":%.3f,"
             "\"chunks\":%llu,\"peak_live_chunks\":%zu}\n",
             r->cmd, status, signo,
-            (unsigned long long)(r->n_done + r->n_warn), (unsigned long long)r->n_error,
-            (unsigned long long)r->n_skip, (unsigned long long)r->n_warn,
+            (unsigned long long)(r->tally.done + r->tally.warned),
+            (unsigned long long)r->tally.failed, (unsigned long long)r->tally.skipped,
+            (unsigned long long)r->tally.warned,
             (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
             wall, s->cpu_seconds, mbps, (unsigned long long)s->chunks,
             s->peak_live_chunks);
@@ -332,15 +322,12 @@ static void print_json(cli_report *r, int status, int signo)
 
 int cli_report_finish(cli_report *r)
 {
-    int signo = cli_signals_caught(r->sig);
-    int status = r->n_error ? CLI_EXIT_ERROR
-               : (r->n_skip || r->n_warn) ? CLI_EXIT_WARNING : CLI_EXIT_OK;
-    if (signo)
-        status = 128 + signo;
+    int signo = pm_signals_caught(r->sig);
+    int status = pm_tally_status(&r->tally, signo);   /* gzip's 0, 1, 2; 128 + N */
     bar_clear(r);
     if (r->o->json)
         print_json(r, status, signo);
     if (signo)
-        cli_signals_die(signo);
+        pm_signals_die(signo);
     return status;
 }

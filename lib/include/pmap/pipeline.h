@@ -102,8 +102,37 @@ typedef enum pm_event_kind {
     PM_EVENT_WARNING,        /* processed, with a warning */
 } pm_event_kind;
 
+/* Why a file was skipped, failed or warned about: for programs to word
+ * (the pmap command adds its own option hints) or to act on. The library's
+ * own message (pm_event.message) says the same in plain words, without
+ * reference to any command's options. */
+typedef enum pm_reason {
+    PM_REASON_NONE = 0,        /* DONE */
+    /* SKIP */
+    PM_REASON_SYMLINK,         /* a symbolic link (PM_PL_FOLLOW_SYMLINKS follows) */
+    PM_REASON_NOT_REGULAR,     /* a FIFO, socket or device (PM_PL_SKIP_SPECIAL_OK
+                                  reads those named in the paths) */
+    PM_REASON_HAS_SUFFIX,      /* the name already ends in skip_suffix */
+    PM_REASON_OUTPUT_EXISTS,   /* the output exists (PM_PL_OVERWRITE replaces it) */
+    PM_REASON_REFUSED,         /* accept or out_path said PM_PL_SKIP (their words) */
+    /* ERROR */
+    PM_REASON_INPUT,           /* the input could not be opened, read or walked */
+    PM_REASON_CHANGED,         /* the input changed while it was read */
+    PM_REASON_OUTPUT,          /* the output could not be made, written, synced
+                                  or linked */
+    PM_REASON_STAGE,           /* a stage, a hook or worker_init failed the file */
+    PM_REASON_STDIN_NEEDS_STREAM, /* standard input with PM_SINK_FILES */
+    PM_REASON_CANCELLED,       /* the run was cancelled */
+    /* WARNING */
+    PM_REASON_INPUT_KEPT,      /* output committed, input not removed: it changed
+                                  or was replaced after it was read, or could not
+                                  be removed, or the directory could not be synced */
+    PM_REASON_FILE_WARNING,    /* pm_file_warn() */
+} pm_reason;
+
 typedef struct pm_event {
     pm_event_kind kind;
+    pm_reason reason;
     const char *path;        /* the input */
     const char *out_path;    /* the committed output, or NULL */
     int err;                 /* -errno cause for SKIP/ERROR, else 0 */

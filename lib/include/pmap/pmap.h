@@ -9,6 +9,7 @@
  *   aio.h       chunked file reader and writer on the loop
  *   pipeline.h  chunked pipelines of parallel and in-order stages
  *   gz.h        gzip: CRC-32, block-parallel deflate, checking decoder
+ *   app.h       around runs: signals that cancel them, event words, exit status
  */
 #ifndef PMAP_PMAP_H
 #define PMAP_PMAP_H
@@ -23,5 +24,6 @@
 #include <pmap/aio.h>
 #include <pmap/pipeline.h>
 #include <pmap/gz.h>
+#include <pmap/app.h>
 
 #endif
