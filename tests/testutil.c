@@ -2,7 +2,7 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
-#include <CUnit/Basic.h>
+#include <CUnit/TestRun.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -12,9 +12,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static int skipped_cases;
-static int run_cases;
 
 /* The program's arguments. Every suite's main() is `int main(void)` and
  * hands its table to pm_test_run(), so the arguments are picked up here:
@@ -34,26 +31,47 @@ __attribute__((constructor)) static void save_args(int argc, char **argv, char *
 typedef struct run_opts {
     const char *filters[16];  /* -t SUBSTR, or $PM_TEST_CASE */
     int nfilters;
+    const char *excludes[16]; /* -x SUBSTR */
+    int nexcludes;
     int list;                 /* --list */
 } run_opts;
 
 static void usage(FILE *to, const char *prog)
 {
-    fprintf(to, "usage: %s [-t SUBSTRING]... [--list]\n"
-            "  -t, --case SUBSTRING  run only the cases whose name contains SUBSTRING\n"
-            "                        (several -t: any of them; default: $PM_TEST_CASE)\n"
-            "  -l, --list            print the case names (those selected) and exit\n"
+    fprintf(to, "usage: %s [-t SUBSTRING]... [-x SUBSTRING]... [--list]\n"
+            "  -t, --case SUBSTRING     run only the cases whose name contains SUBSTRING\n"
+            "                           (several -t: any of them; default: $PM_TEST_CASE)\n"
+            "  -x, --exclude SUBSTRING  leave out the cases whose name contains SUBSTRING\n"
+            "  -l, --list               print the case names (those selected) and exit\n"
             "Exit status: 0 passed, 1 failed or no case matched, 2 usage, 77 all skipped.\n",
             prog);
 }
 
-static int add_filter(run_opts *o, const char *f)
+/* Appends f to a list of 16; -1 if it is full. */
+static int add_filter(const char **list, int *n, const char *f)
 {
-    if (o->nfilters == (int)(sizeof o->filters / sizeof o->filters[0])) {
-        fprintf(stderr, "too many -t filters\n");
+    if (*n == 16) {
+        fprintf(stderr, "too many -t or -x filters\n");
         return -1;
     }
-    o->filters[o->nfilters++] = f;
+    list[(*n)++] = f;
+    return 0;
+}
+
+/* Whether the option at argv[*i] is -s/--long VALUE or --long=VALUE; sets
+ * *value and advances *i past it. */
+static int option_value(int *i, const char *s, const char *l, const char **value)
+{
+    const char *a = saved_argv[*i];
+    size_t ll = strlen(l);
+    if ((!strcmp(a, s) || !strcmp(a, l)) && *i + 1 < saved_argc) {
+        *value = saved_argv[++*i];
+        return 1;
+    }
+    if (!strncmp(a, l, ll) && a[ll] == '=') {
+        *value = a + ll + 1;
+        return 1;
+    }
     return 0;
 }
 
@@ -62,12 +80,12 @@ static int parse_args(run_opts *o)
 {
     const char *prog = saved_argc > 0 ? saved_argv[0] : "test";
     for (int i = 1; i < saved_argc; i++) {
-        const char *a = saved_argv[i];
-        if ((!strcmp(a, "-t") || !strcmp(a, "--case")) && i + 1 < saved_argc) {
-            if (add_filter(o, saved_argv[++i]) < 0)
+        const char *a = saved_argv[i], *v;
+        if (option_value(&i, "-t", "--case", &v)) {
+            if (add_filter(o->filters, &o->nfilters, v) < 0)
                 return -1;
-        } else if (!strncmp(a, "--case=", 7)) {
-            if (add_filter(o, a + 7) < 0)
+        } else if (option_value(&i, "-x", "--exclude", &v)) {
+            if (add_filter(o->excludes, &o->nexcludes, v) < 0)
                 return -1;
         } else if (!strcmp(a, "-l") || !strcmp(a, "--list")) {
             o->list = 1;
@@ -88,26 +106,51 @@ static int parse_args(run_opts *o)
 
 static int selected(const run_opts *o, const char *name)
 {
-    if (o->nfilters == 0)
-        return 1;
+    for (int i = 0; i < o->nexcludes; i++)
+        if (strstr(name, o->excludes[i]))
+            return 0;
     for (int i = 0; i < o->nfilters; i++)
         if (strstr(name, o->filters[i]))
             return 1;
-    return 0;
+    return o->nfilters == 0;
 }
+
+/* The running case: whether it skipped, when it started; and the totals. */
+static int case_skipped;
+static double case_start;
+static int skipped_cases;
 
 void pm_test_skip(const char *why)
 {
     fprintf(stderr, "  SKIP %s: %s\n", CU_get_current_test() ?
             CU_get_current_test()->pName : "?", why);
-    skipped_cases++;
+    case_skipped = 1;
 }
 
-static void count_start(const CU_pTest test, const CU_pSuite suite)
+/* CUnit's basic interface says nothing of time; these handlers print each
+ * case with its wall time, so slow cases are easy to find. */
+static void on_start(const CU_pTest test, const CU_pSuite suite)
 {
-    (void)test;
     (void)suite;
-    run_cases++;
+    case_skipped = 0;
+    printf("  Test: %s ...", test->pName);
+    fflush(stdout);
+    case_start = pm_test_now();
+}
+
+static void on_complete(const CU_pTest test, const CU_pSuite suite,
+                        const CU_pFailureRecord failures)
+{
+    (void)suite;
+    double took = pm_test_now() - case_start;
+    skipped_cases += case_skipped;
+    printf("%s (%.2f s)\n", failures ? "FAILED" : case_skipped ? "skipped" : "passed",
+           took);
+    int i = 1;
+    for (CU_pFailureRecord f = failures; f && f->pTest == test; f = f->pNext)
+        printf("    %d. %s:%u  - %s\n", i++, f->strFileName ? f->strFileName : "?",
+               f->uiLineNumber, f->strCondition ? f->strCondition : "");
+    fflush(stdout);
 }
 
 /* Registers the selected cases (or prints them with --list); returns how
@@ -136,6 +179,8 @@ static void no_match(const run_opts *o, const char *suite_name)
     fprintf(stderr, "%s: no case matches", suite_name);
     for (int i = 0; i < o->nfilters; i++)
         fprintf(stderr, "%s '%s'", i ? " or" : "", o->filters[i]);
+    for (int i = 0; i < o->nexcludes; i++)
+        fprintf(stderr, "%s '%s'", i ? " nor" : " without", o->excludes[i]);
     fprintf(stderr, " (--list shows them)\n");
 }
 
@@ -154,17 +199,20 @@ int pm_test_run(const char *suite_name, const pm_test_case *cases)
             no_match(&o, suite_name);
         return n > 0 ? 0 : 1;
     }
-    CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_set_test_start_handler(count_start);
-    CU_basic_run_tests();
+    CU_set_test_start_handler(on_start);
+    CU_set_test_complete_handler(on_complete);
+    printf("Suite: %s\n", suite_name);
+    double t0 = pm_test_now();
+    CU_run_all_tests();
+    unsigned nrun = CU_get_number_of_tests_run();
     unsigned nfail = CU_get_number_of_tests_failed();
+    printf("%s: %u cases, %u failed, %d skipped, %u asserts, %.2f s\n", suite_name,
+           nrun, nfail, skipped_cases, CU_get_number_of_asserts(), pm_test_now() - t0);
     CU_cleanup_registry();
     if (nfail)
         return 1;
-    if (skipped_cases > 0 && skipped_cases >= run_cases)
+    if (skipped_cases > 0 && (unsigned)skipped_cases >= nrun)
         return 77;
-    if (skipped_cases)
-        fprintf(stderr, "%d of %d cases skipped\n", skipped_cases, run_cases);
     return 0;
 }
 

@@ -21,11 +21,16 @@ typedef struct pm_test_case {
  *   -t SUBSTRING, --case SUBSTRING   run only the cases whose name contains
  *                                    SUBSTRING (case-sensitive; several -t
  *                                    select the cases matching any of them)
+ *   -x SUBSTRING, --exclude SUBSTRING  leave out the cases whose name
+ *                                    contains SUBSTRING (tests/CMakeLists.txt
+ *                                    uses -t and -x to run a suite's long
+ *                                    cases as a separate test labelled slow)
  *   -l, --list                       print the selected case names, run none
  *   -h, --help
  * With no -t, the environment variable PM_TEST_CASE is the filter. A filter
  * that matches no case is a failure (exit 1), never a silent pass; a usage
- * error exits with 2. Example: ./tests/test_pool -t "imap" --list */
+ * error exits with 2. Each case is printed with its wall time.
+ * Example: ./tests/test_pool -t "imap" --list */
 int pm_test_run(const char *suite, const pm_test_case *cases);
 
 /* Marks the running case as skipped, with a reason printed on stderr. */
