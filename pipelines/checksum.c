@@ -50,7 +50,6 @@ int pmp_checksum(const pmp_opts *o, const char *const *paths, size_t n,
     if (!run.pl.chunk_size)
         run.pl.chunk_size = 1024 * 1024;
     run.pl.flags &= ~PM_PL_REMOVE_INPUT;
-    run.pl.file_begin = pmp_state_begin;
     run.state_size = sizeof(checksum_state);
     run.fill_result = fill_result;
     static const pmp_stage stages[] = {

@@ -6,15 +6,6 @@
 
 #include "common.h"
 
-static void release_state(pmp_run *run, const pm_file *f)
-{
-    if (!f || !f->state)
-        return;
-    if (run->state_release)
-        run->state_release(f->state);
-    free(f->state);
-}
-
 static void on_event(const pm_event *ev, void *arg)
 {
     pmp_run *run = arg;
@@ -25,7 +16,6 @@ static void on_event(const pm_event *ev, void *arg)
         run->fill_result(run, ev->file, &r);
         o->on_result(&r, o->pl.arg);
     }
-    release_state(run, ev->file);   /* a file's state ends with its event */
     if (o->pl.on_event)
         o->pl.on_event(ev, o->pl.arg);
 }
@@ -52,11 +42,10 @@ void pmp_run_init(pmp_run *run, const pmp_opts *o)
     run->pl.accept = NULL;
 }
 
-int pmp_state_begin(pm_file *f, void *arg)
+static void state_free(void *state, void *arg)
 {
     pmp_run *run = arg;
-    f->state = calloc(1, run->state_size ? run->state_size : 1);
-    return f->state ? 0 : -ENOMEM;
+    run->state_release(state);
 }
 
 void pmp_file_outputs(pmp_run *run, const char *const *paths, size_t n,
@@ -77,6 +66,8 @@ int pmp_run_stages(pmp_run *run, const pmp_stage *stages, size_t nstages,
                    const char *const *paths, size_t n, pm_pipeline_stats *stats)
 {
     pm_pipeline *pl;
+    run->pl.file_state_size = run->state_size;       /* the pipeline owns it */
+    run->pl.file_state_free = run->state_release ? state_free : NULL;
     int rc = pm_pipeline_new(&run->pl, &pl);
     if (rc < 0)
         return rc;

@@ -11,7 +11,7 @@
 typedef struct pmp_run {
     const pmp_opts *o;
     pm_pipeline_opts pl;        /* the options the pipeline is made with */
-    size_t state_size;          /* per-file state calloc'd by pmp_state_begin */
+    size_t state_size;          /* per-file state (pm_pipeline_opts.file_state_size) */
     /* fills a DONE file's result before the caller's on_result; NULL: none */
     void (*fill_result)(struct pmp_run *run, const pm_file *f, pmp_result *r);
     /* releases what a file's state holds (not the state block itself) */
@@ -23,8 +23,6 @@ typedef struct pmp_run {
  * sink, out_path, hooks and stages are left for the pipeline to set. */
 void pmp_run_init(pmp_run *run, const pmp_opts *o);
 
-/* file_begin hook: calloc's run->state_size bytes as f->state. */
-int pmp_state_begin(pm_file *f, void *arg);
 
 /* Creates the pipeline with the given stages, runs it over the paths
  * (watched by o->signals meanwhile), frees it, and returns

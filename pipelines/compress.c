@@ -124,7 +124,6 @@ int pmp_compress(const pmp_opts *o, const char *const *paths, size_t n,
     pl->overlap = PM_GZ_DICT_SIZE;
     pl->out_size = pm_gz_block_bound(pl->chunk_size) + 4096 + 64 + PM_GZ_TRAILER_SIZE;
     pl->skip_suffix = o->suffix ? o->suffix : ".gz";
-    pl->file_begin = pmp_state_begin;
     run.state_size = sizeof(compress_state);
     pmp_file_outputs(&run, paths, n, out_path);
     pl->worker_init = deflater_init;

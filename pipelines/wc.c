@@ -104,7 +104,6 @@ int pmp_wc(const pmp_opts *o, const char *const *paths, size_t n,
         run.pl.chunk_size = 1024 * 1024;
     run.pl.out_size = sizeof(wc_chunk);
     run.pl.flags &= ~PM_PL_REMOVE_INPUT;
-    run.pl.file_begin = pmp_state_begin;
     run.state_size = sizeof(wc_counts);
     run.fill_result = fill_result;
     static const pmp_stage stages[] = {

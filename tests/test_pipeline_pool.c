@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,12 +294,95 @@ static void test_pool_lifecycle(void)
     free(dir);
 }
 
+/* Per-file and per-chunk state managed by the pipeline. */
+typedef struct fstate {
+    uint64_t chunks, bytes;
+    int freed;
+} fstate;
+
+static atomic_int state_frees, state_bad;
+
+static int mark_stage(pm_chunk *c, void *arg, unsigned worker)
+{
+    (void)arg;
+    (void)worker;
+    uint64_t *cs = c->state;
+    if (cs[0] != 0 || cs[1] != 0)          /* zeroed for every chunk */
+        atomic_fetch_add(&state_bad, 1);
+    cs[0] = c->seq * 3 + 1;
+    cs[1] = c->len;
+    return 0;
+}
+
+static int sum_stage(pm_chunk *c, void *arg, unsigned worker)
+{
+    (void)arg;
+    (void)worker;
+    uint64_t *cs = c->state;
+    fstate *fs = c->file->state;
+    if (cs[0] != c->seq * 3 + 1 || cs[1] != c->len || !fs)
+        atomic_fetch_add(&state_bad, 1);
+    else {
+        fs->chunks++;
+        fs->bytes += cs[1];
+    }
+    return 0;
+}
+
+static void fstate_free(void *state, void *arg)
+{
+    (void)arg;
+    fstate *fs = state;
+    if (fs->freed++)
+        atomic_fetch_add(&state_bad, 1);
+    atomic_fetch_add(&state_frees, 1);
+}
+
+static atomic_int events_ok;
+
+static void check_state_event(const pm_event *ev, void *arg)
+{
+    (void)arg;
+    const fstate *fs = ev->file ? ev->file->state : NULL;
+    if (ev->kind == PM_EVENT_DONE && fs && !fs->freed && fs->bytes == ev->file->bytes_in &&
+        fs->chunks == (ev->file->bytes_in + 4095) / 4096)
+        atomic_fetch_add(&events_ok, 1);
+}
+
+static void test_file_and_chunk_state(void)
+{
+    char *dir = pm_test_tmpdir();
+    make_tree(dir, 25, 50000);
+    char src[600];
+    snprintf(src, sizeof src, "%s/src", dir);
+    const char *paths[] = {src};
+    pm_pipeline_opts o = {.jobs = 2, .chunk_size = 4096, .sink = PM_SINK_NONE,
+                          .file_state_size = sizeof(fstate), .file_state_free = fstate_free,
+                          .chunk_state_size = 2 * sizeof(uint64_t),
+                          .on_event = check_state_event};
+    pm_pipeline *pl;
+    CU_ASSERT_EQUAL_FATAL(pm_pipeline_new(&o, &pl), 0);
+    CU_ASSERT_EQUAL(pm_pipeline_add_stage(pl, "mark", PM_STAGE_PARALLEL, mark_stage, NULL), 0);
+    CU_ASSERT_EQUAL(pm_pipeline_add_stage(pl, "sum", PM_STAGE_SERIAL_IN_ORDER, sum_stage, NULL), 0);
+    atomic_store(&state_frees, 0);
+    atomic_store(&state_bad, 0);
+    atomic_store(&events_ok, 0);
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, paths, 1, NULL), 0);
+    CU_ASSERT_EQUAL(atomic_load(&events_ok), 25);
+    CU_ASSERT_EQUAL(atomic_load(&state_frees), 25);
+    CU_ASSERT_EQUAL(atomic_load(&state_bad), 0);
+    pm_pipeline_free(pl);
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     static const pm_test_case cases[] = {
         {"one thread budget: pipeline and apply_async on one pool", test_shared_budget},
         {"per-worker state", test_worker_state},
         {"pool closed, terminated mid-run, run from a worker", test_pool_lifecycle},
+        {"per-file and per-chunk state", test_file_and_chunk_state},
         {NULL, NULL},
     };
     return pm_test_run("pipeline_pool", cases);

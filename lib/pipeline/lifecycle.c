@@ -93,6 +93,11 @@ void pm__pl_files_clear(pm_pipeline *pl)
         pl_file *f = t->head;
         t->head = f->next;
         pm__pl_release(f, 1);
+        if (pl->o.file_state_size && f->pub.state) {
+            if (pl->o.file_state_free)
+                pl->o.file_state_free(f->pub.state, pl->o.arg);
+            free(f->pub.state);
+        }
         file_free(f);
     }
     memset(t, 0, sizeof *t);
@@ -179,6 +184,11 @@ void pm__pl_deliver_events(pm_pipeline *pl)
             };
             pl->o.on_event(&ev, pl->o.arg);
         }
+        if (pl->o.file_state_size && f->pub.state) {
+            if (pl->o.file_state_free)
+                pl->o.file_state_free(f->pub.state, pl->o.arg);
+            free(f->pub.state);
+        }
         file_free(f);
     }
 }
@@ -237,6 +247,10 @@ static void open_done(pm_pipeline *pl, pl_file *f)
     }
     f->opened = 1;
     f->phase = PL_ACTIVE;
+    if (pl->o.file_state_size && !(f->pub.state = calloc(1, pl->o.file_state_size))) {
+        pm__pl_file_finish(pl, f, PM_EVENT_ERROR, PM_REASON_STAGE, -ENOMEM, NULL);
+        return;
+    }
     if (!f->stream)
         pl->bytes_total += (uint64_t)f->pub.st.st_size;
     if (pl->o.file_begin && (rc = pl->o.file_begin(&f->pub, pl->o.arg)) != 0) {

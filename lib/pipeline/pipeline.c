@@ -261,14 +261,17 @@ static int tokens_new(pm_pipeline *pl)
     pl_tokens *t = &pl->tok;
     size_t in_size = (o->overlap + o->chunk_size + 63) & ~(size_t)63;
     size_t out_size = (o->out_size + 63) & ~(size_t)63;
+    size_t st_size = (o->chunk_state_size + 63) & ~(size_t)63;
+    size_t each = in_size + out_size + st_size;
     t->chunks = calloc(o->max_chunks, sizeof *t->chunks);
-    t->arena = malloc((in_size + out_size) * o->max_chunks);
+    t->arena = malloc(each * o->max_chunks);
     if (!t->chunks || !t->arena)
         return -ENOMEM;
     for (unsigned i = 0; i < o->max_chunks; i++) {
         pl_chunk *c = &t->chunks[i];
-        c->in = t->arena + (in_size + out_size) * i;
+        c->in = t->arena + each * i;
         c->pub.out = o->out_size ? c->in + in_size : NULL;
+        c->pub.state = st_size ? c->in + in_size + out_size : NULL;
         c->pub.out_cap = o->out_size;
         c->next = t->free;
         t->free = c;
@@ -298,6 +301,8 @@ pl_chunk *pm__pl_token_get(pm_pipeline *pl, pl_file *f)
     c->pub.value = 0;
     c->pub.prefix_len = 0;
     c->pub.last = 0;
+    if (c->pub.state)
+        memset(c->pub.state, 0, pl->o.chunk_state_size);
     c->next = NULL;
     return c;
 }

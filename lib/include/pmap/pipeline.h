@@ -50,7 +50,10 @@ typedef struct pm_file {
     struct stat st;          /* the input's status when it was opened */
     uint64_t bytes_in;       /* input bytes read so far */
     uint64_t bytes_out;      /* output bytes produced so far */
-    void *state;             /* free for the hooks and stages (per file) */
+    void *state;             /* per-file state: file_state_size zeroed bytes
+                                from before file_begin until after the
+                                file's event (or, when that is 0, free for
+                                the hooks to set) */
     int64_t out_mtime;       /* if set (> 0) by a hook, the output's mtime
                                 instead of the input's (with PRESERVE_META) */
 } pm_file;
@@ -71,6 +74,9 @@ typedef struct pm_chunk {
     uint64_t value;          /* free for the stages (e.g. this chunk's CRC) */
     void *worker_state;      /* during a stage call: the running worker's
                                 state (see pm_pipeline_opts.worker_init) */
+    void *state;             /* chunk_state_size bytes, zeroed when the chunk
+                                is read: what a stage leaves for the stages
+                                after it (with `value` and `out`) */
 } pm_chunk;
 
 typedef enum pm_stage_mode {
@@ -226,6 +232,18 @@ typedef struct pm_pipeline_opts {
      * run ends, for every worker whose init succeeded. */
     int (*worker_init)(void **state_ret, unsigned worker, void *arg);
     void (*worker_fini)(void *state, unsigned worker, void *arg);
+
+    /* Per-file state: file_state_size bytes, zeroed, at pm_file.state from
+     * when the file is opened (before file_begin) until after its event,
+     * when file_state_free(state, arg) (if set) releases what it holds and
+     * the pipeline frees the block. Stages of a file may use it: a
+     * SERIAL_IN_ORDER stage sees it one chunk at a time, in order. */
+    size_t file_state_size;
+    void (*file_state_free)(void *state, void *arg);
+    /* Per-chunk state: chunk_state_size bytes at pm_chunk.state, zeroed for
+     * every chunk read; the way to pass data from one stage to the next
+     * beyond `value`. Part of each token, so within the memory bound. */
+    size_t chunk_state_size;
 } pm_pipeline_opts;
 
 /* Creates a pipeline. NULL opts: defaults. Returns 0 or -EINVAL (bad
