@@ -34,10 +34,26 @@ void pm__pl_end_reading(pm_pipeline *pl, pl_file *f)
         pl->files.reading = NULL;
 }
 
-static void dispatch(pm_pipeline *pl, pl_chunk *c)
+void pm__pl_send(pm_pipeline *pl, pl_chunk *c)
 {
     pl->stats.chunks++;
     pm__pl_dispatch(pl, c);
+}
+
+/* A chunk whose read is done: to the framer, or straight to the workers. */
+static void dispatch(pm_pipeline *pl, pl_chunk *c)
+{
+    if (pl->o.frame && !c->file->stream)
+        pm__pl_frame_arrive(pl, c);
+    else
+        pm__pl_send(pl, c);
+}
+
+/* Where a chunk's read lands: after the overlap (prefix) room, and after
+ * the carry room when framing. */
+static unsigned char *read_area(const pm_pipeline *pl, pl_chunk *c)
+{
+    return c->in + pl->o.overlap + (pl->o.frame ? pl->o.chunk_size : 0);
 }
 
 static void on_file_read(void *arg, ssize_t res)
@@ -69,7 +85,7 @@ static void read_regular(pm_pipeline *pl, pl_file *f, pl_chunk *c)
     size_t pfx = off < o->overlap ? (size_t)off : o->overlap;
     c->pub.seq = f->reads_issued++;
     c->pub.offset = off;
-    c->pub.data = c->in + o->overlap;
+    c->pub.data = read_area(pl, c);
     c->pub.len = len;
     c->pub.prefix_len = pfx;
     c->pub.last = off + len == size;
@@ -80,7 +96,7 @@ static void read_regular(pm_pipeline *pl, pl_file *f, pl_chunk *c)
         dispatch(pl, c);
         return;
     }
-    int64_t id = pm_loop_read(pl->loop, f->fd, c->in + o->overlap - pfx, pfx + len,
+    int64_t id = pm_loop_read(pl->loop, f->fd, read_area(pl, c) - pfx, pfx + len,
                               off - pfx, on_file_read, c);
     if (id < 0) {
         pm__pl_file_fail(f, PM_REASON_INPUT, (int)id, "cannot queue read: %s", pm_strerror((int)id));
@@ -109,6 +125,8 @@ static void on_stream_read(void *arg, ssize_t res)
             size_t pfx = held->pub.len < pl->o.overlap ? held->pub.len : pl->o.overlap;
             memcpy(c->in + pl->o.overlap - pfx, held->pub.data + held->pub.len - pfx, pfx);
             c->pub.prefix_len = pfx;
+            if (pl->o.frame)
+                pm__pl_frame_stream(pl, held, c);   /* held was not the last */
             dispatch(pl, held);
         }
         if ((size_t)res < pl->o.chunk_size) {   /* full reads are short only at EOF */
@@ -140,10 +158,10 @@ static void read_stream(pm_pipeline *pl, pl_file *f, pl_chunk *c)
 {
     c->pub.seq = f->reads_issued++;
     c->pub.offset = f->next_off;
-    c->pub.data = c->in + pl->o.overlap;
+    c->pub.data = read_area(pl, c);
     c->pub.len = 0;
     f->reads_inflight++;
-    int64_t id = pm_loop_read(pl->loop, f->fd, c->in + pl->o.overlap, pl->o.chunk_size,
+    int64_t id = pm_loop_read(pl->loop, f->fd, read_area(pl, c), pl->o.chunk_size,
                               PM_LOOP_CUR, on_stream_read, c);
     if (id < 0)
         on_stream_read(c, id);
@@ -178,6 +196,7 @@ static int stop_failed(pm_pipeline *pl, pl_file *f)
     if (f->stream && f->reads_inflight)
         return 0;
     pm__pl_end_reading(pl, f);
+    pm__pl_frame_flush(pl, f);
     pm__pl_check_complete(pl, f);
     return 1;
 }
@@ -222,6 +241,7 @@ void pm__pl_cancel_reads(pm_pipeline *pl)
             }
             pm__pl_end_reading(pl, f);
         }
+        pm__pl_frame_flush(pl, f);
         pm__pl_check_complete(pl, f);
     }
     pl->files.ready_head = pl->files.ready_tail = NULL;

@@ -85,6 +85,8 @@ static int check_opts(const pm_pipeline_opts *o)
 {
     if (o->jobs < 0 || o->overlap > (o->chunk_size ? o->chunk_size : PL_DEFAULT_CHUNK))
         return -EINVAL;
+    if (o->frame && o->overlap)
+        return -EINVAL;
     if (o->sink == PM_SINK_FILES && !o->out_path)
         return -EINVAL;
     if (o->sink == PM_SINK_FD && o->out_fd < 0)
@@ -259,7 +261,8 @@ static int tokens_new(pm_pipeline *pl)
 {
     const pm_pipeline_opts *o = &pl->o;
     pl_tokens *t = &pl->tok;
-    size_t in_size = (o->overlap + o->chunk_size + 63) & ~(size_t)63;
+    size_t carry = o->frame ? o->chunk_size : 0;      /* framing's carried tail */
+    size_t in_size = (o->overlap + carry + o->chunk_size + 63) & ~(size_t)63;
     size_t out_size = (o->out_size + 63) & ~(size_t)63;
     size_t st_size = (o->chunk_state_size + 63) & ~(size_t)63;
     size_t each = in_size + out_size + st_size;

@@ -47,6 +47,7 @@ struct pl_chunk {
     pl_file *file;
     unsigned char *in;           /* overlap + chunk_size bytes */
     unsigned stage;              /* next stage to run */
+    size_t frame_tail;           /* framing: bytes after len carried to the next */
     pl_piece retire;             /* carries it to the I/O thread when it retires */
 };
 
@@ -107,6 +108,9 @@ struct pl_file {
     unsigned writes_inflight;    /* writes and fsyncs in the loop */
     pl_piece *fd_head, *fd_tail; /* FD sink: pieces waiting for their turn */
     int64_t stream_op;           /* stream: the read in flight, for cancel */
+    pl_chunk *frame_parked;      /* framing: read, waiting for their turn (by seq) */
+    pl_chunk *frame_pending;     /* framing: framed, its tail not yet carried */
+    uint64_t frame_next;         /* framing: next seq to frame */
 
     /* shared with workers, under lock */
     pthread_mutex_t lock;
@@ -236,11 +240,19 @@ void pm__pl_deliver_events(pm_pipeline *pl);
 void pm__pl_files_clear(pm_pipeline *pl);
 
 /* io.c */
+void pm__pl_send(pm_pipeline *pl, pl_chunk *c);           /* to the workers */
 void pm__pl_issue_reads(pm_pipeline *pl);
 void pm__pl_end_reading(pm_pipeline *pl, pl_file *f);
 void pm__pl_handle_piece(pm_pipeline *pl, pl_piece *p);
 void pm__pl_cancel_reads(pm_pipeline *pl);
 void pm__pl_check_complete(pm_pipeline *pl, pl_file *f);
+
+/* framing.c: chunks of regular files as their reads complete (sent on to
+ * the workers framed, in order); a stream's held chunk cut before next; a
+ * file whose reading ended sends what it still holds. */
+void pm__pl_frame_arrive(pm_pipeline *pl, pl_chunk *c);
+void pm__pl_frame_stream(pm_pipeline *pl, pl_chunk *held, pl_chunk *next);
+void pm__pl_frame_flush(pm_pipeline *pl, pl_file *f);
 
 /* stages.c */
 int pm__pl_workers_start(pm_pipeline *pl);

@@ -79,6 +79,20 @@ typedef struct pm_chunk {
                                 after it (with `value` and `out`) */
 } pm_chunk;
 
+/* A framer makes chunk boundaries follow the content: given the bytes of a
+ * chunk that is not its file's last (len > 0), it returns how many of them
+ * form whole records, 1..len; the chunk ends there and the rest begins the
+ * next chunk. 0 means no record ends in it: the chunk is passed whole (a
+ * record longer than chunk_size is split). Called on the I/O thread, one
+ * chunk at a time, in each file's order. */
+typedef size_t (*pm_frame_fn)(const unsigned char *data, size_t len, void *arg);
+
+/* The ready-made framer for records that end in one byte: arg points to
+ * that byte (e.g. static const unsigned char nl = '\n'; .frame_arg = &nl).
+ * Every chunk then holds whole lines; only a file's last chunk may end
+ * without the byte. */
+PM_API size_t pm_frame_records(const unsigned char *data, size_t len, void *arg);
+
 typedef enum pm_stage_mode {
     PM_STAGE_PARALLEL = 0,
     PM_STAGE_SERIAL_IN_ORDER,
@@ -244,11 +258,17 @@ typedef struct pm_pipeline_opts {
      * every chunk read; the way to pass data from one stage to the next
      * beyond `value`. Part of each token, so within the memory bound. */
     size_t chunk_state_size;
+
+    /* Framing (see pm_frame_fn): chunks end where frame says, so stages
+     * see whole records. Needs overlap 0. Each token then also holds up to
+     * chunk_size bytes carried over from the chunk before it. */
+    pm_frame_fn frame;
+    void *frame_arg;
 } pm_pipeline_opts;
 
 /* Creates a pipeline. NULL opts: defaults. Returns 0 or -EINVAL (bad
  * option: negative jobs, jobs other than the pool's worker count,
- * overlap > chunk_size, FILES sink without out_path, a malformed PMAP_JOBS
+ * overlap > chunk_size, a framer with an overlap, FILES sink without out_path, a malformed PMAP_JOBS
  * when jobs is 0, a pool whose backend cannot run stages, ...), -ENOMEM,
  * or pm_pool_new()'s error for the pipeline's own pool. */
 PM_API int pm_pipeline_new(const pm_pipeline_opts *opts, pm_pipeline **pl_ret);
