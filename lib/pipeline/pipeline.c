@@ -304,6 +304,8 @@ pl_chunk *pm__pl_token_get(pm_pipeline *pl, pl_file *f)
     c->pub.value = 0;
     c->pub.prefix_len = 0;
     c->pub.last = 0;
+    c->held = c->held_tail = NULL;
+    c->frame_tail = 0;
     if (c->pub.state)
         memset(c->pub.state, 0, pl->o.chunk_state_size);
     c->next = NULL;
@@ -401,7 +403,7 @@ static int run_setup(pm_pipeline *pl)
     int rc = tokens_new(pl);
     size_t em = pl->o.out_size > pl->o.chunk_size ? pl->o.out_size : pl->o.chunk_size;
     if (!rc)
-        rc = pm__pl_emit_pool_new(pl, pl->jobs + 2, em);
+        rc = pm__pl_emit_pool_new(pl, 2 * pl->jobs + 2, em);
     pm_loop_opts lo = {
         .queue_depth = 2 * pl->o.max_chunks + 2 * pl->o.max_files + 16,
         .engine = (pm_loop_engine)pl->o.io_engine,

@@ -48,6 +48,7 @@ struct pl_chunk {
     unsigned char *in;           /* overlap + chunk_size bytes */
     unsigned stage;              /* next stage to run */
     size_t frame_tail;           /* framing: bytes after len carried to the next */
+    pl_piece *held, *held_tail;  /* emitted before its turn to retire (file->lock) */
     pl_piece retire;             /* carries it to the I/O thread when it retires */
 };
 
@@ -173,6 +174,8 @@ typedef struct pl_emitpool {
     pthread_cond_t cond;
     unsigned char **free;
     unsigned nfree;
+    unsigned reserve;            /* kept for chunks whose turn it is to retire */
+    unsigned gen;                /* bumped at every retirement (under lock) */
     size_t size;
 } pl_emitpool;
 

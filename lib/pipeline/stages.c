@@ -136,6 +136,10 @@ static int take_turn(pl_file *f, pl_chunk *c, unsigned point)
     return 0;
 }
 
+static int flush_held(pm_pipeline *pl, pl_file *f, pl_chunk *c);
+static int queue_piece(pm_pipeline *pl, pl_file *f, pl_piece *p);
+static void retired(pm_pipeline *pl);
+
 /* Ends c's turn at `point`; when `retire`, queues c's output (if any) as the
  * file's next piece. Re-dispatches a parked successor. */
 static void end_turn(pm_pipeline *pl, pl_file *f, pl_chunk *c, unsigned point,
@@ -155,11 +159,12 @@ static void end_turn(pm_pipeline *pl, pl_file *f, pl_chunk *c, unsigned point,
         p->chunk = c;
         p->buf = c->pub.out;
         p->len = atomic_load(&f->status) ? 0 : c->pub.out_len;
-        p->off = f->out_assigned;
-        f->out_assigned += p->len;
-        wake = dq_push(pl, p);        /* c and maybe f may be freed after unlock */
+        wake = flush_held(pl, f, c);  /* what it emitted comes first */
+        wake |= queue_piece(pl, f, p); /* c and maybe f may be freed after unlock */
     }
     pthread_mutex_unlock(&f->lock);
+    if (retire)
+        retired(pl);                   /* a successor may now be the head */
     if (wake)
         wake_io(pl);
     if (succ)
@@ -330,17 +335,59 @@ void pm__pl_workers_stop(pm_pipeline *pl)
     pl->ex_held = 0;
 }
 
-/* ---- emit ---- */
+/* ---- emit ----
+ *
+ * pm_chunk_emit() works from any stage. A chunk whose turn it is to retire
+ * (every chunk of its file before it has retired: the "head") queues its
+ * pieces to the I/O thread at once; any other chunk keeps them (c->held)
+ * until it retires, when they go out before its own output. Buffers come
+ * from a fixed pool; a non-head chunk may take one only while more than
+ * `reserve` (one per worker) are free, so the chunks the file order waits
+ * for can always get buffers and the held ones can never starve them.
+ * Waiters are woken when a buffer comes back and at every retirement (a
+ * chunk may become the head); `gen` closes the race between checking for
+ * the head and sleeping.
+ */
 
-static pl_emit *emit_get(pm_pipeline *pl)
+/* The serial point at which chunks retire. */
+static unsigned retire_point(const pm_pipeline *pl)
 {
-    pl_emit *e = NULL;
+    unsigned last = pl->nstages - 1;
+    return pl->stages[last].mode == PM_STAGE_SERIAL_IN_ORDER ? last : pl->nstages;
+}
+
+/* Under f->lock: c may write its output now. */
+static int is_head(pm_pipeline *pl, pl_file *f, const pl_chunk *c)
+{
+    return f->turn[retire_point(pl)] == c->pub.seq;
+}
+
+static void retired(pm_pipeline *pl)
+{
     pthread_mutex_lock(&pl->em.lock);
-    while (pl->em.nfree == 0 && !atomic_load(&pl->cancelled))
-        pthread_cond_wait(&pl->em.cond, &pl->em.lock);
-    if (pl->em.nfree > 0)
-        e = (pl_emit *)pl->em.free[--pl->em.nfree];
+    pl->em.gen++;
+    pthread_cond_broadcast(&pl->em.cond);
     pthread_mutex_unlock(&pl->em.lock);
+}
+
+static pl_emit *emit_get(pm_pipeline *pl, pl_chunk *c)
+{
+    pl_file *f = c->file;
+    pl_emit *e = NULL;
+    while (!e && !atomic_load(&pl->cancelled)) {
+        pthread_mutex_lock(&pl->em.lock);
+        unsigned gen = pl->em.gen;
+        pthread_mutex_unlock(&pl->em.lock);
+        pthread_mutex_lock(&f->lock);
+        int head = is_head(pl, f, c);
+        pthread_mutex_unlock(&f->lock);
+        pthread_mutex_lock(&pl->em.lock);
+        if (pl->em.nfree > (head ? 0 : pl->em.reserve))
+            e = (pl_emit *)pl->em.free[--pl->em.nfree];
+        else if (gen == pl->em.gen && !atomic_load(&pl->cancelled))
+            pthread_cond_wait(&pl->em.cond, &pl->em.lock);
+        pthread_mutex_unlock(&pl->em.lock);
+    }
     return e;
 }
 
@@ -350,8 +397,31 @@ void pm__pl_emit_put(pm_pipeline *pl, pl_piece *p)
     pl_emit *e = (pl_emit *)p;
     pthread_mutex_lock(&pl->em.lock);
     pl->em.free[pl->em.nfree++] = (unsigned char *)e;
-    pthread_cond_signal(&pl->em.cond);
+    pthread_cond_broadcast(&pl->em.cond);
     pthread_mutex_unlock(&pl->em.lock);
+}
+
+/* Under f->lock: gives p its output offset and queues it. Returns 1 when
+ * the I/O thread must be woken. */
+static int queue_piece(pm_pipeline *pl, pl_file *f, pl_piece *p)
+{
+    p->off = f->out_assigned;
+    f->out_assigned += p->len;
+    return dq_push(pl, p);
+}
+
+/* Under f->lock: queues what c emitted before its turn. */
+static int flush_held(pm_pipeline *pl, pl_file *f, pl_chunk *c)
+{
+    int wake = 0;
+    pl_piece *p = c->held;
+    c->held = c->held_tail = NULL;
+    while (p) {
+        pl_piece *next = p->next;
+        wake |= queue_piece(pl, f, p);
+        p = next;
+    }
+    return wake;
 }
 
 int pm_chunk_emit(pm_chunk *chunk, const void *data, size_t len)
@@ -360,10 +430,8 @@ int pm_chunk_emit(pm_chunk *chunk, const void *data, size_t len)
     pl_file *f = c->file;
     pm_pipeline *pl = f->pl;
     const unsigned char *src = data;
-    if (pl->stages[c->stage].mode != PM_STAGE_SERIAL_IN_ORDER || c->stage + 1 != pl->nstages)
-        return -EINVAL;
     while (len > 0) {
-        pl_emit *e = emit_get(pl);
+        pl_emit *e = emit_get(pl, c);
         if (!e)
             return -ECANCELED;
         size_t n = len < pl->em.size ? len : pl->em.size;
@@ -372,10 +440,18 @@ int pm_chunk_emit(pm_chunk *chunk, const void *data, size_t len)
         e->piece.chunk = NULL;
         e->piece.buf = e->data;
         e->piece.len = n;
+        e->piece.next = NULL;
+        int wake = 0;
         pthread_mutex_lock(&f->lock);
-        e->piece.off = f->out_assigned;
-        f->out_assigned += n;
-        int wake = dq_push(pl, &e->piece);
+        if (is_head(pl, f, c)) {
+            wake = flush_held(pl, f, c);
+            wake |= queue_piece(pl, f, &e->piece);
+        } else if (c->held_tail) {
+            c->held_tail->next = &e->piece;
+            c->held_tail = &e->piece;
+        } else {
+            c->held = c->held_tail = &e->piece;
+        }
         pthread_mutex_unlock(&f->lock);
         if (wake)
             wake_io(pl);
@@ -391,6 +467,8 @@ int pm__pl_emit_pool_new(pm_pipeline *pl, unsigned count, size_t size)
     if (!pl->em.free)
         return -ENOMEM;
     pl->em.size = size;
+    pl->em.reserve = pl->jobs;
+    pl->em.gen = 0;
     for (unsigned i = 0; i < count; i++) {
         pl_emit *e = malloc(sizeof *e + size);
         if (!e)

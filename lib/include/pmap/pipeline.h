@@ -315,11 +315,14 @@ PM_API int pm_chunk_fail(pm_chunk *chunk, int err, const char *fmt, ...)
 PM_API void pm_file_warn(pm_file *file, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* From a SERIAL_IN_ORDER stage (or the last stage): append len bytes of
- * output for the chunk's file after everything emitted before, in order,
- * without holding it in the chunk's buffer; for stages whose output has no
- * useful bound (decompression). Copies data; may block until output buffers
- * are free. Returns 0, or -ECANCELED if the run is being cancelled. */
+/* From any stage: append len bytes to the chunk's output, for stages whose
+ * output has no useful bound (decompression). The file's output is, in
+ * chunk order, each chunk's emitted bytes (in the order emitted) followed
+ * by its `out`. Copies data into buffers of a fixed pool (2 x jobs + 2,
+ * each max(out_size, chunk_size) bytes): a chunk whose turn it is to be
+ * written hands them to the writer at once; an earlier-than-its-turn chunk
+ * keeps them until it retires, and may block until buffers are free.
+ * Returns 0, or -ECANCELED if the run is being cancelled. */
 PM_API int pm_chunk_emit(pm_chunk *chunk, const void *data, size_t len);
 
 #ifdef __cplusplus
