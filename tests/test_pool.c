@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <pmap/error.h>
+#include <pmap/config.h>
 #include <pmap/pool.h>
 #include "pool/pool_internal.h"     /* pm__auto_chunksize */
 #include "testutil.h"
@@ -142,14 +143,17 @@ static void test_new_defaults_and_invalid(void)
     CU_ASSERT_EQUAL(pm_pool_new(NULL, &p), -EINVAL);
     setenv("PMAP_JOBS", "0", 1);
     CU_ASSERT_EQUAL(pm_pool_new(NULL, &p), -EINVAL);
+    pm_pool_opts o = {0};            /* workers = 0: the default, as PM_POOL_AUTO */
+    unsetenv("PMAP_JOBS");
+    CU_ASSERT_EQUAL_FATAL(pm_pool_new(&o, &p), 0);
+    CU_ASSERT_EQUAL(pm_pool_workers(p), pm_cpu_count());
+    pm_pool_free(p);
     if (saved)
         setenv("PMAP_JOBS", saved, 1);
     else
         unsetenv("PMAP_JOBS");
     free(saved);
 
-    pm_pool_opts o = {0};            /* workers = 0: explicitly none */
-    CU_ASSERT_EQUAL(pm_pool_new(&o, &p), -EINVAL);
     o.workers = PM_POOL_MAX_WORKERS + 1;
     CU_ASSERT_EQUAL(pm_pool_new(&o, &p), -EINVAL);
     o.workers = -5;

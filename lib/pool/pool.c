@@ -47,7 +47,7 @@
 static int resolve_workers(const pm_pool_opts *opts)
 {
     int w = opts ? opts->workers : PM_POOL_AUTO;
-    if (w == PM_POOL_AUTO)
+    if (w == PM_POOL_AUTO || w == 0)
         return pm_default_jobs();
     if (w <= 0 || w > PM_POOL_MAX_WORKERS)
         return -EINVAL;

@@ -60,10 +60,9 @@ typedef int (*pm_init_fn)(void *arg);
 #define PM_POOL_MAX_WORKERS 1024   /* = PM_MAX_JOBS of config.h */
 
 typedef struct pm_pool_opts {
-    /* Worker threads, > 0. PM_POOL_AUTO: $PMAP_JOBS if set, else the CPUs
-     * this process may run on. 0 (e.g. a zero-initialized struct) is an
-     * explicit request for no workers and fails with -EINVAL; start from
-     * PM_POOL_OPTS_INIT. */
+    /* Worker threads. 0 or PM_POOL_AUTO (so a zero-initialized struct
+     * works too): $PMAP_JOBS if set, else the CPUs this process may run on
+     * (config.h), as everywhere a count is taken in pmap. */
     int workers;
     /* Runs once on every thread that runs this pool's work, before its first
      * item or task, with initarg: each worker thread as it starts (pm_pool_new
@@ -107,8 +106,8 @@ typedef struct pm_map_spec {
 
 /* Creates a pool. NULL opts: defaults. Starts the workers, runs their
  * initializers and waits for them. Returns 0 and sets *pool_ret, or -EINVAL
- * (workers 0 or above PM_POOL_MAX_WORKERS, PMAP_JOBS set but not a positive
- * integer, NULL pool_ret), -ENOMEM, -EAGAIN (no threads), or the first
+ * (workers negative or above PM_POOL_MAX_WORKERS, PMAP_JOBS set but
+ * malformed when the default is asked for, NULL pool_ret), -ENOMEM, -EAGAIN (no threads), or the first
  * initializer failure (the pool is then already torn down). */
 PM_API int pm_pool_new(const pm_pool_opts *opts, pm_pool **pool_ret);
 
