@@ -32,6 +32,7 @@
 #include <stddef.h>
 
 #include <pmap/pool.h>          /* pm_init_fn */
+#include "core/list.h"
 #include "core/sync.h"
 
 /* Execution slots: the pool's thread budget, a counting semaphore of
@@ -67,7 +68,7 @@ typedef struct pm__work pm__work;
 typedef void (*pm__work_fn)(pm__work *w, unsigned worker);
 
 struct pm__work {
-    pm__work *next;              /* the backend's queue link */
+    pm__node node;               /* the backend's queue link */
     pm__work_fn run;
     void (*drop)(pm__work *w);   /* terminated before it ran; may be NULL */
 };

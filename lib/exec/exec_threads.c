@@ -49,7 +49,7 @@ typedef struct thr {
     pthread_mutex_t mu;          /* adaptive; guards all below but qlen */
     pthread_cond_t work_cv;      /* idle workers park here */
     pthread_cond_t state_cv;     /* start-up */
-    pm__work *head, *tail;
+    pm__fifo q;                  /* queued items (pm__work.node) */
     _Atomic size_t qlen;         /* the queue's length; read without mu by spinners */
     int parked;                  /* workers in work_cv */
     int spinning;                /* a worker polls qlen before parking */
@@ -71,21 +71,11 @@ static int thr_submit(pm__exec *ex, pm__work **ws, size_t n, unsigned flags)
         return -EINVAL;
     }
     if (flags & PM__SUBMIT_FRONT) {
-        for (size_t i = n; i-- > 0;) {
-            ws[i]->next = t->head;
-            t->head = ws[i];
-            if (!t->tail)
-                t->tail = ws[i];
-        }
+        for (size_t i = n; i-- > 0;)
+            pm__fifo_push_front(&t->q, &ws[i]->node);
     } else {
-        for (size_t i = 0; i < n; i++) {
-            ws[i]->next = NULL;
-            if (t->tail)
-                t->tail->next = ws[i];
-            else
-                t->head = ws[i];
-            t->tail = ws[i];
-        }
+        for (size_t i = 0; i < n; i++)
+            pm__fifo_push(&t->q, &ws[i]->node);
     }
     atomic_fetch_add_explicit(&t->qlen, n, memory_order_release);
     int wake = t->parked > 0 && !t->spinning;
@@ -98,35 +88,20 @@ static int thr_submit(pm__exec *ex, pm__work **ws, size_t n, unsigned flags)
 static int thr_cancel(pm__exec *ex, pm__work *w)
 {
     thr *t = ex->be;
-    int rc = -EBUSY;
     pthread_mutex_lock(&t->mu);
-    pm__work *prev = NULL;
-    for (pm__work *p = t->head; p; prev = p, p = p->next) {
-        if (p != w)
-            continue;
-        if (prev)
-            prev->next = p->next;
-        else
-            t->head = p->next;
-        if (t->tail == p)
-            t->tail = prev;
+    int found = pm__fifo_remove(&t->q, &w->node);
+    if (found)
         atomic_fetch_sub_explicit(&t->qlen, 1, memory_order_relaxed);
-        rc = 0;
-        break;
-    }
     pthread_mutex_unlock(&t->mu);
-    return rc;
+    return found ? 0 : -EBUSY;
 }
 
 /* Pops the head; under mu, queue not empty. */
 static pm__work *pop_locked(thr *t)
 {
-    pm__work *w = t->head;
-    t->head = w->next;
-    if (!t->head)
-        t->tail = NULL;
+    pm__work *w = pm__container_of(pm__fifo_pop(&t->q), pm__work, node);
     atomic_fetch_sub_explicit(&t->qlen, 1, memory_order_relaxed);
-    if (t->head && t->parked > 0 && !t->spinning)
+    if (!pm__fifo_empty(&t->q) && t->parked > 0 && !t->spinning)
         pthread_cond_signal(&t->work_cv);
     return w;
 }
@@ -150,7 +125,7 @@ static int worker_should_exit(pm__exec *ex, thr *t)
     int st = atomic_load_explicit(&ex->state, memory_order_relaxed);
     if (st == PM__TERMINATED)
         return 1;
-    return st == PM__CLOSED && !t->head && atomic_load(&ex->holds) == 0;
+    return st == PM__CLOSED && pm__fifo_empty(&t->q) && atomic_load(&ex->holds) == 0;
 }
 
 /* The next item to run, or NULL when the worker should exit. Gives the
@@ -162,7 +137,7 @@ static pm__work *next_item(pm__exec *ex, thr *t, int *have_slot)
     for (;;) {
         if (worker_should_exit(ex, t))
             break;
-        if (t->head) {
+        if (!pm__fifo_empty(&t->q)) {
             pm__work *w = pop_locked(t);
             pthread_mutex_unlock(&t->mu);
             return w;
@@ -312,11 +287,10 @@ static void thr_stop(pm__exec *ex, int terminate)
     if (!t)
         return;                  /* never started */
     pthread_mutex_lock(&t->mu);
-    pm__work *w = NULL;
+    pm__node *w = NULL;
     if (terminate) {
         atomic_store(&ex->state, PM__TERMINATED);
-        w = t->head;
-        t->head = t->tail = NULL;
+        w = pm__fifo_take_all(&t->q);
         atomic_store(&t->qlen, 0);
     } else if (atomic_load(&ex->state) == PM__OPEN) {
         atomic_store(&ex->state, PM__CLOSED);
@@ -324,9 +298,10 @@ static void thr_stop(pm__exec *ex, int terminate)
     pthread_cond_broadcast(&t->work_cv);
     pthread_mutex_unlock(&t->mu);
     while (w) {
-        pm__work *next = w->next;
-        if (w->drop)
-            w->drop(w);
+        pm__node *next = w->next;
+        pm__work *item = pm__container_of(w, pm__work, node);
+        if (item->drop)
+            item->drop(item);
         w = next;
     }
 }

@@ -5,7 +5,7 @@
  * read's completion and the chunk's dispatch to the workers, one chunk at
  * a time in each file's order:
  *
- *   - a completed read waits in the file's frame_parked list (by seq) until
+ *   - a completed read waits in the file's sequence list (f->frame) until
  *     every chunk before it was framed;
  *   - framing chunk k asks the framer where its last record ends; the bytes
  *     after that (its tail) belong to chunk k+1, so chunk k waits
@@ -75,26 +75,19 @@ static void release_pending(pm_pipeline *pl, pl_file *f)
 
 void pm__pl_frame_flush(pm_pipeline *pl, pl_file *f)
 {
-    if (f->read_eof && f->frame_next == f->reads_issued)
+    if (f->read_eof && f->frame.next == f->reads_issued)
         release_pending(pl, f);
-}
-
-static void park(pl_file *f, pl_chunk *c)
-{
-    pl_chunk **pp = &f->frame_parked;
-    while (*pp && (*pp)->pub.seq < c->pub.seq)
-        pp = &(*pp)->next;
-    c->next = *pp;
-    *pp = c;
 }
 
 void pm__pl_frame_arrive(pm_pipeline *pl, pl_chunk *c)
 {
     pl_file *f = c->file;
-    park(f, c);
-    while ((c = f->frame_parked) && c->pub.seq == f->frame_next) {
-        f->frame_parked = c->next;
-        f->frame_next++;
+    c->sq.seq = c->pub.seq;
+    pm__seq_park(&f->frame, &c->sq);
+    pm__seqnode *n;
+    while ((n = pm__seq_ready(&f->frame))) {
+        c = pm__container_of(n, pl_chunk, sq);
+        f->frame.next++;
         pl_chunk *p = f->frame_pending;
         if (p) {
             carry(p, p->frame_tail, c);

@@ -296,12 +296,9 @@ static void write_piece(pm_pipeline *pl, pl_piece *p, int fd, uint64_t off)
 /* FD sink: one write at a time, in order, at the descriptor's position. */
 static void fd_pump(pm_pipeline *pl, pl_file *f)
 {
-    pl_piece *p = f->fd_head;
-    if (!p || f->writes_inflight)
+    if (pm__fifo_empty(&f->fd_pieces) || f->writes_inflight)
         return;
-    f->fd_head = p->next;
-    if (!f->fd_head)
-        f->fd_tail = NULL;
+    pl_piece *p = pm__container_of(pm__fifo_pop(&f->fd_pieces), pl_piece, node);
     if (atomic_load(&f->status) || atomic_load(&pl->cancelled)) {
         piece_release(pl, p);
         fd_pump(pl, f);
@@ -324,12 +321,7 @@ void pm__pl_handle_piece(pm_pipeline *pl, pl_piece *p)
     } else if (pl->o.sink == PM_SINK_FILES) {
         write_piece(pl, p, f->out_fd, p->off);
     } else {
-        p->next = NULL;
-        if (f->fd_tail)
-            f->fd_tail->next = p;
-        else
-            f->fd_head = p;
-        f->fd_tail = p;
+        pm__fifo_push(&f->fd_pieces, &p->node);
         fd_pump(pl, f);
     }
     pm__pl_check_complete(pl, f);
@@ -339,7 +331,8 @@ void pm__pl_handle_piece(pm_pipeline *pl, pl_piece *p)
 void pm__pl_check_complete(pm_pipeline *pl, pl_file *f)
 {
     if (f->phase != PL_ACTIVE || !f->read_eof || f->reads_inflight ||
-        f->chunks_retired != f->chunks_total || f->writes_inflight || f->fd_head)
+        f->chunks_retired != f->chunks_total || f->writes_inflight ||
+        !pm__fifo_empty(&f->fd_pieces))
         return;
     pm__pl_file_complete(pl, f);
 }

@@ -304,7 +304,7 @@ pl_chunk *pm__pl_token_get(pm_pipeline *pl, pl_file *f)
     c->pub.value = 0;
     c->pub.prefix_len = 0;
     c->pub.last = 0;
-    c->held = c->held_tail = NULL;
+    c->held = (pm__fifo){NULL, NULL};
     c->frame_tail = 0;
     if (c->pub.state)
         memset(c->pub.state, 0, pl->o.chunk_state_size);
@@ -368,17 +368,16 @@ static int run_finished(const pm_pipeline *pl)
 /* Takes what the workers handed back: pieces to write, ended steps. */
 static void drain_done(pm_pipeline *pl)
 {
-    pl_piece *p;
-    pl_file *f;
+    pm__node *p, *f;
     pm__pl_take_done(pl, &p, &f);
     while (p) {
-        pl_piece *next = p->next;
-        pm__pl_handle_piece(pl, p);
+        pm__node *next = p->next;
+        pm__pl_handle_piece(pl, pm__container_of(p, pl_piece, node));
         p = next;
     }
     while (f) {
-        pl_file *next = f->done_next;
-        pm__pl_step_done(pl, f);
+        pm__node *next = f->next;
+        pm__pl_step_done(pl, pm__container_of(f, pl_file, done_node));
         f = next;
     }
 }

@@ -22,6 +22,7 @@
 #include <pmap/pipeline.h>
 #include <pmap/pool.h>
 
+#include "core/list.h"
 #include "exec/exec.h"
 
 #define PL_MAX_STAGES 16
@@ -31,7 +32,7 @@ typedef struct pl_chunk pl_chunk;
 
 /* An output piece on its way from a worker to the I/O thread. */
 typedef struct pl_piece {
-    struct pl_piece *next;
+    pm__node node;               /* done queue, FD queue, a chunk's held list */
     pl_file *file;
     pl_chunk *chunk;             /* a retiring chunk, or NULL for an emit */
     unsigned char *buf;          /* data to write (chunk->pub.out or emit buffer) */
@@ -43,12 +44,13 @@ typedef struct pl_piece {
 struct pl_chunk {
     pm_chunk pub;
     pm__work work;               /* its stages, as an executor work item */
-    pl_chunk *next;              /* free list / parked list */
+    pl_chunk *next;              /* the free list */
+    pm__seqnode sq;              /* waits at a serial point or for framing */
     pl_file *file;
     unsigned char *in;           /* overlap + chunk_size bytes */
     unsigned stage;              /* next stage to run */
     size_t frame_tail;           /* framing: bytes after len carried to the next */
-    pl_piece *held, *held_tail;  /* emitted before its turn to retire (file->lock) */
+    pm__fifo held;               /* emitted before its turn to retire (file->lock) */
     pl_piece retire;             /* carries it to the I/O thread when it retires */
 };
 
@@ -96,7 +98,7 @@ struct pl_file {
     int op_rc;                   /* its result: 0, PM_PL_SKIP, PL_WARN or -errno */
     pm_reason op_reason;         /* why, when not 0 */
     char *op_msg;                /* its message (malloc'd) or NULL */
-    pl_file *done_next;          /* in the done queue's file list */
+    pm__node done_node;          /* in the done queue's file list */
 
     /* I/O thread only */
     uint64_t next_off;           /* next read offset */
@@ -107,16 +109,15 @@ struct pl_file {
     pl_chunk *held;              /* stream: a chunk kept until we know if it is last */
     unsigned reads_inflight;
     unsigned writes_inflight;    /* writes and fsyncs in the loop */
-    pl_piece *fd_head, *fd_tail; /* FD sink: pieces waiting for their turn */
+    pm__fifo fd_pieces;          /* FD sink: pieces waiting for their turn */
     int64_t stream_op;           /* stream: the read in flight, for cancel */
-    pl_chunk *frame_parked;      /* framing: read, waiting for their turn (by seq) */
+    pm__seqlist frame;           /* framing: reads in, waiting for their turn */
     pl_chunk *frame_pending;     /* framing: framed, its tail not yet carried */
-    uint64_t frame_next;         /* framing: next seq to frame */
 
     /* shared with workers, under lock */
     pthread_mutex_t lock;
-    uint64_t turn[PL_MAX_STAGES + 1];   /* next seq per serial point */
-    pl_chunk *parked[PL_MAX_STAGES + 1];/* chunks waiting for their turn, by seq */
+    pm__seqlist points[PL_MAX_STAGES + 1];  /* per serial point: whose turn,
+                                               and the early chunks */
     uint64_t out_assigned;       /* next output offset to hand out */
     atomic_int status;           /* first error of the file, 0 if none */
     pm_reason fail_reason;       /* set by whoever set status */
@@ -163,8 +164,8 @@ typedef struct pl_tokens {
  * whose blocking step finished. One post wakes the loop for all. */
 typedef struct pl_doneq {
     pthread_mutex_t lock;
-    pl_piece *head, *tail;
-    pl_file *fhead, *ftail;
+    pm__fifo pieces;             /* pl_piece.node */
+    pm__fifo files;              /* pl_file.done_node */
     int posted;                  /* a post is on its way to the loop */
 } pl_doneq;
 
@@ -262,7 +263,7 @@ int pm__pl_workers_start(pm_pipeline *pl);
 void pm__pl_workers_stop(pm_pipeline *pl);
 void pm__pl_dispatch(pm_pipeline *pl, pl_chunk *c);
 void pm__pl_submit_op(pm_pipeline *pl, pl_file *f, pl_file_op op);
-void pm__pl_take_done(pm_pipeline *pl, pl_piece **pieces, pl_file **files);
+void pm__pl_take_done(pm_pipeline *pl, pm__node **pieces, pm__node **files);
 int pm__pl_emit_pool_new(pm_pipeline *pl, unsigned count, size_t size);
 void pm__pl_emit_pool_free(pm_pipeline *pl);
 void pm__pl_emit_put(pm_pipeline *pl, pl_piece *p);

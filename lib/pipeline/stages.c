@@ -48,13 +48,8 @@ static void on_post(void *arg, ssize_t res)
  * of the serial section. */
 static int dq_push(pm_pipeline *pl, pl_piece *p)
 {
-    p->next = NULL;
     pthread_mutex_lock(&pl->dq.lock);
-    if (pl->dq.tail)
-        pl->dq.tail->next = p;
-    else
-        pl->dq.head = p;
-    pl->dq.tail = p;
+    pm__fifo_push(&pl->dq.pieces, &p->node);
     int need_post = !pl->dq.posted;
     pl->dq.posted = 1;
     pthread_mutex_unlock(&pl->dq.lock);
@@ -68,13 +63,11 @@ static void wake_io(pm_pipeline *pl)
     pm_loop_post(pl->loop, on_post, NULL);
 }
 
-void pm__pl_take_done(pm_pipeline *pl, pl_piece **pieces, pl_file **files)
+void pm__pl_take_done(pm_pipeline *pl, pm__node **pieces, pm__node **files)
 {
     pthread_mutex_lock(&pl->dq.lock);
-    *pieces = pl->dq.head;
-    *files = pl->dq.fhead;
-    pl->dq.head = pl->dq.tail = NULL;
-    pl->dq.fhead = pl->dq.ftail = NULL;
+    *pieces = pm__fifo_take_all(&pl->dq.pieces);
+    *files = pm__fifo_take_all(&pl->dq.files);
     pl->dq.posted = 0;
     pthread_mutex_unlock(&pl->dq.lock);
 }
@@ -83,13 +76,8 @@ void pm__pl_take_done(pm_pipeline *pl, pl_piece **pieces, pl_file **files)
  * caller must wake it. */
 static int dq_push_file(pm_pipeline *pl, pl_file *f)
 {
-    f->done_next = NULL;
     pthread_mutex_lock(&pl->dq.lock);
-    if (pl->dq.ftail)
-        pl->dq.ftail->done_next = f;
-    else
-        pl->dq.fhead = f;
-    pl->dq.ftail = f;
+    pm__fifo_push(&pl->dq.files, &f->done_node);
     int need_post = !pl->dq.posted;
     pl->dq.posted = 1;
     pthread_mutex_unlock(&pl->dq.lock);
@@ -119,21 +107,20 @@ void pm__pl_dispatch(pm_pipeline *pl, pl_chunk *c)
     submit(pl, c, 0);
 }
 
-/* Returns 1 if c may pass serial point `point` now, else parks it. */
+/* Returns 1 if c may pass serial point `point` now, else parks it in the
+ * point's sequence list (core/list.h), to be resubmitted by its
+ * predecessor. */
 static int take_turn(pl_file *f, pl_chunk *c, unsigned point)
 {
+    pm__seqlist *sp = &f->points[point];
     pthread_mutex_lock(&f->lock);
-    if (f->turn[point] == c->pub.seq) {
-        pthread_mutex_unlock(&f->lock);
-        return 1;
+    int now = sp->next == c->pub.seq;
+    if (!now) {
+        c->sq.seq = c->pub.seq;
+        pm__seq_park(sp, &c->sq);
     }
-    pl_chunk **pp = &f->parked[point];
-    while (*pp && (*pp)->pub.seq < c->pub.seq)
-        pp = &(*pp)->next;
-    c->next = *pp;
-    *pp = c;
     pthread_mutex_unlock(&f->lock);
-    return 0;
+    return now;
 }
 
 static int flush_held(pm_pipeline *pl, pl_file *f, pl_chunk *c);
@@ -148,11 +135,11 @@ static void end_turn(pm_pipeline *pl, pl_file *f, pl_chunk *c, unsigned point,
     pl_chunk *succ = NULL;
     int wake = 0;
     pthread_mutex_lock(&f->lock);
-    f->turn[point]++;
-    if (f->parked[point] && f->parked[point]->pub.seq == f->turn[point]) {
-        succ = f->parked[point];
-        f->parked[point] = succ->next;
-    }
+    pm__seqlist *sp = &f->points[point];
+    sp->next++;
+    pm__seqnode *n = pm__seq_ready(sp);
+    if (n)
+        succ = pm__container_of(n, pl_chunk, sq);
     if (retire) {
         pl_piece *p = &c->retire;
         p->file = f;
@@ -359,7 +346,7 @@ static unsigned retire_point(const pm_pipeline *pl)
 /* Under f->lock: c may write its output now. */
 static int is_head(pm_pipeline *pl, pl_file *f, const pl_chunk *c)
 {
-    return f->turn[retire_point(pl)] == c->pub.seq;
+    return f->points[retire_point(pl)].next == c->pub.seq;
 }
 
 static void retired(pm_pipeline *pl)
@@ -414,12 +401,11 @@ static int queue_piece(pm_pipeline *pl, pl_file *f, pl_piece *p)
 static int flush_held(pm_pipeline *pl, pl_file *f, pl_chunk *c)
 {
     int wake = 0;
-    pl_piece *p = c->held;
-    c->held = c->held_tail = NULL;
-    while (p) {
-        pl_piece *next = p->next;
-        wake |= queue_piece(pl, f, p);
-        p = next;
+    pm__node *n = pm__fifo_take_all(&c->held);
+    while (n) {
+        pm__node *next = n->next;
+        wake |= queue_piece(pl, f, pm__container_of(n, pl_piece, node));
+        n = next;
     }
     return wake;
 }
@@ -440,17 +426,13 @@ int pm_chunk_emit(pm_chunk *chunk, const void *data, size_t len)
         e->piece.chunk = NULL;
         e->piece.buf = e->data;
         e->piece.len = n;
-        e->piece.next = NULL;
         int wake = 0;
         pthread_mutex_lock(&f->lock);
         if (is_head(pl, f, c)) {
             wake = flush_held(pl, f, c);
             wake |= queue_piece(pl, f, &e->piece);
-        } else if (c->held_tail) {
-            c->held_tail->next = &e->piece;
-            c->held_tail = &e->piece;
         } else {
-            c->held = c->held_tail = &e->piece;
+            pm__fifo_push(&c->held, &e->piece.node);
         }
         pthread_mutex_unlock(&f->lock);
         if (wake)

@@ -39,7 +39,7 @@ pm_future *pm__future_new(pm_task_fn fn, void *arg, int refs)
     pm_future *f = malloc(sizeof *f);
     if (!f)
         return NULL;
-    f->work.next = NULL;
+    f->work.node.next = NULL;
     f->fn = fn;
     f->arg = arg;
     atomic_init(&f->state, PM__PENDING);
