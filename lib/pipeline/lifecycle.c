@@ -279,6 +279,11 @@ void pm__pl_open_files(pm_pipeline *pl)
     while (may_open_file(pl)) {
         pl_found found;
         char *path = pm__pl_source_next(pl, &found);
+        if (!path && found.err == -ENOMEM) {
+            pl->first_error = -ENOMEM;        /* nothing is dropped silently */
+            atomic_store(&pl->cancelled, 1);
+            return;
+        }
         if (!path) {
             pl->src.done = 1;
             return;

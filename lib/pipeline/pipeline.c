@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <pmap/config.h>
@@ -346,16 +347,19 @@ static void on_tick(void *arg, ssize_t res)
     (void)res;
 }
 
-static void arm_tick(pm_pipeline *pl)
+/* The periodic wake-up (progress, and the fallback for a worker's post
+ * that could not be allocated). Returns 0 when it is armed. */
+static int arm_tick(pm_pipeline *pl)
 {
     if (pl->tick_armed)
-        return;
+        return 0;
     uint64_t ns = (uint64_t)(pl->o.progress_interval * 1e9);
     int64_t id = pm_loop_timer(pl->loop, ns, on_tick, pl);
-    if (id >= 0) {
-        pl->tick_armed = 1;
-        pl->tick_id = id;
-    }
+    if (id < 0)
+        return (int)id;
+    pl->tick_armed = 1;
+    pl->tick_id = id;
+    return 0;
 }
 
 /* Every file was reported and every token came back. */
@@ -469,8 +473,12 @@ static int run_loop(pm_pipeline *pl)
         step(pl);
         if (run_finished(pl))
             return 0;
-        arm_tick(pl);
-        int r = pm_loop_run_once(pl->loop, 1);
+        /* Without the timer (no memory for it) a worker's lost post could
+         * leave us asleep for good: poll instead, a millisecond apart. */
+        int wait = arm_tick(pl) == 0;
+        int r = pm_loop_run_once(pl->loop, wait);
+        if (!wait && r == 0)
+            nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
         if (r < 0 && r != -EINTR && r != -ETIMEDOUT) {
             atomic_store(&pl->cancelled, 1);
             while (!run_finished(pl) && pm_loop_run_once(pl->loop, 1) >= 0)

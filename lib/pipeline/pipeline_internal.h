@@ -281,8 +281,9 @@ typedef struct pl_found {
 } pl_found;
 
 /* source.c: the next path of the source in order (malloc'd), or NULL at
- * the end. Directories are walked, not returned, unless they cannot be
- * read (an ERROR). */
+ * the end -- or with found->err == -ENOMEM when a path could not be
+ * allocated (the run then fails). Directories are walked, not returned,
+ * unless they cannot be read (an ERROR). */
 char *pm__pl_source_next(pm_pipeline *pl, pl_found *found);
 void pm__pl_source_clear(pl_source *src);
 

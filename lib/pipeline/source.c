@@ -202,15 +202,10 @@ char *pm__pl_source_next(pm_pipeline *pl, pl_found *out)
         int named, oom;
         unsigned char dtype;
         char *path = next_path(src, &named, &dtype, &oom);
-        if (oom) {                   /* reported under a placeholder name */
-            path = strdup("?");
-            if (path)
-                report(out, PM_EVENT_ERROR, PM_REASON_INPUT, -ENOMEM, NULL);
-            out->walked = out->incidental = 0;
-            return path;
-        }
-        if (!path)
+        if (!path) {                 /* the end, or out of memory: err says */
+            report(out, PM_EVENT_ERROR, PM_REASON_INPUT, oom ? -ENOMEM : 0, NULL);
             return NULL;
+        }
         out->walked = !named;
         out->incidental = 0;
         if (named && !strcmp(path, "-")) {
