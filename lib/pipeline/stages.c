@@ -42,18 +42,24 @@ static void on_post(void *arg, ssize_t res)
     (void)res;   /* drains the done queue after every loop iteration */
 }
 
-/* Queues p for the I/O thread (under the file's lock, so each file's pieces
- * keep their order). Returns 1 when the caller must wake the I/O thread with
- * wake_io() -- after releasing the file's lock, to keep the system call out
- * of the serial section. */
-static int dq_push(pm_pipeline *pl, pl_piece *p)
+/* Appends n to one of the done queue's lists. Returns 1 when the caller
+ * must wake the I/O thread with wake_io() -- after releasing any file lock
+ * it holds, to keep the system call out of the serial section. */
+static int dq_append(pm_pipeline *pl, pm__fifo *q, pm__node *n)
 {
     pthread_mutex_lock(&pl->dq.lock);
-    pm__fifo_push(&pl->dq.pieces, &p->node);
+    pm__fifo_push(q, n);
     int need_post = !pl->dq.posted;
     pl->dq.posted = 1;
     pthread_mutex_unlock(&pl->dq.lock);
     return need_post;
+}
+
+/* Queues p for the I/O thread (under the file's lock, so each file's pieces
+ * keep their order). */
+static int dq_push(pm_pipeline *pl, pl_piece *p)
+{
+    return dq_append(pl, &pl->dq.pieces, &p->node);
 }
 
 static void wake_io(pm_pipeline *pl)
@@ -72,16 +78,10 @@ void pm__pl_take_done(pm_pipeline *pl, pm__node **pieces, pm__node **files)
     pthread_mutex_unlock(&pl->dq.lock);
 }
 
-/* Queues f, whose blocking step ended, for the I/O thread; 1 when the
- * caller must wake it. */
+/* Queues f, whose blocking step ended, for the I/O thread. */
 static int dq_push_file(pm_pipeline *pl, pl_file *f)
 {
-    pthread_mutex_lock(&pl->dq.lock);
-    pm__fifo_push(&pl->dq.files, &f->done_node);
-    int need_post = !pl->dq.posted;
-    pl->dq.posted = 1;
-    pthread_mutex_unlock(&pl->dq.lock);
-    return need_post;
+    return dq_append(pl, &pl->dq.files, &f->done_node);
 }
 
 static void chunk_run(pm__work *w, unsigned worker);
