@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <pmap/config.h>
+#include <pmap/loop.h>
 #include <pmap/pipeline.h>
 #include <pmap/pool.h>
 #include "testutil.h"
@@ -46,6 +47,11 @@ static void test_jobs_env(void)
         CU_ASSERT_EQUAL(pm_pool_new(NULL, &pool), -EINVAL);
         pm_pipeline *pl = NULL;
         CU_ASSERT_EQUAL(pm_pipeline_new(NULL, &pl), -EINVAL);
+        pm_loop *loop = NULL;                   /* the I/O engine's size too */
+        CU_ASSERT_EQUAL(pm_loop_new(&(pm_loop_opts){.engine = PM_LOOP_THREADS}, &loop), -EINVAL);
+        pm_loop_opts lo = {.engine = PM_LOOP_THREADS, .io_threads = 2};
+        CU_ASSERT_EQUAL_FATAL(pm_loop_new(&lo, &loop), 0);  /* explicit: fine */
+        pm_loop_free(loop);
         pm_pipeline_opts o = {.jobs = 2};       /* explicit: fine */
         CU_ASSERT_EQUAL_FATAL(pm_pipeline_new(&o, &pl), 0);
         CU_ASSERT_EQUAL(pm_pipeline_jobs(pl), 2);

@@ -585,6 +585,17 @@ static int pick_engine(pm_loop *loop, const pm_loop_opts *o)
     return rc;
 }
 
+/* The thread engine's workers by default: from the one worker count
+ * (config.h), twice over since they block in system calls, 4 to 64. */
+static int default_io_threads(void)
+{
+    int jobs = pm_default_jobs();
+    if (jobs < 0)
+        return jobs;
+    int n = 2 * jobs;
+    return n < 4 ? 4 : n > 64 ? 64 : n;
+}
+
 int pm_loop_new(const pm_loop_opts *opts, pm_loop **loop_ret)
 {
     pm_loop_opts o = opts ? *opts : (pm_loop_opts){0};
@@ -592,8 +603,12 @@ int pm_loop_new(const pm_loop_opts *opts, pm_loop **loop_ret)
         return -EINVAL;
     if (o.queue_depth == 0)
         o.queue_depth = 64;
-    if (o.io_threads == 0)
-        o.io_threads = 4;
+    if (o.io_threads == 0) {
+        int rc = default_io_threads();
+        if (rc < 0)
+            return rc;
+        o.io_threads = (unsigned)rc;
+    }
     pm_loop *loop = calloc(1, sizeof *loop);
     if (!loop)
         return -ENOMEM;

@@ -48,7 +48,9 @@ typedef enum pm_loop_engine {
 typedef struct pm_loop_opts {
     unsigned queue_depth;    /* submission queue entries; 0: 64 */
     pm_loop_engine engine;   /* see above; default AUTO */
-    unsigned io_threads;     /* fallback engine's worker threads; 0: 4 */
+    unsigned io_threads;     /* fallback engine's worker threads; 0: twice
+                                the default worker count (PMAP_JOBS or the
+                                CPUs, config.h), 4 to 64 */
     int async_reads;         /* io_uring: punt reads to io-wq (IOSQE_ASYNC),
                                 faster from the page cache; 0: off */
     int verbose;             /* say once on stderr when falling back */
