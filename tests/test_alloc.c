@@ -79,13 +79,11 @@ static void *injected_at;         /* the call that failed */
 static int trace_failures;        /* PM_ALLOC_VERBOSE=2: print each failed call */
 static void print_caller(const char *what, void *addr);
 
-static _Thread_local int exempt;   /* this thread's allocations do not fail */
-
 /* Called by every wrapper with its caller: counts the allocation; 1 if it
  * must fail. */
 static int inject(void *caller)
 {
-    if (!atomic_load_explicit(&tracking, memory_order_relaxed) || exempt)
+    if (!atomic_load_explicit(&tracking, memory_order_relaxed))
         return 0;
     atomic_fetch_add(&nallocs, 1);
     long left = atomic_fetch_sub(&countdown, 1);
@@ -223,14 +221,6 @@ void __wrap_free(void *p)
 {
     live_del(p);
     __real_free(p);
-}
-
-/* pm_loop_timer is still wrapped by tests/CMakeLists.txt (it once had to be
- * exempted from failures); the wrapper only passes the call on. */
-int64_t __real_pm_loop_timer(pm_loop *l, uint64_t ns, pm_loop_cb cb, void *arg);
-int64_t __wrap_pm_loop_timer(pm_loop *l, uint64_t ns, pm_loop_cb cb, void *arg)
-{
-    return __real_pm_loop_timer(l, ns, cb, arg);
 }
 
 char *__wrap_strdup(const char *s)
