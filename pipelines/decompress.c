@@ -57,6 +57,11 @@ static int inflate_stage(pm_chunk *c, void *arg, unsigned worker)
     const unsigned char *in = c->data;
     size_t len = c->len;
     unsigned char *buf = c->worker_state;
+    if (!st->z) {                         /* the file's first chunk */
+        int rc = pm_gz_inflater_new(&st->z);
+        if (rc < 0)
+            return rc;
+    }
     while (!st->done) {
         size_t used = 0, produced = 0;
         int rc = pm_gz_inflate(st->z, in, len, &used, buf, INFLATE_BUF, &produced, c->last);
@@ -87,19 +92,12 @@ static int inflate_stage(pm_chunk *c, void *arg, unsigned worker)
     return 0;
 }
 
-static int begin(pm_file *f, void *arg)
-{
-    (void)arg;
-    decompress_state *st = f->state;     /* zeroed by the pipeline */
-    return pm_gz_inflater_new(&st->z);
-}
-
 /* -N: the output gets the stored MTIME, as gzip -N does. */
 static int end_restore_mtime(pm_file *f, int status, void *arg)
 {
     (void)arg;
     const decompress_state *st = f->state;
-    if (status == 0 && st) {
+    if (status == 0 && st && st->z) {
         pm_gz_info info;
         pm_gz_inflater_info(st->z, &info);
         if (info.mtime)
@@ -119,8 +117,9 @@ static void fill_result(pmp_run *run, const pm_file *f, pmp_result *r)
     (void)run;
     const decompress_state *st = f->state;
     static __thread char name[256];
-    pm_gz_info info;
-    pm_gz_inflater_info(st->z, &info);
+    pm_gz_info info = {0};
+    if (st->z)                   /* NULL when the file failed before its first chunk */
+        pm_gz_inflater_info(st->z, &info);
     r->compressed = (uint64_t)f->st.st_size;
     r->uncompressed = info.out_bytes;
     r->mtime = info.mtime;
@@ -194,7 +193,6 @@ int pmp_decompress(const pmp_opts *o, const char *const *paths, size_t n,
     pmp_run_init(&run, o);
     pm_pipeline_opts *pl = &run.pl;
     decompress_ctx cx = {.emit = !o->test_only && !o->list, .list = o->list};
-    pl->file_begin = begin;
     pl->accept = accept;
     run.state_size = sizeof(decompress_state);
     run.state_release = release;

@@ -1090,6 +1090,8 @@ static int check_pipeline(void *ctx, int rc)
         bad |= r < 0 ? 8 : 0;
         outputs += r > 0;
     }
+    if (x->sink == PM_SINK_FILES && outputs != x->done)
+        bad |= 128;                 /* an output without its event, or the reverse */
     if (count_files(x->dir) != NINPUTS)
         bad |= 16;                  /* a temporary file left behind */
     if (rc == 0 && (x->done != NINPUTS || x->errors))

@@ -10,7 +10,10 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
+
+#include <linux/magic.h>
 
 #include <pmap/pipeline.h>
 #include "testutil.h"
@@ -160,13 +163,23 @@ static int suffix_out(const pm_file *f, char *buf, size_t cap, void *arg)
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
+/* With hooks (file_begin/file_end, which run on the calling thread) every
+ * file takes the usual way; without them a file that fits in a chunk is
+ * done in one step on a worker (stages.c, "whole files"), and the order
+ * stage's state comes from file_state_size. */
+static int with_hooks = 1;
+
 static pm_pipeline *make(pm_pipeline_opts *o, recorder *r)
 {
     pm_pipeline *pl = NULL;
     o->on_event = on_event;
     o->arg = r;
-    o->file_begin = begin_state;
-    o->file_end = end_state;
+    if (with_hooks) {
+        o->file_begin = begin_state;
+        o->file_end = end_state;
+    } else {
+        o->file_state_size = 2 * sizeof(uint64_t);
+    }
     CU_ASSERT_EQUAL_FATAL(pm_pipeline_new(o, &pl), 0);
     CU_ASSERT_EQUAL(pm_pipeline_add_stage(pl, "copy", PM_STAGE_PARALLEL, copy_stage, r), 0);
     CU_ASSERT_EQUAL(pm_pipeline_add_stage(pl, "order", PM_STAGE_SERIAL_IN_ORDER, order_stage, r), 0);
@@ -678,6 +691,111 @@ static void test_hook_and_link_failures(void)
     free(dir);
 }
 
+/* The same tree without hooks: its small files are done in one step each,
+ * its larger ones the usual way, with the same results and order. */
+static void test_whole_files(void)
+{
+    with_hooks = 0;
+    test_many_files();
+    with_hooks = 1;
+}
+
+/* Failures of files done in one step: a stage error, a file that grows
+ * while it is read, one replaced by rename. Each is reported, keeps its
+ * input and leaves no output; the others are done. */
+static void test_whole_failures(void)
+{
+    char *dir = pm_test_tmpdir();
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && for f in a b c zbad grow swap; do "
+                               "head -c 3000 /dev/urandom > $f; done && cp swap swap.orig", dir), 0);
+    char grow[512], swap[512];
+    snprintf(grow, sizeof grow, "%s/grow", dir);
+    snprintf(swap, sizeof swap, "%s/swap", dir);
+    with_hooks = 0;
+    recorder r;
+    rec_init(&r);
+    r.fail_name = "/zbad";
+    r.grow_path = grow;           /* every file's first chunk appends to it */
+    r.replace_path = swap;
+    pm_pipeline_opts o = {.jobs = 2, .chunk_size = 8192, .out_size = 8192,
+                          .sink = PM_SINK_FILES, .out_path = suffix_out,
+                          .flags = PM_PL_REMOVE_INPUT, .skip_suffix = ".orig"};
+    pm_pipeline *pl = make(&o, &r);
+    const char *paths[] = {dir};
+    pm_pipeline_stats st;
+    int rc = pm_pipeline_run(pl, paths, 1, &st);
+    CU_ASSERT(rc == -EBADMSG || rc == -EIO);
+    CU_ASSERT_EQUAL(r.done, 3);
+    CU_ASSERT_EQUAL(r.failed, 2);
+    CU_ASSERT_EQUAL(r.warned, 1);
+    CU_ASSERT(r.order_ok);
+    CU_ASSERT_EQUAL(st.files_done, 4);          /* a warning counts as done */
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && test ! -e a && test -f a.out && test ! -e c && "
+                               "test -f zbad && test ! -e zbad.out && "
+                               "test -f grow && test ! -e grow.out && "
+                               "test \"$(cat swap)\" = replacement && cmp -s swap.out swap.orig",
+                               dir), 0);
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && test $(ls -A | wc -l) -eq 8", dir), 0);
+    pm_pipeline_free(pl);
+    with_hooks = 1;
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
+static int on_tmpfs(const char *path)
+{
+    struct statfs sf;
+    return statfs(path, &sf) == 0 && sf.f_type == TMPFS_MAGIC;
+}
+
+/* Runs the sync test's pipeline on a fresh tree in dir; returns the stats. */
+static pm_pipeline_stats sync_run(const char *dir, unsigned flags)
+{
+    pm_pipeline_stats st = {0};
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && rm -rf t && mkdir t && for i in 1 2 3 4; do "
+                               "head -c $((i * 1000)) /dev/urandom > t/f$i; done && "
+                               "head -c 20000 /dev/urandom > t/big", dir), 0);
+    recorder r;
+    rec_init(&r);
+    pm_pipeline_opts o = {.jobs = 2, .chunk_size = 8192, .out_size = 8192,
+                          .sink = PM_SINK_FILES, .out_path = suffix_out, .flags = flags};
+    pm_pipeline *pl = make(&o, &r);
+    char t[600];
+    snprintf(t, sizeof t, "%s/t", dir);
+    const char *paths[] = {t};
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, paths, 1, &st), 0);
+    CU_ASSERT_EQUAL(r.done, 5);
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s/t' && test $(ls | grep -c '\\.out$') -eq 5", dir), 0);
+    pm_pipeline_free(pl);
+    return st;
+}
+
+/* Before an input is removed its output and the output's directory are
+ * synced: two fsyncs per file -- none when told not to, when nothing is
+ * removed, or when input and output are on tmpfs (a crash loses the input
+ * there anyway; fsync does nothing). */
+static void test_syncs(void)
+{
+    with_hooks = 0;
+    char *dir = pm_test_tmpdir();
+    if (!on_tmpfs(dir)) {
+        CU_ASSERT_EQUAL(sync_run(dir, PM_PL_REMOVE_INPUT).syncs, 10);
+        CU_ASSERT_EQUAL(sync_run(dir, PM_PL_REMOVE_INPUT | PM_PL_NO_SYNC).syncs, 0);
+    }
+    CU_ASSERT_EQUAL(sync_run(dir, 0).syncs, 0);
+    pm_test_rmtree(dir);
+    free(dir);
+    char shm[] = "/dev/shm/pmap-test-XXXXXX";
+    if (on_tmpfs("/dev/shm") && mkdtemp(shm)) {
+        CU_ASSERT_EQUAL(sync_run(shm, PM_PL_REMOVE_INPUT).syncs, 0);
+        CU_ASSERT_EQUAL(pm_test_sh("test $(ls '%s/t' | grep -vc '\\.out$') -eq 0", shm), 0);
+        pm_test_rmtree(shm);
+    } else {
+        pm_test_skip("no tmpfs at /dev/shm: the tmpfs half is not run");
+    }
+    with_hooks = 1;
+}
+
 /* An empty file gives one empty last chunk. */
 static int empty_check_stage(pm_chunk *c, void *arg, unsigned worker)
 {
@@ -728,6 +846,9 @@ int main(void)
         {"ENOSPC on output", test_enospc},
         {"empty file", test_empty_file},
         {"hook and link failures", test_hook_and_link_failures},
+        {"small files in one step each", test_whole_files},
+        {"small files in one step: failures", test_whole_failures},
+        {"fsyncs only where they protect something", test_syncs},
         {NULL, NULL},
     };
     return pm_test_run("pipeline", cases);

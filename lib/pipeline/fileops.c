@@ -18,8 +18,10 @@
  *           that was read, unchanged; otherwise keep it, with a warning.
  *
  * The output's and the directory's fsyncs between these steps go through
- * the loop (lifecycle.c). A step's result is 0, PM_PL_SKIP (OPEN), PL_WARN
- * (done, with a warning in the message) or -errno, with a message.
+ * the loop (lifecycle.c); there are none when input and output are both on
+ * tmpfs or ramfs (see pm__pl_must_sync). A step's result is 0, PM_PL_SKIP
+ * (OPEN), PL_WARN (done, with a warning in the message) or -errno, with a
+ * message.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,14 +31,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
-#include "pipeline_internal.h"
+#include <linux/magic.h>
 
-static int must_sync(const pm_pipeline *pl)
-{
-    return (pl->o.flags & PM_PL_REMOVE_INPUT) && !(pl->o.flags & PM_PL_NO_SYNC);
-}
+#include "pipeline_internal.h"
 
 static void close_fd(int *fd)
 {
@@ -183,6 +183,15 @@ static int open_output(pm_pipeline *pl, pl_file *f, char **msg)
     return rc;
 }
 
+/* On a filesystem that lives in memory only? */
+static int in_memory(int fd)
+{
+    struct statfs sf;
+    if (fstatfs(fd, &sf) < 0)
+        return 0;
+    return sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
+}
+
 static int op_open(pm_pipeline *pl, pl_file *f, char **msg)
 {
     int rc = open_input(pl, f, msg);
@@ -193,6 +202,8 @@ static int op_open(pm_pipeline *pl, pl_file *f, char **msg)
     }
     if (rc == 0 && pl->o.sink == PM_SINK_FILES)
         rc = open_output(pl, f, msg);
+    if (rc == 0 && pm__pl_must_sync(pl, f))
+        f->no_sync = in_memory(f->fd) && in_memory(f->out_fd);
     return rc;
 }
 
@@ -324,9 +335,9 @@ static int op_commit(pm_pipeline *pl, pl_file *f, char **msg)
     int rc = check_unchanged(f, msg);
     if (rc == 0)
         rc = link_output(pl, f, msg);
-    if (rc == 0 && !must_sync(pl))
+    if (rc == 0 && !pm__pl_must_sync(pl, f))
         rc = remove_input(pl, f, msg);   /* nothing to wait for in between */
-    if (rc >= 0 && !must_sync(pl)) {
+    if (rc >= 0 && !pm__pl_must_sync(pl, f)) {
         close_fd(&f->fd);
         close_fd(&f->dir_fd);
     }

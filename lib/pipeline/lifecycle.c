@@ -6,8 +6,12 @@
  * them ends by calling back into this file.
  *
  *   PENDING     found by the source (source.c); refused by accept: SKIP
- *      |  submit OPEN
+ *      |  submit OPEN (lent a token when the file may be a whole file)
  *   OPENING     open input, create the output       (worker)
+ *      |        a file that fits in the token is read, staged and written
+ *      |        by the same step, and committed too unless an fsync must
+ *      |        come first (stages.c, whole files): on to SYNC_OUT, or
+ *      |        straight to FINISHED
  *      |  file_begin hook, queued for reading
  *   ACTIVE      chunks read, staged, written        (io.c, stages.c)
  *      |  all retired and written: file_end hook
@@ -39,11 +43,6 @@
 
 #include <pmap/error.h>
 #include "pipeline_internal.h"
-
-static int must_sync(const pm_pipeline *pl)
-{
-    return (pl->o.flags & PM_PL_REMOVE_INPUT) && !(pl->o.flags & PM_PL_NO_SYNC);
-}
 
 /* ---- the file table ---- */
 
@@ -214,7 +213,29 @@ static void file_start(pm_pipeline *pl, pl_file *f)
         }
     }
     pl->files.in_flight++;
+    if (pm__pl_whole_ok(pl, f))
+        f->whole = pm__pl_token_get(pl, f);   /* NULL when none is free */
     submit(pl, f, PL_OPENING, PL_OP_OPEN);
+}
+
+/* Takes back the token lent to f's OPEN step and counts what the step did
+ * with it (stages.c, whole files). */
+static void whole_return(pm_pipeline *pl, pl_file *f)
+{
+    pl_chunk *c = f->whole;
+    if (!c)
+        return;
+    f->whole = NULL;
+    if (f->whole_state != PL_WHOLE_NONE) {
+        pl->stats.chunks++;
+        pl->stats.bytes_in += f->pub.bytes_in;
+        pl->stats.bytes_out += f->pub.bytes_out;
+        pl->bytes_done += c->pub.len;
+        f->reads_issued = f->chunks_total = f->chunks_retired = 1;
+        f->next_off = c->pub.len;
+        f->read_eof = 1;
+    }
+    pm__pl_token_put(pl, c);
 }
 
 static void ready_push(pl_files *t, pl_file *f)
@@ -227,9 +248,21 @@ static void ready_push(pl_files *t, pl_file *f)
     t->ready_tail = f;
 }
 
+static void finish_ok(pm_pipeline *pl, pl_file *f);
+
 static void open_done(pm_pipeline *pl, pl_file *f)
 {
+    whole_return(pl, f);
     int rc = f->op_rc;
+    if (f->whole_state == PL_WHOLE_FINISHED) {   /* committed: report it */
+        f->opened = 1;
+        pl->bytes_total += (uint64_t)f->pub.st.st_size;
+        if (rc < 0)
+            fail_step(pl, f, rc);
+        else
+            finish_ok(pl, f);
+        return;
+    }
     if (rc == 0 && atomic_load(&pl->cancelled))
         rc = -ECANCELED;
     if (rc == PM_PL_SKIP) {
@@ -247,7 +280,8 @@ static void open_done(pm_pipeline *pl, pl_file *f)
     }
     f->opened = 1;
     f->phase = PL_ACTIVE;
-    if (pl->o.file_state_size && !(f->pub.state = calloc(1, pl->o.file_state_size))) {
+    if (pl->o.file_state_size && !f->pub.state &&
+        !(f->pub.state = calloc(1, pl->o.file_state_size))) {
         pm__pl_file_finish(pl, f, PM_EVENT_ERROR, PM_REASON_STAGE, -ENOMEM, NULL);
         return;
     }
@@ -257,7 +291,10 @@ static void open_done(pm_pipeline *pl, pl_file *f)
         pm__pl_file_finish(pl, f, PM_EVENT_ERROR, PM_REASON_STAGE, rc < 0 ? rc : -EIO, NULL);
         return;
     }
-    ready_push(&pl->files, f);
+    if (f->whole_state == PL_WHOLE_WRITTEN)
+        pm__pl_check_complete(pl, f);       /* read, staged, written: commit */
+    else
+        ready_push(&pl->files, f);
 }
 
 static int may_open_file(pm_pipeline *pl)
@@ -325,6 +362,7 @@ static void sync_then(pm_pipeline *pl, pl_file *f, int fd, pl_file_phase phase,
 {
     f->phase = phase;
     f->writes_inflight++;
+    pl->stats.syncs++;
     int64_t id = pm_loop_fsync(pl->loop, fd, 0, cb, f);
     if (id < 0)
         cb(f, id);
@@ -347,7 +385,7 @@ void pm__pl_file_complete(pm_pipeline *pl, pl_file *f)
     }
     if (pl->o.sink != PM_SINK_FILES)
         submit(pl, f, PL_CLOSING, PL_OP_FINISH);
-    else if (must_sync(pl))
+    else if (pm__pl_must_sync(pl, f))
         sync_then(pl, f, f->out_fd, PL_SYNC_OUT, on_out_synced);
     else
         submit(pl, f, PL_COMMITTING, PL_OP_COMMIT);
@@ -393,7 +431,7 @@ void pm__pl_step_done(pm_pipeline *pl, pl_file *f)
     case PL_COMMITTING:
         if (f->op_rc < 0)
             fail_step(pl, f, f->op_rc);
-        else if (must_sync(pl))
+        else if (pm__pl_must_sync(pl, f))
             sync_then(pl, f, f->dir_fd, PL_SYNC_DIR, on_dir_synced);
         else
             finish_ok(pl, f);

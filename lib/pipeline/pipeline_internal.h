@@ -67,6 +67,13 @@ typedef enum pl_file_phase {
     PL_FINISHED,                 /* event ready; waiting for its turn */
 } pl_file_phase;
 
+/* How far an OPEN step that was lent a token took a small file. */
+enum {
+    PL_WHOLE_NONE = 0,           /* only opened: read it as usual */
+    PL_WHOLE_WRITTEN,            /* read, staged and written: commit it */
+    PL_WHOLE_FINISHED,           /* committed too (or finished): report it */
+};
+
 /* The blocking steps of a file, run on a worker (fileops.c). */
 typedef enum pl_file_op {
     PL_OP_OPEN = 0,              /* open and check the input; create the output */
@@ -87,6 +94,7 @@ struct pl_file {
     int out_fd;                  /* temporary output, -1 if none */
     char *tmp_path;              /* named temporary (when O_TMPFILE failed) */
     int dir_fd;                  /* output directory, for its fsync */
+    int no_sync;                 /* input and output on tmpfs/ramfs: no fsync */
     pl_file_phase phase;
     int opened;                  /* the input was opened (events carry pub) */
     int walked;                  /* found while walking a directory */
@@ -99,6 +107,13 @@ struct pl_file {
     pm_reason op_reason;         /* why, when not 0 */
     char *op_msg;                /* its message (malloc'd) or NULL */
     pm__node done_node;          /* in the done queue's file list */
+
+    /* a small file done in one step (stages.c, "whole files"): the token
+     * lent to its OPEN step, how far the step took it, and whether pieces
+     * are written by the worker (under lock) */
+    pl_chunk *whole;
+    int whole_state;             /* PL_WHOLE_* */
+    int inline_out;
 
     /* I/O thread only */
     uint64_t next_off;           /* next read offset */
@@ -263,6 +278,7 @@ int pm__pl_workers_start(pm_pipeline *pl);
 void pm__pl_workers_stop(pm_pipeline *pl);
 void pm__pl_dispatch(pm_pipeline *pl, pl_chunk *c);
 void pm__pl_submit_op(pm_pipeline *pl, pl_file *f, pl_file_op op);
+int pm__pl_whole_ok(const pm_pipeline *pl, const pl_file *f);
 void pm__pl_take_done(pm_pipeline *pl, pm__node **pieces, pm__node **files);
 int pm__pl_emit_pool_new(pm_pipeline *pl, unsigned count, size_t size);
 void pm__pl_emit_pool_free(pm_pipeline *pl);
@@ -295,6 +311,15 @@ int pm__pl_op_run(pm_pipeline *pl, pl_file *f, char **msg_ret);
 void pm__pl_release(pl_file *f, int discard);
 
 #define PL_WARN 2                /* a step's result: done, with a warning */
+
+/* Outputs and their directory are synced before an input is removed --
+ * unless told not to, or input and output both live on a filesystem that
+ * a crash empties anyway (tmpfs, ramfs: there fsync does nothing and the
+ * input is not durable either). */
+static inline int pm__pl_must_sync(const pm_pipeline *pl, const pl_file *f)
+{
+    return (pl->o.flags & PM_PL_REMOVE_INPUT) && !(pl->o.flags & PM_PL_NO_SYNC) && !f->no_sync;
+}
 
 /* helpers */
 char *pm__pl_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,4 +1,4 @@
-/* pipeline_worker.c - the stages of a pipeline, run on the pool's workers.
+/* stages.c - the stages of a pipeline, run on the pool's workers.
  *
  * Threads: every chunk is a work item of the pool's executor (exec/exec.h):
  * the I/O thread submits a chunk when its read completes, and whichever
@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pipeline_internal.h"
 
@@ -251,14 +252,124 @@ static void chunk_drop(pm__work *w)
 
 /* ---- the files' blocking steps (fileops.c) as work items ---- */
 
+/* ---- whole files ----
+ *
+ * Most files of a tree are smaller than a chunk, and the usual way costs
+ * them four hand-offs between the I/O thread and the workers (open, read,
+ * stages, write, commit). When the pipeline has no hooks that must run on
+ * the calling thread and no framer, the I/O thread lends a token to a
+ * file's OPEN step; if the file turns out to fit in one chunk, the same
+ * work item reads it, runs its one chunk through every stage, writes the
+ * output and, when no fsync has to come first, commits it (or finishes it)
+ * -- one hand-off. The file belongs to the worker for the whole step, so
+ * its pieces are written here (inline_out) instead of queued; the I/O
+ * thread counts the bytes and takes the token back when the step ends
+ * (lifecycle.c).
+ */
+
+int pm__pl_whole_ok(const pm_pipeline *pl, const pl_file *f)
+{
+    const pm_pipeline_opts *o = &pl->o;
+    return !o->file_begin && !o->file_end && !o->frame && o->sink != PM_SINK_FD &&
+           strcmp(f->path, "-") != 0;
+}
+
+static ssize_t pread_full(int fd, unsigned char *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;          /* a file that grew fails the commit's check */
+}
+
+static int pwrite_full(int fd, const unsigned char *buf, size_t len, uint64_t off)
+{
+    while (len > 0) {
+        ssize_t n = pwrite(fd, buf, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO;
+        buf += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* Under f->lock, on the worker that owns f: writes p at once. */
+static void write_inline(pm_pipeline *pl, pl_file *f, pl_piece *p)
+{
+    if (p->len && pl->o.sink == PM_SINK_FILES && !atomic_load(&f->status) &&
+        !atomic_load(&pl->cancelled)) {
+        int rc = pwrite_full(f->out_fd, p->buf, p->len, p->off);
+        if (rc < 0)
+            pm__pl_file_fail(f, PM_REASON_OUTPUT, rc, "write error: %s", strerror(-rc));
+        else
+            f->pub.bytes_out += p->len;
+    }
+    if (!p->chunk)
+        pm__pl_emit_put(pl, p);        /* the chunk's own token goes back later */
+}
+
+/* After f's OPEN step: if f fits in the token lent to it, does all of f's
+ * work up to its fsyncs here. */
+static void run_whole(pm_pipeline *pl, pl_file *f, unsigned worker)
+{
+    pl_chunk *c = f->whole;
+    uint64_t size = (uint64_t)f->pub.st.st_size;
+    if (f->stream || size == 0 || size > pl->o.chunk_size)
+        return;
+    if (pl->o.file_state_size && !(f->pub.state = calloc(1, pl->o.file_state_size)))
+        return;                   /* the I/O thread tries again, and reports it */
+    unsigned char *in = c->in + pl->o.overlap;
+    c->pub.seq = 0;
+    c->pub.offset = 0;
+    c->pub.data = in;
+    c->pub.len = (size_t)size;
+    c->pub.prefix_len = 0;
+    c->pub.last = 1;
+    c->stage = 0;
+    ssize_t n = pread_full(f->fd, in, (size_t)size);
+    if (n < 0)
+        pm__pl_file_fail(f, PM_REASON_INPUT, (int)n, "read error: %s", strerror((int)-n));
+    else if ((uint64_t)n != size)
+        pm__pl_file_fail(f, PM_REASON_CHANGED, -EIO, "file changed size while being read");
+    else
+        f->pub.bytes_in = size;
+    f->inline_out = 1;
+    run_chunk(pl, c, worker);     /* seq 0: every serial point lets it through */
+    f->inline_out = 0;
+    f->whole_state = PL_WHOLE_WRITTEN;
+    if (atomic_load(&f->status) || atomic_load(&pl->cancelled))
+        return;
+    if (pl->o.sink == PM_SINK_FILES && pm__pl_must_sync(pl, f))
+        return;                   /* the fsyncs go through the loop first */
+    f->op = pl->o.sink == PM_SINK_FILES ? PL_OP_COMMIT : PL_OP_FINISH;
+    free(f->op_msg);
+    f->op_rc = pm__pl_op_run(pl, f, &f->op_msg);
+    f->whole_state = PL_WHOLE_FINISHED;
+}
+
 static void op_run(pm__work *w, unsigned worker)
 {
-    (void)worker;
     pl_file *f = (pl_file *)((char *)w - offsetof(pl_file, work));
     pm_pipeline *pl = f->pl;
     atomic_fetch_add(&pl->busy, 1);
     free(f->op_msg);
     f->op_rc = pm__pl_op_run(pl, f, &f->op_msg);
+    if (f->op == PL_OP_OPEN && f->whole && f->op_rc == 0 && !atomic_load(&pl->cancelled))
+        run_whole(pl, f, worker);
     if (dq_push_file(pl, f))          /* f is the I/O thread's from here */
         wake_io(pl);
     busy_leave(pl);
@@ -394,6 +505,10 @@ static int queue_piece(pm_pipeline *pl, pl_file *f, pl_piece *p)
 {
     p->off = f->out_assigned;
     f->out_assigned += p->len;
+    if (f->inline_out) {
+        write_inline(pl, f, p);
+        return 0;
+    }
     return dq_push(pl, p);
 }
 

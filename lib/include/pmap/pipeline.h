@@ -179,6 +179,8 @@ typedef struct pm_pipeline_stats {
     uint64_t chunks;
     double wall_seconds, cpu_seconds;
     size_t peak_live_chunks; /* most chunks alive at once (<= max_chunks) */
+    uint64_t syncs;          /* fsyncs of outputs and their directories (none
+                                when input and output are on tmpfs/ramfs) */
 } pm_pipeline_stats;
 
 /* Flags for pm_pipeline_opts.flags. */
