@@ -796,6 +796,35 @@ static void test_syncs(void)
     with_hooks = 1;
 }
 
+/* Files the walk skips at once (here by suffix) are finished before they
+ * are reported, and the walk may not run far ahead of the reports: a run
+ * of them with nothing else in flight must not leave the I/O thread
+ * asleep until its timer (here 10 s, a stall each time). */
+static void test_skips_never_stall(void)
+{
+    char *dir = pm_test_tmpdir();
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && for i in $(seq 10 59); do echo $i > a$i.out; "
+                               "done && echo b > b && echo c > c", dir), 0);
+    with_hooks = 0;
+    recorder r;
+    rec_init(&r);
+    pm_pipeline_opts o = {.jobs = 2, .chunk_size = 4096, .out_size = 4096, .max_files = 1,
+                          .sink = PM_SINK_NONE, .skip_suffix = ".out",
+                          .progress_interval = 10};
+    pm_pipeline *pl = make(&o, &r);
+    const char *paths[] = {dir};
+    double t0 = pm_test_now();
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, paths, 1, NULL), 0);
+    CU_ASSERT(pm_test_now() - t0 < 5);
+    CU_ASSERT_EQUAL(r.skipped, 50);
+    CU_ASSERT_EQUAL(r.done, 2);
+    CU_ASSERT(r.order_ok);
+    pm_pipeline_free(pl);
+    with_hooks = 1;
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
 /* An empty file gives one empty last chunk. */
 static int empty_check_stage(pm_chunk *c, void *arg, unsigned worker)
 {
@@ -849,6 +878,7 @@ int main(void)
         {"small files in one step each", test_whole_files},
         {"small files in one step: failures", test_whole_failures},
         {"fsyncs only where they protect something", test_syncs},
+        {"skipped files never stall the walk", test_skips_never_stall},
         {NULL, NULL},
     };
     return pm_test_run("pipeline", cases);

@@ -306,6 +306,9 @@ static int may_open_file(pm_pipeline *pl)
         return 0;
     if (pl->o.sink == PM_SINK_FD && t->in_flight > 0)
         return 0;                 /* one file at a time, in order */
+    if (pm__pl_whole_ok(pl, NULL) && !pl->tok.free)
+        return 0;                 /* a file opened without a token to lend
+                                     would take the long way */
     /* Do not walk far ahead of the events (they wait for each other). */
     return t->seen - t->reported <= 4u * pl->o.max_files;
 }
@@ -313,7 +316,17 @@ static int may_open_file(pm_pipeline *pl)
 /* Takes paths from the source while more files may be in flight. */
 void pm__pl_open_files(pm_pipeline *pl)
 {
-    while (may_open_file(pl)) {
+    for (;;) {
+        if (!may_open_file(pl)) {
+            /* Finished files not yet reported may be all that holds the
+             * walk back: report them and go on (else, with nothing left in
+             * flight, the I/O thread would sleep until its timer). */
+            if (!pl->files.head || pl->files.head->phase != PL_FINISHED)
+                return;
+            pm__pl_deliver_events(pl);
+            if (!may_open_file(pl))
+                return;
+        }
         pl_found found;
         char *path = pm__pl_source_next(pl, &found);
         if (!path && found.err == -ENOMEM) {

@@ -389,6 +389,7 @@ static void drain_done(pm_pipeline *pl)
 static void step(pm_pipeline *pl)
 {
     drain_done(pl);
+    pm__pl_deliver_events(pl);    /* they bound how far the walk may go */
     if (atomic_load(&pl->cancelled)) {
         pm__pl_cancel_reads(pl);
     } else {

@@ -218,6 +218,7 @@ struct pm_pipeline {
     pm__exec *ex;
     int ex_held;                 /* pm__exec_hold() taken for this run */
     _Atomic uint32_t busy;       /* workers inside our work items (futex word) */
+    atomic_uint steps_queued;    /* files' blocking steps submitted, not started */
     void **wstate;               /* per-worker state (worker_init), by worker */
     unsigned char *winit;        /* 1 once worker_init ran for that worker */
 

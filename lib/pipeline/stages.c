@@ -45,13 +45,14 @@ static void on_post(void *arg, ssize_t res)
 
 /* Appends n to one of the done queue's lists. Returns 1 when the caller
  * must wake the I/O thread with wake_io() -- after releasing any file lock
- * it holds, to keep the system call out of the serial section. */
-static int dq_append(pm_pipeline *pl, pm__fifo *q, pm__node *n)
+ * it holds, to keep the system call out of the serial section. A file's
+ * ended step may wait for company (`lazy`): see dq_push_file(). */
+static int dq_append(pm_pipeline *pl, pm__fifo *q, pm__node *n, int lazy)
 {
     pthread_mutex_lock(&pl->dq.lock);
     pm__fifo_push(q, n);
-    int need_post = !pl->dq.posted;
-    pl->dq.posted = 1;
+    int need_post = !pl->dq.posted && !lazy;
+    pl->dq.posted |= need_post;
     pthread_mutex_unlock(&pl->dq.lock);
     return need_post;
 }
@@ -60,7 +61,7 @@ static int dq_append(pm_pipeline *pl, pm__fifo *q, pm__node *n)
  * keep their order). */
 static int dq_push(pm_pipeline *pl, pl_piece *p)
 {
-    return dq_append(pl, &pl->dq.pieces, &p->node);
+    return dq_append(pl, &pl->dq.pieces, &p->node, 0);
 }
 
 static void wake_io(pm_pipeline *pl)
@@ -79,10 +80,18 @@ void pm__pl_take_done(pm_pipeline *pl, pm__node **pieces, pm__node **files)
     pthread_mutex_unlock(&pl->dq.lock);
 }
 
-/* Queues f, whose blocking step ended, for the I/O thread. */
+/* Queues f, whose blocking step ended, for the I/O thread. The I/O thread
+ * is woken only when the workers are about to run out of steps (at most
+ * one queued per worker): until then the ended steps gather, and one
+ * wake-up serves many files -- for a tree of small files done in one step
+ * each, a wake-up per file costs the eventfd write, the I/O thread's
+ * switch in and out, and the ring's enter. Pieces and emits never wait
+ * (a worker may be waiting for an emit buffer they carry), and the last
+ * step always wakes it (nothing is left queued). */
 static int dq_push_file(pm_pipeline *pl, pl_file *f)
 {
-    return dq_append(pl, &pl->dq.files, &f->done_node);
+    int lazy = atomic_load(&pl->steps_queued) > pl->jobs;
+    return dq_append(pl, &pl->dq.files, &f->done_node, lazy);
 }
 
 static void chunk_run(pm__work *w, unsigned worker);
@@ -267,11 +276,12 @@ static void chunk_drop(pm__work *w)
  * (lifecycle.c).
  */
 
+/* May f (any file, when NULL) be done in one step? */
 int pm__pl_whole_ok(const pm_pipeline *pl, const pl_file *f)
 {
     const pm_pipeline_opts *o = &pl->o;
     return !o->file_begin && !o->file_end && !o->frame && o->sink != PM_SINK_FD &&
-           strcmp(f->path, "-") != 0;
+           (!f || strcmp(f->path, "-") != 0);
 }
 
 static ssize_t pread_full(int fd, unsigned char *buf, size_t len)
@@ -366,6 +376,7 @@ static void op_run(pm__work *w, unsigned worker)
     pl_file *f = (pl_file *)((char *)w - offsetof(pl_file, work));
     pm_pipeline *pl = f->pl;
     atomic_fetch_add(&pl->busy, 1);
+    atomic_fetch_sub(&pl->steps_queued, 1);
     free(f->op_msg);
     f->op_rc = pm__pl_op_run(pl, f, &f->op_msg);
     if (f->op == PL_OP_OPEN && f->whole && f->op_rc == 0 && !atomic_load(&pl->cancelled))
@@ -381,6 +392,7 @@ static void op_drop(pm__work *w)
     pl_file *f = (pl_file *)((char *)w - offsetof(pl_file, work));
     pm_pipeline *pl = f->pl;
     atomic_fetch_add(&pl->busy, 1);
+    atomic_fetch_sub(&pl->steps_queued, 1);
     atomic_store(&pl->cancelled, 1);
     free(f->op_msg);
     f->op_msg = NULL;
@@ -397,6 +409,7 @@ void pm__pl_submit_op(pm_pipeline *pl, pl_file *f, pl_file_op op)
     f->op = op;
     f->work.run = op_run;
     f->work.drop = op_drop;
+    atomic_fetch_add(&pl->steps_queued, 1);
     if (pm__exec_submit(pl->ex, &f->work, PM__SUBMIT_INTERNAL) != 0)
         op_drop(&f->work);
 }
