@@ -515,9 +515,34 @@ static int engine_wait(pm_loop *loop, int64_t tmo)
     return rc;
 }
 
+/* gettid() is a system call each time and the loop asks once per run_once:
+ * each thread keeps its own, forgotten in a forked child (whose one thread
+ * is the one that forked, under a new id). */
+static __thread int cached_tid;
+static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
+
+static void tid_forget(void)
+{
+    cached_tid = 0;
+}
+
+static void tid_init(void)
+{
+    pthread_atfork(NULL, NULL, tid_forget);
+}
+
+static int my_tid(void)
+{
+    if (!cached_tid) {
+        pthread_once(&tid_once, tid_init);
+        cached_tid = (int)gettid();
+    }
+    return cached_tid;
+}
+
 int pm_loop_run_once(pm_loop *loop, int wait)
 {
-    atomic_store_explicit(&loop->owner_tid, gettid(), memory_order_relaxed);
+    atomic_store_explicit(&loop->owner_tid, my_tid(), memory_order_relaxed);
     int ran = 0;
     loop->woken = 0;
     for (;;) {
@@ -617,7 +642,7 @@ int pm_loop_new(const pm_loop_opts *opts, pm_loop **loop_ret)
     atomic_init(&loop->nposts, 0);
     atomic_init(&loop->holds, 0);
     atomic_init(&loop->sleeping, 0);
-    atomic_init(&loop->owner_tid, gettid());
+    atomic_init(&loop->owner_tid, my_tid());
     int rc = pick_engine(loop, &o);
     if (rc < 0) {
         pthread_mutex_destroy(&loop->post_mu);
@@ -861,7 +886,7 @@ unsigned pm__loop_peak_inflight(const pm_loop *loop)
 
 int pm__loop_on_thread(const pm_loop *loop)
 {
-    return atomic_load_explicit(&((pm_loop *)loop)->owner_tid, memory_order_relaxed) == gettid();
+    return atomic_load_explicit(&((pm_loop *)loop)->owner_tid, memory_order_relaxed) == my_tid();
 }
 
 /* ---- gather groups ---- */
