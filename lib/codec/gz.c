@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <zlib.h>               /* crc32_z: zlib's table-driven CRC-32 */
+#include <libdeflate.h>         /* libdeflate_crc32: carry-less multiply where the CPU has it */
 
 #include <pmap/gz.h>
 #include <pmap/config.h>
@@ -35,7 +35,7 @@ uint32_t pm_crc32(uint32_t crc, const void *buf, size_t len)
 {
     if (len == 0)
         return crc;
-    return (uint32_t)crc32_z(crc, buf, len);
+    return libdeflate_crc32(crc, buf, len);
 }
 
 /* a * b modulo the CRC polynomial, both as reflected polynomials (bit 31 is
