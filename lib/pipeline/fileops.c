@@ -5,9 +5,10 @@
  *   OPEN    open the input (O_NONBLOCK: a FIFO swapped in never blocks the
  *           open), check what it is; for PM_SINK_FILES ask out_path, refuse
  *           an existing output (unless PM_PL_OVERWRITE) or the input itself,
- *           open the output directory and create the output there as an
- *           unnamed file (O_TMPFILE), or a hidden ".NAME.pmtmp.XXXXXX" file
- *           where the filesystem lacks it, so a crash leaves nothing behind.
+ *           create the output in its directory as an unnamed file
+ *           (O_TMPFILE), or a hidden ".NAME.pmtmp.XXXXXX" file where the
+ *           filesystem lacks it, so a crash leaves nothing behind; open the
+ *           directory too when it is to be synced.
  *   FINISH  (no output file) check that the input did not change while it
  *           was read, close it.
  *   COMMIT  the same check; give the output the input's owner, mode and
@@ -160,15 +161,7 @@ static int open_output(pm_pipeline *pl, pl_file *f, char **msg)
     char *dir = dir_of(f->out_path, &base);
     if (!dir)
         return -ENOMEM;
-    f->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (f->dir_fd < 0) {
-        rc = -errno;
-        f->op_reason = PM_REASON_OUTPUT;
-        *msg = pm__pl_strdupf("cannot open output directory %s: %s", dir, strerror(errno));
-        free(dir);
-        return rc;
-    }
-    f->out_fd = openat(f->dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    f->out_fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     if (f->out_fd < 0) {
         if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL || errno == ENOENT)
             rc = open_named_tmp(f, dir, base);
@@ -183,6 +176,23 @@ static int open_output(pm_pipeline *pl, pl_file *f, char **msg)
     return rc;
 }
 
+/* The output's directory, for its fsync. */
+static int open_output_dir(pl_file *f, char **msg)
+{
+    const char *base;
+    char *dir = dir_of(f->out_path, &base);
+    if (!dir)
+        return -ENOMEM;
+    f->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = f->dir_fd < 0 ? -errno : 0;
+    if (rc < 0) {
+        f->op_reason = PM_REASON_OUTPUT;
+        *msg = pm__pl_strdupf("cannot open output directory %s: %s", dir, strerror(-rc));
+    }
+    free(dir);
+    return rc;
+}
+
 /* On a filesystem that lives in memory only? */
 static int in_memory(int fd)
 {
@@ -190,6 +200,46 @@ static int in_memory(int fd)
     if (fstatfs(fd, &sf) < 0)
         return 0;
     return sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
+}
+
+/* in_memory() of the filesystem of fd, whose device is dev, asked once per
+ * device and run (a tree rarely spans more than a few). */
+static int dev_in_memory(pm_pipeline *pl, dev_t dev, int fd)
+{
+    pl_fscache *c = &pl->fs;
+    pthread_mutex_lock(&c->lock);
+    for (unsigned i = 0; i < c->n; i++) {
+        if (c->dev[i] == dev) {
+            int mem = c->mem[i];
+            pthread_mutex_unlock(&c->lock);
+            return mem;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    int mem = in_memory(fd);
+    pthread_mutex_lock(&c->lock);
+    if (c->n < PL_FSCACHE) {
+        c->dev[c->n] = dev;
+        c->mem[c->n++] = (unsigned char)mem;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return mem;
+}
+
+/* Do path and out_path name entries of the same directory? */
+static int same_dir(const char *a, const char *b)
+{
+    const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+    size_t la = sa ? (size_t)(sa - a) : 0, lb = sb ? (size_t)(sb - b) : 0;
+    return (!sa) == (!sb) && la == lb && memcmp(a, b, la) == 0;
+}
+
+/* Input and output both in memory (pm__pl_must_sync: no fsync then)? */
+static int volatile_pair(pm_pipeline *pl, pl_file *f)
+{
+    if (!dev_in_memory(pl, f->pub.st.st_dev, f->fd))
+        return 0;
+    return same_dir(f->path, f->out_path) || in_memory(f->out_fd);
 }
 
 static int op_open(pm_pipeline *pl, pl_file *f, char **msg)
@@ -203,7 +253,9 @@ static int op_open(pm_pipeline *pl, pl_file *f, char **msg)
     if (rc == 0 && pl->o.sink == PM_SINK_FILES)
         rc = open_output(pl, f, msg);
     if (rc == 0 && pm__pl_must_sync(pl, f))
-        f->no_sync = in_memory(f->fd) && in_memory(f->out_fd);
+        f->no_sync = volatile_pair(pl, f);
+    if (rc == 0 && pm__pl_must_sync(pl, f))
+        rc = open_output_dir(f, msg);
     return rc;
 }
 

@@ -139,6 +139,7 @@ int pm_pipeline_new(const pm_pipeline_opts *opts, pm_pipeline **pl_ret)
     pthread_mutex_init(&pl->dq.lock, NULL);
     pthread_mutex_init(&pl->em.lock, NULL);
     pthread_cond_init(&pl->em.cond, NULL);
+    pthread_mutex_init(&pl->fs.lock, NULL);
     pthread_mutex_init(&pl->ctl_lock, NULL);
     *pl_ret = pl;
     return 0;
@@ -151,6 +152,7 @@ void pm_pipeline_free(pm_pipeline *pl)
     pthread_mutex_destroy(&pl->dq.lock);
     pthread_mutex_destroy(&pl->em.lock);
     pthread_cond_destroy(&pl->em.cond);
+    pthread_mutex_destroy(&pl->fs.lock);
     pthread_mutex_destroy(&pl->ctl_lock);
     if (pl->own_pool)
         pm_pool_free(pl->pool);
@@ -459,6 +461,7 @@ static void run_reset(pm_pipeline *pl, const char *const *paths, size_t n)
     pl->src.n = n ? n : 1;
     pl->bytes_total = 0;
     pl->bytes_done = 0;
+    pl->fs.n = 0;                 /* mounts may have changed since the last run */
     pl->tick_armed = 0;
     pl->as_root = geteuid() == 0;
     pl->t_start = pm__now();

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <pmap/loop.h>
 #include <pmap/pipeline.h>
@@ -195,6 +196,16 @@ typedef struct pl_emitpool {
     size_t size;
 } pl_emitpool;
 
+/* Which devices are in memory (tmpfs, ramfs), asked once per device and
+ * run (fileops.c). Workers share it under lock. */
+#define PL_FSCACHE 8
+typedef struct pl_fscache {
+    pthread_mutex_t lock;
+    unsigned n;
+    dev_t dev[PL_FSCACHE];
+    unsigned char mem[PL_FSCACHE];
+} pl_fscache;
+
 /* Every file not yet reported, in source order, and the files waiting to
  * be read. I/O thread only. */
 typedef struct pl_files {
@@ -235,6 +246,7 @@ struct pm_pipeline {
     pl_tokens tok;
     pl_doneq dq;
     pl_emitpool em;
+    pl_fscache fs;
 
     pm_pipeline_stats stats;
     uint64_t bytes_total;        /* sizes of the inputs opened so far */
