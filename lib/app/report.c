@@ -35,7 +35,10 @@ void pm_print_name(FILE *out, const char *name)
 {
     for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
         if (!needs_escape(*p)) {
-            putc(*p, out);
+            const unsigned char *run = p;     /* one call for a run of plain bytes */
+            while (p[1] && !needs_escape(p[1]))
+                p++;
+            fwrite(run, 1, (size_t)(p - run + 1), out);
             continue;
         }
         switch (*p) {
