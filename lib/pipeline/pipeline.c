@@ -34,7 +34,7 @@
 #include "pipeline_internal.h"
 
 #define PL_DEFAULT_CHUNK (128u * 1024u)
-#define PL_DEFAULT_FILES 64u      /* files in flight: enough for their fsyncs
+#define PL_DEFAULT_FILES 256u     /* files in flight: enough for their fsyncs
                                      to share the filesystem's commits */
 
 static double cpu_now(void)

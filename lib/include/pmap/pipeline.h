@@ -209,7 +209,7 @@ typedef struct pm_pipeline_opts {
     size_t out_size;         /* each chunk's output buffer; 0: no output buffer */
     unsigned max_chunks;     /* live chunks bound; 0: 4 x jobs + 2 */
     unsigned max_files;      /* files in flight (open, or a step of their
-                                commit under way); 0: 64, fewer if the
+                                commit under way); 0: 256, fewer if the
                                 descriptor limit is low (3 per file) */
     unsigned flags;          /* PM_PL_* */
     int io_engine;           /* a pm_loop_engine (0: automatic) */
