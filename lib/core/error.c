@@ -1,11 +1,39 @@
-/* error.c - pm_strerror: text for negative errno codes. */
+/* error.c - pm_strerror: text for negative errno codes.
+ *
+ * Every string returned is static (error.h promises it): pmap's own
+ * wordings, glibc's untranslated description of a code it knows
+ * (strerrordesc_np, a pointer into a constant table, MT-Safe), and one
+ * fixed "unknown error" for everything else. strerror() is not used: for a
+ * code glibc does not know it formats "Unknown error N" into a per-thread
+ * buffer that the thread's next such call, or its exit, frees, so a caller
+ * holding the first string would read freed memory. INT_MIN has no
+ * negation in int; it is unknown without being negated.
+ */
+#define _GNU_SOURCE                   /* strerrordesc_np */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #include <pmap/error.h>
 
+static const char pm__unknown_error[] = "unknown error";
+
+/* glibc's description of a positive errno value, or NULL when it has none. */
+static const char *pm__libc_desc(int err)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+    return strerrordesc_np(err);
+#else
+    /* Other C libraries (musl, bionic) return static strings from strerror
+     * for every code. */
+    return strerror(err);
+#endif
+}
+
 const char *pm_strerror(int err)
 {
+    if (err == INT_MIN)
+        return pm__unknown_error;
     if (err < 0)
         err = -err;
     switch (err) {
@@ -15,6 +43,6 @@ const char *pm_strerror(int err)
     case ECANCELED: return "operation cancelled";
     default:        break;
     }
-    /* strerror() is thread-safe in glibc for known codes (static table). */
-    return strerror(err);
+    const char *s = pm__libc_desc(err);
+    return s ? s : pm__unknown_error;
 }

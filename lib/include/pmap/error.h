@@ -19,7 +19,11 @@ extern "C" {
 #endif
 
 /* Text for a pmap error code (negative errno; a positive value is treated as
- * its negation). Never returns NULL; the string is static. Thread-safe. */
+ * its negation): pmap's wording for the codes above, the C library's
+ * (untranslated) description of other errno values, and "unknown error"
+ * for a code the C library does not know (INT_MIN included). Never returns
+ * NULL; the string is static, valid for the life of the process whatever
+ * thread asked and whatever is called next. Thread-safe; cannot fail. */
 PM_API const char *pm_strerror(int err);
 
 #ifdef __cplusplus
