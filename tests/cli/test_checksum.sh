@@ -64,6 +64,7 @@ ok "symlinks skipped (exit 2) unless -f; a missing file fails alone (exit 1)"
 
 total=$(cat d/empty d/one d/c31 d/c32 d/sub/c33 d/a/big d/sub/r | wc -c)
 run pmap checksum --json d; expect_rc 0 "--json"
-tail -1 "$T/.out" | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["command"]=="checksum" and j["files_ok"]==7 and j["bytes_in"]==int(sys.argv[1]), j' "$total" \
-    || fail "--json line: $(tail -1 "$T/.out")"
-ok "--json ends the output with the stats"
+tail -1 "$T/.err" | python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["command"]=="checksum" and j["files_ok"]==7 and j["bytes_in"]==int(sys.argv[1]), j' "$total" \
+    || fail "--json line: $(tail -1 "$T/.err")"
+[ "$(wc -l <"$T/.out")" = 7 ] && ! grep -q '{' "$T/.out" || fail "--json mixed into the sums: $(tail -1 "$T/.out")"
+ok "--json: the stats on stderr, the sums alone on stdout"

@@ -23,7 +23,7 @@ t1=$(date +%s.%N)
 [ "$(find tree -type f -name '*.txt.gz' | wc -l)" = "$N" ] || fail "not $N .gz files"
 [ "$(find tree -type f ! -name '*.gz' | wc -l)" = 0 ] || fail "inputs left"
 python3 -c 'import json,sys; j=json.loads(open(sys.argv[1]).read().splitlines()[-1]); assert j["files_ok"]==int(sys.argv[2]), j' \
-    "$T/.out" "$N" || fail "--json files_ok"
+    "$T/.err" "$N" || fail "--json files_ok"
 # gzip checks a sample of outputs (all of them would take longer than pmap).
 find tree -name '*.gz' | awk 'NR % 97 == 1' | xargs gzip -t || fail "gzip -t rejects outputs"
 ok "$N files compressed in $(echo "$t1 - $t0" | bc) s; every input has its .gz"

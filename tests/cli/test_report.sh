@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What pmap reports besides its data: the --json statistics line (fields
-# and values; on stderr when stdout carries data), the progress bar
+# and values; on stderr or into --json=FILE, never on stdout), the progress bar
 # (--progress, --no-progress, automatic on a terminal for long jobs only),
 # and exit statuses with -q.
 . "$(dirname "$0")/lib.sh"
@@ -24,21 +24,42 @@ EOF2
 
 run pmap compress --json d; expect_rc 0 "--json"
 gzbytes=$(cat d/*.gz | wc -c)
-json "$T/.out" "j['command']=='compress' and j['exit']==0 and j['signal']==0 and j['files_ok']==3 and j['files_failed']==0 and j['files_skipped']==0 and j['bytes_in']==$total and j['bytes_out']==$gzbytes and j['wall_seconds']>0 and j['mb_per_s']>0"
-[ "$(wc -l <"$T/.out")" = 1 ] || fail "--json: more than one line"
-ok "--json: one line on stdout, counts and bytes right"
+json "$T/.err" "j['command']=='compress' and j['exit']==0 and j['signal']==0 and j['files_ok']==3 and j['files_failed']==0 and j['files_skipped']==0 and j['bytes_in']==$total and j['bytes_out']==$gzbytes and j['wall_seconds']>0 and j['mb_per_s']>0"
+[ "$(wc -l <"$T/.err")" = 1 ] || fail "--json: more than one line"
+[ ! -s "$T/.out" ] || fail "--json: something on stdout"
+ok "--json: one line on stderr, counts and bytes right"
 
 gzip -dc d/a.gz >d/a && rm d/a.gz
 run pmap compress --json -q d/a d/b.gz d/c.gz; expect_rc 2 "--json with skips"
-json "$T/.out" "j['exit']==2 and j['files_skipped']==2 and j['files_ok']==1"
+json "$T/.err" "j['exit']==2 and j['files_skipped']==2 and j['files_ok']==1"
 run pmap decompress --json d/a.gz d/missing.gz; expect_rc 1 "--json with an error"
-json "$T/.out" "j['exit']==1 and j['files_failed']==1 and j['command']=='decompress'"
+json "$T/.err" "j['exit']==1 and j['files_failed']==1 and j['command']=='decompress'"
 ok "--json: exit status and skip/failure counts"
 
 run pmap compress -c --json d/a; expect_rc 0 "-c --json"
 gzip -t "$T/.out" 2>/dev/null || fail "-c --json: stdout is not pure gzip"
 json "$T/.err" "j['files_ok']==1 and j['bytes_in']==400000"
 ok "--json goes to stderr when stdout carries the data"
+
+# Results on stdout stay pure: checksum, wc and -l lines, nothing else.
+for cmd in "checksum d" "wc d" "decompress -l d/b.gz"; do
+    # shellcheck disable=SC2086
+    run pmap $cmd --json; expect_rc 0 "$cmd --json"
+    ! grep -q '{' "$T/.out" || fail "$cmd --json: JSON mixed into stdout: $(tail -1 "$T/.out")"
+    json "$T/.err" "j['command']=='${cmd%% *}' and j['exit']==0"
+    # shellcheck disable=SC2086
+    pmap $cmd >plain.out 2>/dev/null
+    cmp -s plain.out "$T/.out" || fail "$cmd --json: stdout differs from the run without --json"
+done
+run pmap checksum --json=stats.json d/a; expect_rc 0 "--json=FILE"
+expect_no_err "--json=FILE"
+[ "$(wc -l <"$T/.out")" = 1 ] || fail "--json=FILE: stdout is not the one sum"
+json stats.json "j['command']=='checksum' and j['files_ok']==1 and j['bytes_in']==400000"
+run pmap wc --json=nodir/stats.json d/a; expect_rc 1 "--json=FILE unwritable"
+expect_err "nodir/stats.json" "--json=FILE unwritable names the file"
+expect_out "d/a" "--json=FILE unwritable: the counts still come"
+run pmap wc --json= d/a; expect_rc 1 "--json= without a name"
+ok "--json never mixes into results on stdout (checksum, wc, -l); --json=FILE writes the file"
 
 run pmap checksum --progress d/a d/b.gz; expect_rc 0 "--progress"
 grep -q 'ETA' "$T/.err" && grep -q '/s' "$T/.err" && grep -q 'files' "$T/.err" || fail "--progress: no bar: $(cat "$T/.err")"

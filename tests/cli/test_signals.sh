@@ -50,7 +50,7 @@ stop_after 0.8 INT "$PM_BIN" compress -9 -p2 --json w
 [ "$took" -lt 2000 ] || fail "SIGINT: exit took ${took} ms"
 read -r done pending <<<"$(state w)"
 [ "$pending" -gt 0 ] || fail "SIGINT came after the end (nothing pending): make the job longer"
-grep -q '"signal":2' "$T/.out" || fail "--json after SIGINT: $(cat "$T/.out")"
+grep -q '"signal":2' "$T/.err" || fail "--json after SIGINT: $(cat "$T/.err")"
 ok "SIGINT during compress: status 130 after ${took} ms, $done done, $pending intact, no temporary left"
 run pmap compress w; [ "$rc" = 0 ] || [ "$rc" = 2 ] || fail "rerun after SIGINT: $rc"
 read -r done pending <<<"$(state w)"; [ "$pending" = 0 ] || fail "rerun left $pending"

@@ -47,6 +47,7 @@ typedef struct cli_opts {
     const char *suffix;      /* -S, or NULL */
     int progress;            /* CLI_PROGRESS_* */
     int json;
+    const char *json_file;   /* --json=FILE, or NULL: stderr */
     int help, version;
     const char **paths;      /* operands, "-" is stdin (malloc'd array) */
     size_t npaths;

@@ -29,7 +29,7 @@ enum opt_id {
 typedef struct optdef {
     char short_name;         /* 0: long only */
     const char *long_name;   /* NULL: short only */
-    int has_arg;
+    int has_arg;             /* 0 no, 1 required, 2 optional (--opt=ARG only) */
     enum opt_id id;
     unsigned cmds;           /* commands that take it */
 } optdef;
@@ -56,7 +56,7 @@ static const optdef optdefs[] = {
     { 'r', "recursive", 0, O_RECURSIVE, ALL },
     { 0, "progress", 0, O_PROGRESS, ALL },
     { 0, "no-progress", 0, O_NO_PROGRESS, ALL },
-    { 0, "json", 0, O_JSON, ALL },
+    { 0, "json", 2, O_JSON, ALL },
     { 'h', "help", 0, O_HELP, ALL },
     { 'V', "version", 0, O_VERSION, ALL },
     { 'd', "decompress", 0, O_DECOMPRESS, GZ },
@@ -152,7 +152,12 @@ static int apply(cli_opts *o, const optdef *d, char letter, const char *arg)
     case O_RECURSIVE: break;   /* directories are always walked */
     case O_PROGRESS: o->progress = CLI_PROGRESS_ON; break;
     case O_NO_PROGRESS: o->progress = CLI_PROGRESS_OFF; break;
-    case O_JSON: o->json = 1; break;
+    case O_JSON:
+        if (arg && !*arg)
+            return usage_error(o, "option '%s' needs a file name after '='", "--json=");
+        o->json = 1;
+        o->json_file = arg;
+        break;
     case O_HELP: o->help = 1; break;
     case O_DECOMPRESS: o->decompress = 1; break;
     case O_TEST: o->test = 1; break;
@@ -202,7 +207,9 @@ static int parse_long(cli_opts *o, int argc, char **argv, int *i)
         return usage_error(o, ambiguous ? "ambiguous option '%s'" : "unknown option '%s'",
                            argv[*i]);
     const char *arg = NULL;
-    if (d->has_arg) {
+    if (d->has_arg == 2) {
+        arg = eq ? eq + 1 : NULL;
+    } else if (d->has_arg) {
         if (eq)
             arg = eq + 1;
         else if (*i + 1 < argc)
@@ -278,7 +285,8 @@ void cli_help_common(FILE *f, const char *force)
           "      --progress        progress bar on stderr (default: when stderr is a\n"
           "                        terminal and the job takes more than a second)\n"
           "      --no-progress     no progress bar\n"
-          "      --json            one line of statistics in JSON at the end\n"
+          "      --json[=FILE]     one line of statistics in JSON at the end, on\n"
+          "                        stderr or into FILE (never mixed into the data)\n"
           "  -h, --help            this help\n"
           "  -V, --version         the version\n", f);
 }

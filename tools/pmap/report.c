@@ -298,13 +298,20 @@ void cli_report_run(cli_report *r, int ret, const pm_pipeline_stats *st)
     }
 }
 
-static void print_json(cli_report *r, int status, int signo)
+/* --json: the statistics line, on stderr or into --json=FILE; never on
+ * stdout, which carries data or results. Returns 0, or -1 when FILE could
+ * not be written (said on stderr). */
+static int print_json(cli_report *r, int status, int signo)
 {
-    FILE *f = r->data_on_stdout ? stderr : stdout;
+    const cli_opts *o = r->o;
+    FILE *f = o->json_file ? fopen(o->json_file, "w") : stderr;
+    if (!f) {
+        cli_error(r, "cannot write statistics to %s: %s", o->json_file, strerror(errno));
+        return -1;
+    }
     const pm_pipeline_stats *s = &r->total;
     double wall = s->wall_seconds > 0 ? s->wall_seconds : cli_now() - r->t0;
     double mbps = wall > 0 ? (double)s->bytes_in / 1e6 / wall : 0.0;
-    cli_report_before_stdout(r);
     fprintf(f, "{\"command\":\"%s\",\"exit\":%d,\"signal\":%d,"
             "\"files_ok\":%llu,\"files_failed\":%llu,\"files_skipped\":%llu,"
             "\"files_warned\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,"
@@ -317,7 +324,12 @@ static void print_json(cli_report *r, int status, int signo)
             (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
             wall, s->cpu_seconds, mbps, (unsigned long long)s->chunks,
             s->peak_live_chunks);
-    fflush(f);
+    int bad = f == stderr ? fflush(f) : fclose(f);
+    if (bad && o->json_file) {
+        cli_error(r, "cannot write statistics to %s: %s", o->json_file, strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 int cli_report_finish(cli_report *r)
@@ -325,8 +337,8 @@ int cli_report_finish(cli_report *r)
     int signo = pm_signals_caught(r->sig);
     int status = pm_tally_status(&r->tally, signo);   /* gzip's 0, 1, 2; 128 + N */
     bar_clear(r);
-    if (r->o->json)
-        print_json(r, status, signo);
+    if (r->o->json && print_json(r, status, signo) < 0 && !signo)
+        status = CLI_EXIT_ERROR;
     if (signo)
         pm_signals_die(signo);
     return status;
