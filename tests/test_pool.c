@@ -4,6 +4,7 @@
  * Every wait has a timeout, so a broken pool fails instead of hanging. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <malloc.h>          /* mallinfo2: imap's memory */
 #include <omp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -704,6 +705,110 @@ static void test_imap_timeout(void)
     gate_destroy(&g);
 }
 
+/* Bytes the allocator has handed out (the main arena plus mmapped blocks;
+ * 0 deltas under sanitizers, whose allocators glibc does not see). */
+static size_t heap_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+/* Drains an iterator over square(0..n-1): 1 if every result came right. */
+static int drain_squares(pm_imap *it, size_t n, int ordered)
+{
+    char *seen = calloc(n ? n : 1, 1);
+    size_t got = 0, idx;
+    int64_t v;
+    int st, rc, bad = 0;
+    while ((rc = pm_imap_next(it, &v, &idx, &st, WAIT_S)) == 1) {
+        bad += st != 0 || idx >= n || seen[idx] || v != (int64_t)(idx * idx);
+        bad += ordered && idx != got;
+        if (idx < n)
+            seen[idx] = 1;
+        got++;
+    }
+    free(seen);
+    return rc == 0 && got == n && bad == 0;
+}
+
+/* Issue 10 item 15: a chunksize of 2^61 or more made the default bound
+ * (4 x workers x chunksize) wrap to 0, which was divided by (SIGFPE); 2^40
+ * was not capped at n and the iterator failed with -ENOMEM. */
+static void test_imap_huge_chunksize(void)
+{
+    pm_pool *p = new_pool(2);
+    enum { N = 10 };
+    int64_t in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    const size_t sizes[] = {(size_t)1 << 40, (size_t)1 << 61, (size_t)1 << 62,
+                            SIZE_MAX / 2 + 1, SIZE_MAX};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        for (int mode = 0; mode < 4; mode++) {       /* ordered?, input callback? */
+            int ordered = mode & 1;
+            counted_input c = {.end = N, .fail_at = -1};
+            pm_map_spec s = square_spec(in, NULL, N, sizes[k]);
+            if (mode & 2) {
+                s.in = NULL;
+                s.input = counted_read;
+                s.input_arg = &c;
+            }
+            pm_imap *it = NULL;
+            int rc = ordered ? pm_pool_imap(p, &s, &it) : pm_pool_imap_unordered(p, &s, &it);
+            CU_ASSERT_EQUAL(rc, 0);
+            if (rc == 0)
+                CU_ASSERT(drain_squares(it, N, ordered));
+            pm_imap_free(it);
+        }
+    }
+    pm_pool_free(p);
+}
+
+/* Item 15: the iterator sized its slots from max_inflight, not n: 10 items
+ * with max_inflight 10^7 took 1.1 s and 459 MB, and SIZE_MAX failed with
+ * -ENOMEM. Memory must follow the items actually read. */
+static void test_imap_memory_follows_n(void)
+{
+    pm_pool_opts o = PM_POOL_OPTS_INIT;
+    o.workers = 2;
+    o.imap_inflight = SIZE_MAX;                      /* the pool's default bound too */
+    pm_pool *p;
+    CU_ASSERT_EQUAL_FATAL(pm_pool_new(&o, &p), 0);
+    enum { N = 10 };
+    int64_t in[N];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    const size_t bounds[] = {10000000, SIZE_MAX / 2, SIZE_MAX, 0};
+    const size_t chunks[] = {0, 1, 3};
+    for (size_t b = 0; b < sizeof bounds / sizeof *bounds; b++) {
+        for (size_t k = 0; k < sizeof chunks / sizeof *chunks; k++) {
+            for (int mode = 0; mode < 4; mode++) {
+                int ordered = mode & 1;
+                counted_input c = {.end = N, .fail_at = -1};
+                pm_map_spec s = square_spec(in, NULL, N, chunks[k]);
+                s.max_inflight = bounds[b];
+                if (mode & 2) {
+                    s.in = NULL;
+                    s.input = counted_read;
+                    s.input_arg = &c;
+                }
+                size_t before = heap_in_use();
+                pm_imap *it = NULL;
+                int rc = ordered ? pm_pool_imap(p, &s, &it)
+                                 : pm_pool_imap_unordered(p, &s, &it);
+                CU_ASSERT_EQUAL(rc, 0);
+                if (rc != 0)
+                    continue;
+                size_t grew = heap_in_use() - before;
+                CU_ASSERT(grew < (1u << 20));        /* 10 items: kilobytes, not 459 MB */
+                CU_ASSERT(drain_squares(it, N, ordered));
+                pm_imap_free(it);
+            }
+        }
+    }
+    pm_pool_free(p);
+}
+
 /* ---- apply_async ---- */
 
 static int sleep_task(void *arg, void **result_ret)
@@ -1262,6 +1367,8 @@ int main(void)
         {"imap input callback error", test_imap_input_error},
         {"imap free early cancels the rest", test_imap_free_early},
         {"imap next timeout", test_imap_timeout},
+        {"imap with chunksize 2^40 .. SIZE_MAX", test_imap_huge_chunksize},
+        {"imap memory follows n, not max_inflight", test_imap_memory_follows_n},
         {"apply_async slow task, timeout, failure", test_apply_async_slow_and_timeout},
         {"cancel before and after start", test_cancel_before_and_after_start},
         {"terminate with 10000 pending", test_terminate_10000_pending},

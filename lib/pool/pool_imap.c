@@ -1,23 +1,35 @@
 /* pool_imap.c - pm_pool_imap / pm_pool_imap_unordered: lazy iterators with
  * a bound on the results in flight.
  *
- * Slots. An iterator owns `nslots` chunk slots of `cs` items each, with
- * nslots x cs <= max_inflight: a slot holds one chunk's results and
- * statuses (and, with an input callback, copies of its input items). A free
- * slot is filled with the next chunk of input and handed to the pool as a
- * task; the consumer drains finished slots item by item and, once a slot is
- * drained, frees it and immediately refills it. So input is read only when
- * a result has been taken out, and never more than max_inflight items are
- * read and not yet returned: that is the memory bound Python's imap lacks.
+ * Slots. An iterator may own up to `nslots` chunk slots of at most `cs`
+ * items each, with nslots x cs <= max_inflight: a slot holds one chunk's
+ * results and statuses (and, with an input callback, copies of its input
+ * items). A free slot is filled with the next chunk of input and handed to
+ * the pool as a task; the consumer drains finished slots item by item and,
+ * once a slot is drained, frees it and immediately refills it. So input is
+ * read only when a result has been taken out, and never more than
+ * max_inflight items are read and not yet returned: that is the memory
+ * bound Python's imap lacks.
+ *
+ * Memory follows the input, not the bound. Slots are made only when a
+ * chunk needs one and none is free, and a slot's buffers grow (doubling)
+ * to the largest chunk it has held, so 10 items cost 10 items' worth
+ * whatever max_inflight or chunksize say; chunksize is capped at n for an
+ * in[] array, and the default bound saturates instead of wrapping. An
+ * allocation that fails once the iterator runs ends the input there: the
+ * item that could not be read is reported with -ENOMEM, as an input
+ * callback's error would be.
  *
  * Threads. Only the consumer (the thread calling pm_imap_next or creating
  * the iterator) reads input, dispatches chunks and drains slots; workers
  * only run a chunk's items into its slot. When a chunk's future is done
  * (run or cancelled), its hook marks the slot done under the iterator's
- * mutex, queues it on the ready FIFO (unordered mode) and signals the
- * consumer. In ordered mode the consumer waits for chunk numbers in
- * sequence (by_chunk maps a chunk number modulo nslots to its slot); in
- * unordered mode it takes whichever slot the ready FIFO gives first.
+ * mutex, appends it to the ready list (unordered mode) and signals the
+ * consumer. In ordered mode the consumer keeps its dispatched slots in a
+ * list in chunk order and waits for the head to be done; in unordered mode
+ * it takes whichever slot the ready list gives first. A slot's `next` link
+ * serves one list at a time: free (consumer), dispatched (ordered,
+ * consumer) or ready (unordered, under the mutex).
  *
  * Ending early. pm_imap_free sets `cancelled` (running chunks stop after
  * their current item), cancels the chunks still queued, and waits until no
@@ -42,42 +54,43 @@
 
 typedef struct imap_slot {
     struct pm_imap *it;
-    pm_future *fut;              /* the chunk's task (one ref is ours); NULL: free */
+    struct imap_slot *next;      /* on the free, dispatched or ready list */
+    struct imap_slot *all_next;  /* every slot of the iterator */
+    pm_future *fut;              /* the chunk's task (one ref is ours); NULL: none */
     size_t first, count;         /* input indexes first .. first+count */
     size_t ran;                  /* items run; the rest were cancelled */
     size_t pos;                  /* next item to return */
     int done;                    /* chunk finished or cancelled (it->mu) */
     uintptr_t in;                /* its input: the caller's array or inbuf */
-    unsigned char *inbuf;        /* input callback mode: cs * in_size */
-    unsigned char *out;          /* cs * out_size */
-    int *status;                 /* cs */
+    size_t cap;                  /* items the three buffers below hold */
+    unsigned char *inbuf;        /* input callback mode: cap * in_size */
+    unsigned char *out;          /* cap * out_size */
+    int *status;                 /* cap */
 } imap_slot;
 
 struct pm_imap {
     pm_pool *pool;               /* we hold a reference */
     pm_map_spec spec;
     int ordered;
-    size_t cs, nslots;
-    imap_slot *slots;
-    pthread_mutex_t mu;          /* guards done, inflight, the ready FIFO */
+    size_t cs;                   /* items per chunk, at most */
+    size_t nslots, nmade;        /* slots allowed, slots made */
+    imap_slot *all;              /* every slot made (all_next) */
+    pthread_mutex_t mu;          /* guards done, inflight, the ready list */
     pthread_cond_t cv;           /* a chunk became done */
     size_t inflight;             /* chunks dispatched and not done */
-    size_t *ready;               /* unordered: done slots, FIFO ring */
-    size_t ready_head, ready_len;
+    imap_slot *ready, **ready_tail;   /* unordered: done slots, FIFO */
     _Atomic int cancelled;       /* set by pm_imap_free */
     /* consumer-only state */
-    size_t *free_slots, nfree;
-    size_t *by_chunk;            /* ordered: chunk % nslots -> slot */
+    imap_slot *free_slots;       /* drained slots */
+    size_t nbusy;                /* slots dispatched and not yet recycled */
+    imap_slot *disp, **disp_tail;     /* ordered: dispatched, in chunk order */
     size_t next_item;            /* items read so far */
-    size_t next_chunk;           /* chunks dispatched so far */
-    size_t consume_chunk;        /* ordered: next chunk to drain */
     imap_slot *cur;              /* slot being drained */
     int input_end, input_err;    /* input exhausted; its error, if any */
     size_t input_err_index;
     int ended;
     int live;
     pm__iter_link link;
-    void *mem;                   /* slot buffers */
 };
 
 /* ---- workers' side ---- */
@@ -109,14 +122,96 @@ static void chunk_done(pm_future *f, void *arg)
     pm_imap *it = s->it;
     pthread_mutex_lock(&it->mu);
     s->done = 1;
-    if (!it->ordered)
-        it->ready[(it->ready_head + it->ready_len++) % it->nslots] = (size_t)(s - it->slots);
+    if (!it->ordered) {
+        s->next = NULL;
+        *it->ready_tail = s;
+        it->ready_tail = &s->next;
+    }
     it->inflight--;
     pthread_cond_signal(&it->cv);
     pthread_mutex_unlock(&it->mu);
 }
 
+/* ---- slots ---- */
+
+/* a * b, or SIZE_MAX when that overflows. */
+static size_t mul_sat(size_t a, size_t b)
+{
+    return b && a > SIZE_MAX / b ? SIZE_MAX : a * b;
+}
+
+/* Makes s's buffers hold at least `need` (<= cs) items, keeping their
+ * contents: 0 or -ENOMEM (s unchanged, still usable at its old size). */
+static int slot_reserve(pm_imap *it, imap_slot *s, size_t need)
+{
+    if (need <= s->cap)
+        return 0;
+    size_t cap = s->cap ? s->cap : 1;
+    while (cap < need)
+        cap = mul_sat(cap, 2);
+    if (cap > it->cs)
+        cap = it->cs;
+    const size_t osz = it->spec.out_size, isz = it->spec.input ? it->spec.in_size : 0;
+    size_t out_b = mul_sat(cap, osz), in_b = mul_sat(cap, isz);
+    if (out_b == SIZE_MAX || in_b == SIZE_MAX || cap > SIZE_MAX / sizeof(int))
+        return -ENOMEM;
+    /* A grown buffer that is not used yet does no harm if a later one fails. */
+    unsigned char *out = realloc(s->out, out_b ? out_b : 1);
+    if (!out)
+        return -ENOMEM;
+    s->out = out;
+    int *status = realloc(s->status, cap * sizeof(int));
+    if (!status)
+        return -ENOMEM;
+    s->status = status;
+    if (isz) {
+        unsigned char *in = realloc(s->inbuf, in_b);
+        if (!in)
+            return -ENOMEM;
+        s->inbuf = in;
+    }
+    s->cap = cap;
+    return 0;
+}
+
+/* A free slot, made if none is free and fewer than nslots exist. NULL when
+ * every slot is busy, or (*nomem set) when making one failed. */
+static imap_slot *slot_get(pm_imap *it, int *nomem)
+{
+    imap_slot *s = it->free_slots;
+    if (s) {
+        it->free_slots = s->next;
+        return s;
+    }
+    if (it->nmade == it->nslots)
+        return NULL;
+    s = calloc(1, sizeof *s);
+    if (!s) {
+        *nomem = 1;
+        return NULL;
+    }
+    s->it = it;
+    s->all_next = it->all;
+    it->all = s;
+    it->nmade++;
+    return s;
+}
+
+static void slot_put(pm_imap *it, imap_slot *s)
+{
+    s->next = it->free_slots;
+    it->free_slots = s;
+}
+
 /* ---- the consumer's side ---- */
+
+/* Ends the input at item `index` with error err. */
+static void input_fail(pm_imap *it, size_t index, int err)
+{
+    it->input_end = 1;
+    it->input_err = err;
+    it->input_err_index = index;
+}
 
 /* Reads up to cs items into s; returns how many. Updates the input state. */
 static size_t fill_input(pm_imap *it, imap_slot *s)
@@ -126,25 +221,31 @@ static size_t fill_input(pm_imap *it, imap_slot *s)
     if (!sp->input) {
         size_t left = sp->n - it->next_item;
         count = left < it->cs ? left : it->cs;
+        if (slot_reserve(it, s, count)) {
+            input_fail(it, it->next_item, -ENOMEM);
+            return 0;
+        }
         s->in = (uintptr_t)sp->in + it->next_item * sp->in_size;
         if (count == left)
             it->input_end = 1;
         return count;
     }
-    s->in = (uintptr_t)s->inbuf;
     while (count < it->cs) {
+        if (count == s->cap && slot_reserve(it, s, count + 1)) {
+            input_fail(it, it->next_item + count, -ENOMEM);
+            break;
+        }
         int rc = sp->input(s->inbuf + count * sp->in_size, sp->input_arg);
         if (rc > 0) {
             count++;
             continue;
         }
+        if (rc < 0)
+            input_fail(it, it->next_item + count, rc);
         it->input_end = 1;
-        if (rc < 0) {
-            it->input_err = rc;
-            it->input_err_index = it->next_item + count;
-        }
         break;
     }
+    s->in = (uintptr_t)s->inbuf;
     return count;
 }
 
@@ -156,9 +257,12 @@ static void submit_slot(pm_imap *it, imap_slot *s, size_t count)
     s->pos = s->ran = 0;
     s->done = 0;
     it->next_item += count;
-    if (it->ordered)
-        it->by_chunk[it->next_chunk % it->nslots] = (size_t)(s - it->slots);
-    it->next_chunk++;
+    it->nbusy++;
+    if (it->ordered) {
+        s->next = NULL;
+        *it->disp_tail = s;
+        it->disp_tail = &s->next;
+    }
     pthread_mutex_lock(&it->mu);
     it->inflight++;
     pthread_mutex_unlock(&it->mu);
@@ -179,15 +283,22 @@ static void submit_slot(pm_imap *it, imap_slot *s, size_t count)
     }
 }
 
-/* Fills every free slot from the input. */
+/* Fills free slots (made on demand) from the input. */
 static void dispatch(pm_imap *it)
 {
-    while (it->nfree > 0 && !it->input_end) {
-        imap_slot *s = &it->slots[it->free_slots[it->nfree - 1]];
-        size_t count = fill_input(it, s);
-        if (count == 0)
+    while (!it->input_end) {
+        int nomem = 0;
+        imap_slot *s = slot_get(it, &nomem);
+        if (!s) {
+            if (nomem && it->nbusy == 0)     /* nothing would ever free one */
+                input_fail(it, it->next_item, -ENOMEM);
             break;
-        it->nfree--;
+        }
+        size_t count = fill_input(it, s);
+        if (count == 0) {
+            slot_put(it, s);
+            break;
+        }
         submit_slot(it, s, count);
     }
     if (it->input_end && it->live) {
@@ -202,7 +313,8 @@ static void recycle(pm_imap *it, imap_slot *s)
         pm__future_unref(s->fut);
         s->fut = NULL;
     }
-    it->free_slots[it->nfree++] = (size_t)(s - it->slots);
+    it->nbusy--;
+    slot_put(it, s);
 }
 
 /* Takes the next item of the current slot: 1 with an item, 0 when the slot
@@ -230,33 +342,45 @@ static int take_item(pm_imap *it, void *out, size_t *index_ret, int *status_ret)
     return 1;
 }
 
+/* The next slot to drain, taken off its list, or NULL; under it->mu.
+ * *end is set when no slot will ever come. */
+static imap_slot *ready_slot(pm_imap *it, int *end)
+{
+    imap_slot *s;
+    if (it->ordered) {
+        s = it->disp;
+        if (!s) {
+            *end = it->input_end;
+            return NULL;
+        }
+        if (!s->done)
+            return NULL;
+        if (!(it->disp = s->next))
+            it->disp_tail = &it->disp;
+        return s;
+    }
+    s = it->ready;
+    if (!s) {
+        *end = it->inflight == 0 && it->input_end;
+        return NULL;
+    }
+    if (!(it->ready = s->next))
+        it->ready_tail = &it->ready;
+    return s;
+}
+
 /* Sets it->cur to the next done slot: 1, or 0 at the end, or -ETIMEDOUT. */
 static int next_slot(pm_imap *it, const pm__deadline *d)
 {
-    int rc = 0;
+    int rc = 0, end = 0;
     pthread_mutex_lock(&it->mu);
     for (;;) {
-        if (it->ordered) {
-            if (it->consume_chunk == it->next_chunk && it->input_end)
-                break;
-            imap_slot *s = &it->slots[it->by_chunk[it->consume_chunk % it->nslots]];
-            if (it->consume_chunk < it->next_chunk && s->done) {
-                it->cur = s;
-                it->consume_chunk++;
-                rc = 1;
-                break;
-            }
-        } else {
-            if (it->ready_len > 0) {
-                it->cur = &it->slots[it->ready[it->ready_head]];
-                it->ready_head = (it->ready_head + 1) % it->nslots;
-                it->ready_len--;
-                rc = 1;
-                break;
-            }
-            if (it->inflight == 0 && it->input_end)
-                break;
+        if ((it->cur = ready_slot(it, &end)) != NULL) {
+            rc = 1;
+            break;
         }
+        if (end)
+            break;
         if (pm__cond_wait(&it->cv, &it->mu, d)) {
             rc = -ETIMEDOUT;
             break;
@@ -296,72 +420,48 @@ int pm_imap_next(pm_imap *it, void *out, size_t *index_ret, int *status_ret,
 
 /* ---- creation and teardown ---- */
 
-static size_t align16(size_t x)
+/* Chunk size and slot count from the spec and the pool. The bound never
+ * wraps (a chunksize of 2^61 x 4 x workers saturates) and, for an in[]
+ * array, neither the chunk nor the bound exceeds n (> 0 here). */
+static int imap_geometry(pm_imap *it)
 {
-    return (x + 15) & ~(size_t)15;
-}
-
-/* Chunk size and slot count from the spec and the pool. */
-static int imap_geometry(pm_pool *pool, const pm_map_spec *sp, size_t *cs, size_t *nslots)
-{
+    const pm_map_spec *sp = &it->spec;
+    const size_t w4 = (size_t)it->pool->workers * 4;
+    if (sp->out_size > SIZE_MAX / 8 || sp->in_size > SIZE_MAX / 8)
+        return -EINVAL;
     size_t c = sp->chunksize;
     if (!c) {
-        c = sp->input ? 1 : pm__auto_chunksize(sp->n, pool->workers);
+        c = sp->input ? 1 : pm__auto_chunksize(sp->n, it->pool->workers);
         if (c > IMAP_AUTO_CHUNK_MAX)
             c = IMAP_AUTO_CHUNK_MAX;
     }
-    size_t bound = sp->max_inflight ? sp->max_inflight : pool->imap_inflight;
+    if (!sp->input && c > sp->n)
+        c = sp->n;
+    size_t bound = sp->max_inflight ? sp->max_inflight : it->pool->imap_inflight;
     if (!bound)
-        bound = (size_t)pool->workers * 4 * c;
+        bound = mul_sat(w4, c);
+    if (!sp->input && bound > sp->n)
+        bound = sp->n;
     if (c > bound)
         c = bound;
-    *cs = c;
-    *nslots = bound / c;
-    /* Absurd sizes would overflow the buffer arithmetic (imap_alloc). */
-    if (sp->out_size > SIZE_MAX / 8 || sp->in_size > SIZE_MAX / 8)
-        return -EINVAL;
-    return 0;
-}
-
-static int imap_alloc(pm_imap *it)
-{
-    size_t ns = it->nslots, cs = it->cs;
-    /* Sizes are below SIZE_MAX / 8 (imap_geometry), so the sum is safe. */
-    if (cs > SIZE_MAX / 8 / (it->spec.out_size + it->spec.in_size + sizeof(int)))
-        return -ENOMEM;
-    size_t out_b = align16(cs * it->spec.out_size), st_b = align16(cs * sizeof(int));
-    size_t in_b = it->spec.input ? align16(cs * it->spec.in_size) : 0;
-    size_t slot_b = out_b + st_b + in_b;
-    if (ns > (SIZE_MAX - 1) / slot_b)
-        return -ENOMEM;
-    it->slots = calloc(ns, sizeof *it->slots);
-    it->free_slots = calloc(ns, sizeof(size_t));
-    it->by_chunk = calloc(ns, sizeof(size_t));
-    it->ready = calloc(ns, sizeof(size_t));
-    it->mem = malloc(ns * slot_b + 1);
-    if (!it->slots || !it->free_slots || !it->by_chunk || !it->ready || !it->mem)
-        return -ENOMEM;
-    unsigned char *p = it->mem;
-    for (size_t i = 0; i < ns; i++) {
-        imap_slot *s = &it->slots[i];
-        s->it = it;
-        s->out = p;
-        s->status = (int *)(void *)(p + out_b);
-        s->inbuf = in_b ? p + out_b + st_b : NULL;
-        p += slot_b;
-        it->free_slots[i] = ns - 1 - i;     /* slot 0 is used first */
-    }
-    it->nfree = ns;
+    it->cs = c;
+    it->nslots = bound / c;
     return 0;
 }
 
 static void imap_release(pm_imap *it)
 {
-    free(it->slots);
-    free(it->free_slots);
-    free(it->by_chunk);
-    free(it->ready);
-    free(it->mem);
+    imap_slot *s = it->all;
+    while (s) {
+        imap_slot *next = s->all_next;
+        if (s->fut)
+            pm__future_unref(s->fut);
+        free(s->inbuf);
+        free(s->out);
+        free(s->status);
+        free(s);
+        s = next;
+    }
     free(it);
 }
 
@@ -378,9 +478,11 @@ static int imap_new(pm_pool *pool, const pm_map_spec *spec, int ordered, pm_imap
         return -ENOMEM;
     it->spec = *spec;
     it->ordered = ordered;
-    int rc = imap_geometry(pool, spec, &it->cs, &it->nslots);
-    if (!rc)
-        rc = imap_alloc(it);
+    it->pool = pool;
+    it->ready_tail = &it->ready;
+    it->disp_tail = &it->disp;
+    int empty = !spec->input && spec->n == 0;
+    int rc = empty ? 0 : imap_geometry(it);
     if (!rc)
         rc = pm__cond_init(&it->cv);
     if (rc) {
@@ -389,14 +491,17 @@ static int imap_new(pm_pool *pool, const pm_map_spec *spec, int ordered, pm_imap
     }
     pthread_mutex_init(&it->mu, NULL);
     atomic_init(&it->cancelled, 0);
-    it->pool = pool;
     pm__pool_ref(pool);
-    if (!spec->input && spec->n == 0) {
+    if (empty) {
         it->input_end = 1;
     } else {
         pm__pool_iter_add(pool, &it->link);
         it->live = 1;
         dispatch(it);
+        if (it->input_err == -ENOMEM && it->next_item == 0) {   /* not one chunk */
+            pm_imap_free(it);
+            return -ENOMEM;
+        }
     }
     *it_ret = it;
     return 0;
@@ -417,16 +522,13 @@ void pm_imap_free(pm_imap *it)
     if (!it)
         return;
     atomic_store(&it->cancelled, 1);
-    for (size_t i = 0; i < it->nslots; i++)
-        if (it->slots[i].fut)
-            pm__future_cancel(it->slots[i].fut);   /* queued: done now */
+    for (imap_slot *s = it->all; s; s = s->all_next)
+        if (s->fut)
+            pm__future_cancel(s->fut);     /* queued: done now */
     pthread_mutex_lock(&it->mu);
     while (it->inflight > 0)
         pthread_cond_wait(&it->cv, &it->mu);
     pthread_mutex_unlock(&it->mu);
-    for (size_t i = 0; i < it->nslots; i++)
-        if (it->slots[i].fut)
-            pm__future_unref(it->slots[i].fut);
     if (it->live)
         pm__pool_iter_remove(it->pool, &it->link);
     pm__pool_unref(it->pool);

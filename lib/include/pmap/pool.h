@@ -92,11 +92,16 @@ typedef struct pm_map_spec {
     size_t out_size;
     /* Items per chunk, the unit handed to one thread. 0: automatic, as Pool
      * does: ceil(n / (4 x workers)); for imap capped at 64 (1 with an input
-     * callback) so results come early and memory stays bounded. */
+     * callback) so results come early and memory stays bounded. Any value
+     * is accepted; imap lowers it to n (for an in[] array) and to
+     * max_inflight. */
     size_t chunksize;
     /* imap only: at most this many items are read and not yet returned by
      * pm_imap_next(); chunksize is lowered to it if larger. 0: the pool's
-     * imap_inflight, or 4 x workers x chunksize. */
+     * imap_inflight, or 4 x workers x chunksize (saturating at SIZE_MAX).
+     * A bound, not a reservation: an iterator's memory follows the items
+     * it has actually read (at most n for an in[] array), so a large bound
+     * costs nothing on a short input. */
     size_t max_inflight;
     /* imap only: when set, items come from input(item, input_arg) instead of
      * in[] (n is then ignored). */
