@@ -825,6 +825,95 @@ static void test_skips_never_stall(void)
     free(dir);
 }
 
+/* ---- directories swapped for symbolic links mid-run (by descriptor) ----
+ *
+ * The accept hook runs on the I/O thread for each file just before its
+ * open: when it sees `swap_at`, it renames directory `swap_dir` away (to
+ * swap_dir.old) and puts a symbolic link to `swap_target` in its place --
+ * deterministically between the listing and the open of the files after. */
+static const char *swap_at, *swap_dir, *swap_target;
+
+static int swap_dir_hook(const char *path, char *msg, size_t cap, void *arg)
+{
+    (void)msg;
+    (void)cap;
+    (void)arg;
+    if (swap_at && ends_with(path, swap_at)) {
+        char old[700];
+        snprintf(old, sizeof old, "%s.old", swap_dir);
+        if (rename(swap_dir, old) != 0 || symlink(swap_target, swap_dir) != 0)
+            abort();
+        swap_at = NULL;
+    }
+    return 0;
+}
+
+/* Compresses `root` in place with the swap set up; returns the run's rc. */
+static int run_swapped(const char *root, recorder *r)
+{
+    rec_init(r);
+    pm_pipeline_opts o = {.jobs = 2, .chunk_size = 4096, .out_size = 4096,
+                          .sink = PM_SINK_FILES, .out_path = suffix_out,
+                          .flags = PM_PL_REMOVE_INPUT, .accept = swap_dir_hook};
+    pm_pipeline *pl = make(&o, r);
+    const char *paths[] = {root};
+    int rc = pm_pipeline_run(pl, paths, 1, NULL);
+    pm_pipeline_free(pl);
+    return rc;
+}
+
+static void test_dir_swapped_for_link(void)
+{
+    char *dir = pm_test_tmpdir();
+    char root[600], d[600], out[600];
+    snprintf(root, sizeof root, "%s/root", dir);
+    snprintf(d, sizeof d, "%s/root/d", dir);
+    snprintf(out, sizeof out, "%s/outside", dir);
+    recorder r;
+
+    /* 1. A listed directory becomes a link: its remaining files are still
+     *    read, written and removed in the directory that was listed. */
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && mkdir -p root/d outside && echo a > root/d/a && "
+                               "echo inside > root/d/b && echo outside > outside/b", dir), 0);
+    swap_at = "/d/a", swap_dir = d, swap_target = out;
+    CU_ASSERT_EQUAL(run_swapped(root, &r), 0);
+    CU_ASSERT_EQUAL(r.done, 2);
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && test \"$(cat outside/b)\" = outside && "
+                               "test $(ls outside | wc -l) -eq 1 && test ! -e root/d.old/b && "
+                               "test \"$(cat root/d.old/b.out)\" = inside && test -f root/d.old/a.out",
+                               dir), 0);
+
+    /* 2. A subdirectory listed but not yet walked becomes a link: not
+     *    followed, nothing outside read or touched. */
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && rm -rf root outside && mkdir -p root/d/sub outside && "
+                               "echo a > root/d/a && echo c > root/d/sub/c && echo outside > outside/c",
+                               dir), 0);
+    char sub[700];
+    snprintf(sub, sizeof sub, "%s/sub", d);
+    swap_at = "/d/a", swap_dir = sub, swap_target = out;
+    CU_ASSERT_EQUAL(run_swapped(root, &r), 0);
+    CU_ASSERT_EQUAL(r.done, 1);
+    CU_ASSERT_EQUAL(r.skipped, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.last_skip, "symbolic link"));
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && test \"$(cat outside/c)\" = outside && "
+                               "test $(ls outside | wc -l) -eq 1 && test -f root/d/sub.old/c", dir), 0);
+
+    /* 3. The directory named by the caller becomes a link after it was
+     *    listed: the same, one level up. */
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && rm -rf root outside && mkdir -p root outside && "
+                               "echo a > root/a && echo inside > root/b && echo outside > outside/b",
+                               dir), 0);
+    swap_at = "/root/a", swap_dir = root, swap_target = out;
+    CU_ASSERT_EQUAL(run_swapped(root, &r), 0);
+    CU_ASSERT_EQUAL(r.done, 2);
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && test \"$(cat outside/b)\" = outside && "
+                               "test $(ls outside | wc -l) -eq 1 && test -f root.old/b.out && "
+                               "test ! -e root.old/b", dir), 0);
+    swap_at = NULL;
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
 /* An empty file gives one empty last chunk. */
 static int empty_check_stage(pm_chunk *c, void *arg, unsigned worker)
 {
@@ -879,6 +968,7 @@ int main(void)
         {"small files in one step: failures", test_whole_failures},
         {"fsyncs only where they protect something", test_syncs},
         {"skipped files never stall the walk", test_skips_never_stall},
+        {"directories swapped for links mid-run", test_dir_swapped_for_link},
         {NULL, NULL},
     };
     return pm_test_run("pipeline", cases);

@@ -37,6 +37,7 @@
 
 #include <linux/magic.h>
 
+#include "core/sync.h"
 #include "pipeline_internal.h"
 
 static void close_fd(int *fd)
@@ -44,6 +45,37 @@ static void close_fd(int *fd)
     if (*fd > STDIN_FILENO)
         close(*fd);
     *fd = -1;
+}
+
+/* The output's directory: f->dir's descriptor (borrowed) or its own. */
+static void close_out_dir(pl_file *f)
+{
+    if (f->dir_owned)
+        close_fd(&f->dir_fd);
+    f->dir_fd = -1;
+    f->dir_owned = 0;
+}
+
+/* Splits path into its directory (malloc'd) and base name (inside path). */
+static char *dir_of(const char *path, const char **base)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        *base = path;
+        return strdup(".");
+    }
+    *base = slash + 1;
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+/* Do two paths name entries of the same directory? */
+static int same_dir(const char *a, const char *b)
+{
+    const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+    size_t la = sa ? (size_t)(sa - a) : 0, lb = sb ? (size_t)(sb - b) : 0;
+    return (!sa) == (!sb) && la == lb && memcmp(a, b, la) == 0;
 }
 
 /* ---- OPEN ---- */
@@ -58,23 +90,48 @@ static int open_stdin(pl_file *f)
     return 0;
 }
 
+/* A file named by the caller (not found by the walk) gets its directory
+ * opened here, by the path given: the caller chose those components. */
+static int open_named_dir(pl_file *f)
+{
+    const char *base;
+    char *dir = dir_of(f->path, &base);
+    if (!dir)
+        return -ENOMEM;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = fd < 0 ? -errno : 0;
+    free(dir);
+    if (rc < 0)
+        return rc;
+    if (!(f->dir = pm__pl_dirh_new(fd))) {
+        close(fd);
+        return -ENOMEM;
+    }
+    f->base = base;
+    return 0;
+}
+
 static int open_input(pm_pipeline *pl, pl_file *f, char **msg)
 {
     if (!strcmp(f->path, "-"))
         return open_stdin(f);
+    f->op_reason = PM_REASON_INPUT;
+    if (!f->dir) {
+        int rc = open_named_dir(f);
+        if (rc < 0)
+            return rc;
+    }
     int follow = (pl->o.flags & PM_PL_FOLLOW_SYMLINKS) != 0;
     int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW);
-    f->fd = open(f->path, flags);
+    f->fd = openat(f->dir->fd, f->base, flags);
     if (f->fd < 0) {
         if (errno == ELOOP && !follow) {        /* a symbolic link after all */
             f->op_reason = PM_REASON_SYMLINK;
             *msg = strdup("is a symbolic link; not followed");
             return PM_PL_SKIP;
         }
-        f->op_reason = PM_REASON_INPUT;
         return -errno;
     }
-    f->op_reason = PM_REASON_INPUT;
     if (fstat(f->fd, &f->pub.st) < 0)
         return -errno;
     mode_t m = f->pub.st.st_mode;
@@ -93,37 +150,37 @@ static int open_input(pm_pipeline *pl, pl_file *f, char **msg)
     return 0;
 }
 
-/* Splits path into its directory (malloc'd) and base name (inside path). */
-static char *dir_of(const char *path, const char **base)
+/* Creates ".NAME.pmtmp.XXXXXX" in the output's directory, exclusively. */
+static int open_named_tmp(pl_file *f)
 {
-    const char *slash = strrchr(path, '/');
-    if (!slash) {
-        *base = path;
-        return strdup(".");
+    static const char digits[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    for (int attempt = 0; attempt < 100; attempt++) {
+        uint64_t r = (uint64_t)pm__now_ns() ^ ((uint64_t)(uintptr_t)f << 16) ^
+                     ((uint64_t)attempt * 0x9e3779b97f4a7c15ull);
+        char sfx[7];
+        for (int i = 0; i < 6; i++, r /= 36)
+            sfx[i] = digits[r % 36];
+        sfx[6] = '\0';
+        free(f->tmp_name);
+        f->tmp_name = pm__pl_strdupf(".%s.pmtmp.%s", f->out_base, sfx);
+        if (!f->tmp_name)
+            return -ENOMEM;
+        f->out_fd = openat(f->dir_fd, f->tmp_name,
+                           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (f->out_fd >= 0)
+            return 0;
+        if (errno != EEXIST)
+            break;
     }
-    *base = slash + 1;
-    if (slash == path)
-        return strdup("/");
-    return strndup(path, (size_t)(slash - path));
+    int err = -errno;
+    free(f->tmp_name);
+    f->tmp_name = NULL;
+    return err;
 }
 
-static int open_named_tmp(pl_file *f, const char *dir, const char *base)
-{
-    f->tmp_path = pm__pl_strdupf("%s/.%s.pmtmp.XXXXXX", dir, base);
-    if (!f->tmp_path)
-        return -ENOMEM;
-    f->out_fd = mkostemp(f->tmp_path, O_CLOEXEC);
-    if (f->out_fd < 0) {
-        int err = -errno;
-        free(f->tmp_path);
-        f->tmp_path = NULL;
-        return err;
-    }
-    return 0;
-}
-
-/* Asks out_path for f's output name; refuses the input itself and, unless
- * overwriting, an existing file. */
+/* Asks out_path for f's output name; opens its directory (f->dir's when it
+ * is the input's); refuses the input itself and, unless overwriting, an
+ * existing file. */
 static int output_name(pm_pipeline *pl, pl_file *f, char **msg)
 {
     char buf[PATH_MAX];
@@ -137,8 +194,24 @@ static int output_name(pm_pipeline *pl, pl_file *f, char **msg)
     if (!(f->out_path = strdup(buf)))
         return -ENOMEM;
     f->pub.out_path = f->out_path;
+    char *dir = dir_of(f->out_path, &f->out_base);
+    if (!dir)
+        return -ENOMEM;
+    if (same_dir(f->path, f->out_path)) {
+        f->dir_fd = f->dir->fd;
+    } else {
+        f->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (f->dir_fd < 0) {
+            rc = -errno;
+            *msg = pm__pl_strdupf("cannot open output directory %s: %s", dir, strerror(-rc));
+            free(dir);
+            return rc;
+        }
+        f->dir_owned = 1;
+    }
+    free(dir);
     struct stat st;
-    if (lstat(f->out_path, &st) == 0) {
+    if (fstatat(f->dir_fd, f->out_base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
         if (st.st_dev == f->pub.st.st_dev && st.st_ino == f->pub.st.st_ino) {
             *msg = strdup("output would be the input itself");
             return -EINVAL;
@@ -157,39 +230,21 @@ static int open_output(pm_pipeline *pl, pl_file *f, char **msg)
     int rc = output_name(pl, f, msg);
     if (rc != 0)
         return rc;
-    const char *base;
-    char *dir = dir_of(f->out_path, &base);
-    if (!dir)
-        return -ENOMEM;
-    f->out_fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    f->out_fd = openat(f->dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     if (f->out_fd < 0) {
         if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL || errno == ENOENT)
-            rc = open_named_tmp(f, dir, base);
+            rc = open_named_tmp(f);
         else
             rc = -errno;
     }
     if (rc < 0) {
         f->op_reason = PM_REASON_OUTPUT;
-        *msg = pm__pl_strdupf("cannot create output in %s: %s", dir, strerror(-rc));
+        const char *base;
+        char *dir = dir_of(f->out_path, &base);
+        *msg = pm__pl_strdupf("cannot create output in %s: %s", dir ? dir : f->out_path,
+                              strerror(-rc));
+        free(dir);
     }
-    free(dir);
-    return rc;
-}
-
-/* The output's directory, for its fsync. */
-static int open_output_dir(pl_file *f, char **msg)
-{
-    const char *base;
-    char *dir = dir_of(f->out_path, &base);
-    if (!dir)
-        return -ENOMEM;
-    f->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = f->dir_fd < 0 ? -errno : 0;
-    if (rc < 0) {
-        f->op_reason = PM_REASON_OUTPUT;
-        *msg = pm__pl_strdupf("cannot open output directory %s: %s", dir, strerror(-rc));
-    }
-    free(dir);
     return rc;
 }
 
@@ -226,20 +281,12 @@ static int dev_in_memory(pm_pipeline *pl, dev_t dev, int fd)
     return mem;
 }
 
-/* Do path and out_path name entries of the same directory? */
-static int same_dir(const char *a, const char *b)
-{
-    const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
-    size_t la = sa ? (size_t)(sa - a) : 0, lb = sb ? (size_t)(sb - b) : 0;
-    return (!sa) == (!sb) && la == lb && memcmp(a, b, la) == 0;
-}
-
 /* Input and output both in memory (pm__pl_must_sync: no fsync then)? */
 static int volatile_pair(pm_pipeline *pl, pl_file *f)
 {
     if (!dev_in_memory(pl, f->pub.st.st_dev, f->fd))
         return 0;
-    return same_dir(f->path, f->out_path) || in_memory(f->out_fd);
+    return !f->dir_owned || in_memory(f->out_fd);
 }
 
 static int op_open(pm_pipeline *pl, pl_file *f, char **msg)
@@ -254,8 +301,6 @@ static int op_open(pm_pipeline *pl, pl_file *f, char **msg)
         rc = open_output(pl, f, msg);
     if (rc == 0 && pm__pl_must_sync(pl, f))
         f->no_sync = volatile_pair(pl, f);
-    if (rc == 0 && pm__pl_must_sync(pl, f))
-        rc = open_output_dir(f, msg);
     return rc;
 }
 
@@ -300,40 +345,43 @@ static int copy_meta(pm_pipeline *pl, pl_file *f)
     return 0;
 }
 
-/* Links the unnamed output at `to`; replacing an existing file only when
- * overwrite (via a temporary name and rename, which is atomic). */
-static int link_tmpfile(pl_file *f, const char *to, int overwrite)
+/* Links the unnamed output as out_base in its directory; replacing an
+ * existing file only when overwrite (via a temporary name and rename,
+ * which is atomic). */
+static int link_tmpfile(pl_file *f, int overwrite)
 {
     char proc[64];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", f->out_fd);
-    if (linkat(AT_FDCWD, proc, AT_FDCWD, to, AT_SYMLINK_FOLLOW) == 0)
+    if (linkat(AT_FDCWD, proc, f->dir_fd, f->out_base, AT_SYMLINK_FOLLOW) == 0)
         return 0;
     if (errno != EEXIST || !overwrite)
         return -errno;
-    char *tmp = pm__pl_strdupf("%s.pmtmp.%ld.%d", to, (long)getpid(), f->out_fd);
+    char *tmp = pm__pl_strdupf(".%s.pmtmp.%ld.%d", f->out_base, (long)getpid(), f->out_fd);
     if (!tmp)
         return -ENOMEM;
     int rc = 0;
-    unlink(tmp);
-    if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) < 0 || rename(tmp, to) < 0) {
+    unlinkat(f->dir_fd, tmp, 0);
+    if (linkat(AT_FDCWD, proc, f->dir_fd, tmp, AT_SYMLINK_FOLLOW) < 0 ||
+        renameat(f->dir_fd, tmp, f->dir_fd, f->out_base) < 0) {
         rc = -errno;
-        unlink(tmp);
+        unlinkat(f->dir_fd, tmp, 0);
     }
     free(tmp);
     return rc;
 }
 
-static int link_named(pl_file *f, const char *to, int overwrite)
+static int link_named(pl_file *f, int overwrite)
 {
+    int d = f->dir_fd;
     if (overwrite)
-        return rename(f->tmp_path, to) < 0 ? -errno : 0;
-    if (renameat2(AT_FDCWD, f->tmp_path, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return renameat(d, f->tmp_name, d, f->out_base) < 0 ? -errno : 0;
+    if (renameat2(d, f->tmp_name, d, f->out_base, RENAME_NOREPLACE) == 0)
         return 0;
     if (errno != EINVAL && errno != ENOSYS)
         return -errno;
-    if (link(f->tmp_path, to) < 0)     /* filesystems without RENAME_NOREPLACE */
+    if (linkat(d, f->tmp_name, d, f->out_base, 0) < 0)  /* no RENAME_NOREPLACE */
         return -errno;
-    unlink(f->tmp_path);
+    unlinkat(d, f->tmp_name, 0);
     return 0;
 }
 
@@ -346,20 +394,20 @@ static int link_output(pm_pipeline *pl, pl_file *f, char **msg)
         return rc;
     }
     int overwrite = (pl->o.flags & PM_PL_OVERWRITE) != 0;
-    rc = f->tmp_path ? link_named(f, f->out_path, overwrite)
-                     : link_tmpfile(f, f->out_path, overwrite);
+    rc = f->tmp_name ? link_named(f, overwrite) : link_tmpfile(f, overwrite);
     if (rc < 0) {
         *msg = pm__pl_strdupf("cannot create %s: %s", f->out_path, strerror(-rc));
         return rc;
     }
-    free(f->tmp_path);
-    f->tmp_path = NULL;
+    free(f->tmp_name);
+    f->tmp_name = NULL;
     close_fd(&f->out_fd);
     return 0;
 }
 
-/* Removes the input if its name still refers to the file that was read,
- * unchanged; else keeps it. PL_WARN with the reason when it is kept. */
+/* Removes the input if its name (in the directory it was found in) still
+ * refers to the file that was read, unchanged; else keeps it. PL_WARN with
+ * the reason when it is kept. */
 static int remove_input(pm_pipeline *pl, pl_file *f, char **msg)
 {
     struct stat st;
@@ -368,13 +416,14 @@ static int remove_input(pm_pipeline *pl, pl_file *f, char **msg)
         return 0;
     f->op_reason = PM_REASON_INPUT_KEPT;
     int follow = (pl->o.flags & PM_PL_FOLLOW_SYMLINKS) != 0;   /* the link goes */
-    if ((follow ? stat(f->path, &st) : lstat(f->path, &st)) < 0 || st.st_dev != was->st_dev || st.st_ino != was->st_ino ||
+    if (fstatat(f->dir->fd, f->base, &st, follow ? 0 : AT_SYMLINK_NOFOLLOW) < 0 ||
+        st.st_dev != was->st_dev || st.st_ino != was->st_ino ||
         st.st_size != was->st_size || st.st_mtim.tv_sec != was->st_mtim.tv_sec ||
         st.st_mtim.tv_nsec != was->st_mtim.tv_nsec) {
         *msg = strdup("output written, input kept: it was changed or replaced after it was read");
         return PL_WARN;
     }
-    if (unlink(f->path) < 0) {
+    if (unlinkat(f->dir->fd, f->base, 0) < 0) {
         *msg = pm__pl_strdupf("output written, but the input could not be removed: %s",
                               strerror(errno));
         return PL_WARN;
@@ -391,7 +440,7 @@ static int op_commit(pm_pipeline *pl, pl_file *f, char **msg)
         rc = remove_input(pl, f, msg);   /* nothing to wait for in between */
     if (rc >= 0 && !pm__pl_must_sync(pl, f)) {
         close_fd(&f->fd);
-        close_fd(&f->dir_fd);
+        close_out_dir(f);
     }
     return rc;
 }
@@ -400,7 +449,7 @@ static int op_remove(pm_pipeline *pl, pl_file *f, char **msg)
 {
     int rc = remove_input(pl, f, msg);
     close_fd(&f->fd);
-    close_fd(&f->dir_fd);
+    close_out_dir(f);
     return rc;
 }
 
@@ -420,10 +469,37 @@ int pm__pl_op_run(pm_pipeline *pl, pl_file *f, char **msg)
 void pm__pl_release(pl_file *f, int discard)
 {
     close_fd(&f->out_fd);
-    if (discard && f->tmp_path)
-        unlink(f->tmp_path);
-    free(f->tmp_path);
-    f->tmp_path = NULL;
-    close_fd(&f->dir_fd);
+    if (discard && f->tmp_name && f->dir_fd >= 0)
+        unlinkat(f->dir_fd, f->tmp_name, 0);
+    free(f->tmp_name);
+    f->tmp_name = NULL;
+    close_out_dir(f);
     close_fd(&f->fd);
+}
+
+/* ---- directory handles ---- */
+
+pl_dirh *pm__pl_dirh_new(int fd)
+{
+    pl_dirh *h = malloc(sizeof *h);
+    if (h) {
+        h->refs = 1;
+        h->fd = fd;
+    }
+    return h;
+}
+
+pl_dirh *pm__pl_dirh_ref(pl_dirh *h)
+{
+    if (h)
+        h->refs++;
+    return h;
+}
+
+void pm__pl_dirh_unref(pl_dirh *h)
+{
+    if (h && --h->refs == 0) {
+        close(h->fd);
+        free(h);
+    }
 }

@@ -76,9 +76,10 @@ static void file_free(pl_file *f)
     pthread_mutex_lock(&f->lock);
     pthread_mutex_unlock(&f->lock);
     pthread_mutex_destroy(&f->lock);
+    pm__pl_dirh_unref(f->dir);
     free(f->path);
     free(f->out_path);
-    free(f->tmp_path);
+    free(f->tmp_name);
     free(f->message);
     free(f->warning);
     free(f->op_msg);
@@ -341,12 +342,18 @@ void pm__pl_open_files(pm_pipeline *pl)
         pl_file *f = file_new(pl, path);
         if (!f) {
             free(found.msg);
+            pm__pl_dirh_unref(found.dir);
             pl->first_error = -ENOMEM;
             atomic_store(&pl->cancelled, 1);
             return;
         }
         f->walked = found.walked;
         f->incidental = found.incidental;
+        if (found.dir) {                  /* walked: opened relative to it */
+            f->dir = found.dir;
+            const char *slash = strrchr(f->path, '/');
+            f->base = slash ? slash + 1 : f->path;
+        }
         if (found.kind != PM_EVENT_DONE)
             pm__pl_file_finish(pl, f, found.kind, found.reason, found.err, found.msg);
         else

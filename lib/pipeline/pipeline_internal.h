@@ -31,6 +31,16 @@
 typedef struct pl_file pl_file;
 typedef struct pl_chunk pl_chunk;
 
+/* A directory held open from the walk to the last step of its files: its
+ * files are opened, created, linked and removed relative to it (openat,
+ * linkat, unlinkat), so a directory swapped for a symbolic link mid-run
+ * never redirects any of them. The I/O thread takes and drops references
+ * (files are made and freed there); workers only use fd. */
+typedef struct pl_dirh {
+    unsigned refs;
+    int fd;
+} pl_dirh;
+
 /* An output piece on its way from a worker to the I/O thread. */
 typedef struct pl_piece {
     pm__node node;               /* done queue, FD queue, a chunk's held list */
@@ -92,9 +102,13 @@ struct pl_file {
     char *out_path;              /* owned; final output path or NULL */
     int fd;                      /* input, -1 once closed */
     int stream;                  /* not seekable: read in order at PM_LOOP_CUR */
+    pl_dirh *dir;                /* the directory the input is in */
+    const char *base;            /* the input's name in it (inside path) */
     int out_fd;                  /* temporary output, -1 if none */
-    char *tmp_path;              /* named temporary (when O_TMPFILE failed) */
-    int dir_fd;                  /* output directory, for its fsync */
+    char *tmp_name;              /* named temporary in dir_fd (when O_TMPFILE failed) */
+    int dir_fd;                  /* the output's directory: dir->fd, or its own */
+    int dir_owned;               /* dir_fd is its own (another directory) */
+    const char *out_base;        /* the output's name in it (inside out_path) */
     int no_sync;                 /* input and output on tmpfs/ramfs: no fsync */
     pl_file_phase phase;
     int opened;                  /* the input was opened (events carry pub) */
@@ -155,6 +169,7 @@ typedef struct pl_stage {
 /* A directory being walked: its sorted entries and the next one to take. */
 typedef struct pl_dir {
     struct pl_dir *up;
+    pl_dirh *h;                  /* open; its files take references */
     char *path;
     char **names;                /* each name is preceded by its d_type byte */
     size_t n, next;
@@ -307,6 +322,7 @@ typedef struct pl_found {
     char *msg;                   /* malloc'd or NULL */
     int walked;                  /* found while walking a directory */
     int incidental;              /* a SKIP gzip -r would pass over silently */
+    pl_dirh *dir;                /* walked: a reference to its directory */
 } pl_found;
 
 /* source.c: the next path of the source in order (malloc'd), or NULL at
@@ -322,6 +338,9 @@ int pm__pl_op_run(pm_pipeline *pl, pl_file *f, char **msg_ret);
 /* I/O thread: release whatever descriptors and temporary output f holds
  * (after a failure or cancel the output is discarded). */
 void pm__pl_release(pl_file *f, int discard);
+pl_dirh *pm__pl_dirh_new(int fd);            /* one reference; NULL: no memory */
+pl_dirh *pm__pl_dirh_ref(pl_dirh *h);
+void pm__pl_dirh_unref(pl_dirh *h);           /* the last one closes fd */
 
 #define PL_WARN 2                /* a step's result: done, with a warning */
 

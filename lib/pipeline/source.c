@@ -1,4 +1,4 @@
-/* pipeline_source.c - the pipeline's source: the paths given, with
+/* source.c - the pipeline's source: the paths given, with
  * directories walked recursively, each directory's entries in byte order of
  * their names (so runs are reproducible). One directory level is held in
  * memory at a time per depth; files are produced lazily as the pipeline asks.
@@ -10,6 +10,13 @@
  * Entries whose type the directory reports (d_type) are taken without a
  * stat: a regular file is checked when it is opened (fileops.c: O_NOFOLLOW,
  * fstat), a directory when it is read. Runs on the I/O thread only.
+ *
+ * By descriptor: every directory is held open while it is walked and while
+ * any of its files is in flight (pl_dirh); a subdirectory is opened by its
+ * name relative to its parent's descriptor with O_NOFOLLOW, an entry is
+ * stat'ed with fstatat, and each file found carries a reference to its
+ * directory, so that its open, output, link and removal (fileops.c) all
+ * happen in the directory that was listed, whatever its path names by then.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -17,7 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "pipeline_internal.h"
 
@@ -35,15 +44,22 @@ static void dir_free(pl_dir *d)
         free(d->names[i]);
     free(d->names);
     free(d->path);
+    pm__pl_dirh_unref(d->h);
     free(d);
 }
 
-/* Reads a directory's entry names, sorted. Returns 0 or -errno. */
-static int dir_read(const char *path, pl_dir *d)
+/* Reads the entry names of the directory open at fd, sorted. Returns 0 or
+ * -errno. */
+static int dir_read(int fd, pl_dir *d)
 {
-    DIR *dir = opendir(path);
-    if (!dir)
-        return -errno;
+    int dfd = dup(fd);               /* closedir() closes its own */
+    DIR *dir = dfd < 0 ? NULL : fdopendir(dfd);
+    if (!dir) {
+        int err = -errno;
+        if (dfd >= 0)
+            close(dfd);
+        return err;
+    }
     size_t cap = 0;
     struct dirent *e;
     int err = 0;
@@ -88,16 +104,30 @@ static int depth_of(const pl_dir *d)
     return n;
 }
 
-static int push_dir(pl_source *src, const char *path)
+/* Opens and reads a directory: one named by the caller by its path, one
+ * found by the walk by its name in the directory being walked, never
+ * through a symbolic link (unless they are followed): a subdirectory
+ * swapped for a link after it was listed fails here with ELOOP. */
+static int push_dir(pm_pipeline *pl, const char *path, const pl_dir *from, const char *name)
 {
+    pl_source *src = &pl->src;
     if (depth_of(src->dir) >= PL_MAX_DEPTH)
-        return -ELOOP;
+        return -EMLINK;
+    int follow = (pl->o.flags & PM_PL_FOLLOW_SYMLINKS) != 0;
+    int fd = from ? openat(from->h->fd, name,
+                           O_RDONLY | O_DIRECTORY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW))
+                  : open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
     pl_dir *d = calloc(1, sizeof *d);
-    if (!d || !(d->path = strdup(path))) {
+    if (!d || !(d->path = strdup(path)) || !(d->h = pm__pl_dirh_new(fd))) {
+        if (d)
+            free(d->path);
         free(d);
+        close(fd);
         return -ENOMEM;
     }
-    int rc = dir_read(path, d);
+    int rc = dir_read(fd, d);
     if (rc < 0) {
         d->next = 0;
         dir_free(d);
@@ -129,29 +159,39 @@ static int report(pl_found *out, int kind, pm_reason reason, int err, char *msg)
     return 1;
 }
 
-/* Decides what to do with path; may push a directory. Returns 1 when the
- * path is to be reported (out set), 0 when it was a directory. */
-static int classify(pm_pipeline *pl, const char *path, int named, unsigned char dtype,
-                    pl_found *out)
+/* Decides what to do with path (found in `from` as name, or named by the
+ * caller when from is NULL); may push a directory. Returns 1 when the path
+ * is to be reported (out set), 0 when it was a directory. */
+static int classify(pm_pipeline *pl, const char *path, const pl_dir *from, const char *name,
+                    unsigned char dtype, pl_found *out)
 {
     const unsigned flags = pl->o.flags;
+    int named = from == NULL;
     struct stat st;
     report(out, PM_EVENT_DONE, PM_REASON_NONE, 0, NULL);
     if (dtype == DT_REG || dtype == DT_DIR)
         st.st_mode = dtype == DT_REG ? S_IFREG : S_IFDIR;   /* no stat needed */
-    else if (lstat(path, &st) < 0)
+    else if ((from ? fstatat(from->h->fd, name, &st, AT_SYMLINK_NOFOLLOW) : lstat(path, &st)) < 0)
         return report(out, PM_EVENT_ERROR, PM_REASON_INPUT, -errno, NULL);
     if (S_ISLNK(st.st_mode)) {
         if (!(flags & PM_PL_FOLLOW_SYMLINKS))
             return report(out, PM_EVENT_SKIP, PM_REASON_SYMLINK, -ELOOP,
                           strdup("is a symbolic link; not followed"));
-        if (stat(path, &st) < 0)
+        if ((from ? fstatat(from->h->fd, name, &st, 0) : stat(path, &st)) < 0)
             return report(out, PM_EVENT_ERROR, PM_REASON_INPUT, -errno, NULL);
     }
     if (S_ISDIR(st.st_mode)) {
-        int rc = push_dir(&pl->src, path);
+        int rc = push_dir(pl, path, from, name);
         if (rc == 0)
             return 0;
+        if ((rc == -ELOOP || rc == -ENOTDIR) && from && !(flags & PM_PL_FOLLOW_SYMLINKS) &&
+            fstatat(from->h->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+            return report(out, PM_EVENT_SKIP, PM_REASON_SYMLINK, -ELOOP,
+                          strdup("is a symbolic link now (it was a directory); not followed"));
+        if (rc == -EMLINK)
+            return report(out, PM_EVENT_ERROR, PM_REASON_INPUT, -ELOOP,
+                          pm__pl_strdupf("cannot read directory: nested deeper than %d levels",
+                                         PL_MAX_DEPTH));
         return report(out, PM_EVENT_ERROR, PM_REASON_INPUT, rc,
                       pm__pl_strdupf("cannot read directory: %s", strerror(-rc)));
     }
@@ -161,15 +201,19 @@ static int classify(pm_pipeline *pl, const char *path, int named, unsigned char 
     if (pl->o.skip_suffix && ends_with(path, pl->o.skip_suffix))
         return report(out, PM_EVENT_SKIP, PM_REASON_HAS_SUFFIX, -EEXIST,
                       pm__pl_strdupf("already has %s suffix -- unchanged", pl->o.skip_suffix));
+    if (from)
+        out->dir = pm__pl_dirh_ref(from->h);
     return 1;
 }
 
-/* The next path to consider: a directory entry or an argument; NULL at the
- * end, or with *oom set when it could not be allocated. */
-static char *next_path(pl_source *src, int *named, unsigned char *dtype, int *oom)
+/* The next path to consider: a directory entry (*from its directory, *name
+ * its name inside the returned path) or an argument (*from NULL); NULL at
+ * the end, or with *oom set when it could not be allocated. */
+static char *next_path(pl_source *src, pl_dir **from, const char **name, unsigned char *dtype,
+                       int *oom)
 {
     for (;;) {
-        *named = 0;
+        *from = NULL;
         *oom = 0;
         *dtype = DT_UNKNOWN;
         if (src->dir) {
@@ -179,18 +223,22 @@ static char *next_path(pl_source *src, int *named, unsigned char *dtype, int *oo
                 dir_free(d);
                 continue;
             }
-            char *name = d->names[d->next++];
-            *dtype = (unsigned char)name[0];
-            char *path = join(d->path, name + 1);
-            free(name);
+            char *entry = d->names[d->next++];
+            *dtype = (unsigned char)entry[0];
+            char *path = join(d->path, entry + 1);
+            free(entry);
             *oom = !path;
+            if (path) {
+                *from = d;
+                *name = strrchr(path, '/') + 1;
+            }
             return path;
         }
         if (src->next == src->n)
             return NULL;
-        *named = 1;
         char *path = strdup(src->paths[src->next++]);
         *oom = !path;
+        *name = path;
         return path;
     }
 }
@@ -199,20 +247,24 @@ char *pm__pl_source_next(pm_pipeline *pl, pl_found *out)
 {
     pl_source *src = &pl->src;
     for (;;) {
-        int named, oom;
+        int oom;
         unsigned char dtype;
-        char *path = next_path(src, &named, &dtype, &oom);
+        pl_dir *from;
+        const char *name;
+        char *path = next_path(src, &from, &name, &dtype, &oom);
+        out->dir = NULL;
         if (!path) {                 /* the end, or out of memory: err says */
             report(out, PM_EVENT_ERROR, PM_REASON_INPUT, oom ? -ENOMEM : 0, NULL);
             return NULL;
         }
+        int named = from == NULL;
         out->walked = !named;
         out->incidental = 0;
         if (named && !strcmp(path, "-")) {
             report(out, PM_EVENT_DONE, PM_REASON_NONE, 0, NULL);
             return path;
         }
-        if (classify(pl, path, named, dtype, out)) {
+        if (classify(pl, path, from, name, dtype, out)) {
             out->incidental = !named && out->kind == PM_EVENT_SKIP &&
                               out->reason == PM_REASON_HAS_SUFFIX;
             return path;
