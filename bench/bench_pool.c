@@ -8,7 +8,10 @@
  *      map, to tell scheduling apart from pmap's own overhead);
  *   2. map over CPU-heavy items (~13 us each) vs the same bare loops;
  *   3. 10^5 apply_async tasks submitted, then all awaited, vs 10^5
- *      `#pragma omp task`s from one thread of a parallel region.
+ *      `#pragma omp task`s from one thread of a parallel region;
+ *   4. imap over 10^5 trivial items read by an input callback, drained in
+ *      order: automatic chunksize against chunksize 1 (the default before
+ *      issue 10) and 64 (no reference: it is the pool against itself).
  * Usage: bench_pool [--quick] [--workers N]
  * Targets (issue 2, on 2 cores): (1) <= 0.05 us/item, (2) map/bare <= 1.05,
  * (3) <= 1 us/task.
@@ -214,6 +217,62 @@ static void measure_async(pm_pool *pool, size_t n, int reps, double *pool_s, dou
     free(to);
 }
 
+/* ---- imap with an input callback ---- */
+
+typedef struct counter_input {
+    int64_t next, end;
+} counter_input;
+
+static int counter_read(void *item, void *arg)
+{
+    counter_input *c = arg;
+    if (c->next == c->end)
+        return 0;
+    *(int64_t *)item = c->next++;
+    return 1;
+}
+
+/* Seconds to drain an imap of n trivial items read by a callback. */
+static double time_imap_input(pm_pool *pool, size_t n, size_t chunksize)
+{
+    counter_input c = {0, (int64_t)n};
+    pm_map_spec s = {.fn = trivial, .in_size = sizeof(int64_t), .out_size = sizeof(int64_t),
+                     .input = counter_read, .input_arg = &c, .chunksize = chunksize};
+    double t0 = now();
+    pm_imap *it;
+    int rc = pm_pool_imap(pool, &s, &it);
+    if (rc)
+        die("pm_pool_imap", rc);
+    int64_t v, sum = 0;
+    int st;
+    while ((rc = pm_imap_next(it, &v, NULL, &st, 60.0)) == 1)
+        sum += v;
+    pm_imap_free(it);
+    if (rc || sum != (int64_t)(n * (n + 1) / 2))
+        die("imap result", rc ? rc : -5);
+    return now() - t0;
+}
+
+/* Medians for chunksize 1 (the old default), automatic, and 64. */
+static void measure_imap_input(pm_pool *pool, size_t n, int reps, double t[3])
+{
+    const size_t cs[3] = {1, 0, 64};
+    double *v[3];
+    for (int k = 0; k < 3; k++) {
+        v[k] = malloc((size_t)reps * sizeof *v[k]);
+        if (!v[k])
+            die("malloc", -12);
+        time_imap_input(pool, n, cs[k]);
+    }
+    for (int r = 0; r < reps; r++)
+        for (int k = 0; k < 3; k++)
+            v[k][r] = time_imap_input(pool, n, cs[k]);
+    for (int k = 0; k < 3; k++) {
+        t[k] = median(v[k], reps);
+        free(v[k]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     int quick = 0, workers = PM_POOL_AUTO;
@@ -239,6 +298,9 @@ int main(int argc, char **argv)
     measure_map(pool, trivial, n_triv, reps, &p1, &b1, &d1);
     measure_map(pool, heavy, n_heavy, reps, &p2, &b2, &d2);
     measure_async(pool, n_async, reps, &p3, &b3);
+    size_t n_imap = 100000;
+    double ti[3];
+    measure_imap_input(pool, n_imap, reps, ti);
 
     printf("bench_pool: %d workers, median of %d runs each; us per item\n",
            pm_pool_workers(pool), reps);
@@ -252,6 +314,11 @@ int main(int argc, char **argv)
            b2 * 1e6 / n_heavy, p2 / b2, d2 * 1e6 / n_heavy, p2 / d2);
     printf("%-42s %10.4f %10.4f %7.3f\n", "apply_async x 10^5 + wait (bare: omp task)",
            p3 * 1e6 / n_async, b3 * 1e6 / n_async, p3 / b3);
+    printf("%-42s %10.4f %10s %7s\n", "imap, 10^5 items from a callback, auto",
+           ti[1] * 1e6 / n_imap, "", "");
+    printf("%-42s %10.4f %10s %7s\n", "  same, chunksize 1 (the old default)",
+           ti[0] * 1e6 / n_imap, "", "");
+    printf("%-42s %10.4f %10s %7s\n", "  same, chunksize 64", ti[2] * 1e6 / n_imap, "", "");
     printf("(bare: schedule(static); bare-dyn: schedule(dynamic, auto chunksize))\n");
     printf("targets: trivial map <= 0.05 us/item: %s; heavy map within 5%% of bare: %s; "
            "apply_async <= 1 us/task: %s\n",

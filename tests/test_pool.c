@@ -809,6 +809,92 @@ static void test_imap_memory_follows_n(void)
     pm_pool_free(p);
 }
 
+/* Item 18: over an input callback the automatic chunk was one item, a
+ * task per item (3.7-8.5 us each). Now chunks grow with the input read
+ * (Pool's rule over what was read so far) up to 64: a long input is read
+ * ahead in chunks larger than one item, still within the default bound of
+ * 4 x workers x 64. */
+static void test_imap_input_auto_chunks_grow(void)
+{
+    pm_pool *p = new_pool(2);
+    for (int ordered = 0; ordered < 2; ordered++) {
+        counted_input c = {.end = 20000, .fail_at = -1};
+        pm_map_spec s = {.fn = square, .in_size = sizeof(int64_t), .out_size = sizeof(int64_t),
+                         .input = counted_read, .input_arg = &c};
+        pm_imap *it;
+        int rc = ordered ? pm_pool_imap(p, &s, &it) : pm_pool_imap_unordered(p, &s, &it);
+        CU_ASSERT_EQUAL_FATAL(rc, 0);
+        CU_ASSERT(atomic_load(&c.read) <= 2 * 4);   /* first chunks: one item each */
+        int64_t v, sum = 0, expect = 0, returned = 0, worst = 0;
+        int st;
+        while ((rc = pm_imap_next(it, &v, NULL, &st, WAIT_S)) == 1) {
+            returned++;
+            sum += v;
+            int64_t ahead = atomic_load(&c.read) - returned;
+            worst = ahead > worst ? ahead : worst;
+        }
+        for (int64_t i = 0; i < 20000; i++)
+            expect += i * i;
+        CU_ASSERT_EQUAL(rc, 0);
+        CU_ASSERT_EQUAL(returned, 20000);
+        CU_ASSERT_EQUAL(sum, expect);
+        CU_ASSERT(worst >= 64);                     /* was at most 8: one-item chunks */
+        CU_ASSERT(worst <= 2 * 4 * 64);
+        pm_imap_free(it);
+    }
+    pm_pool_free(p);
+}
+
+/* Item 0 waits (bounded) until another item ran on another thread. */
+typedef struct spread_check {
+    counted_input in;
+    pthread_t first;
+    _Atomic int other_ran;
+} spread_check;
+
+static int spread_read(void *item, void *arg)
+{
+    return counted_read(item, &((spread_check *)arg)->in);
+}
+
+static int spread_item(const void *in, void *out, void *arg)
+{
+    spread_check *c = arg;
+    *(int64_t *)out = *(const int64_t *)in;
+    if (*(const int64_t *)in != 0) {
+        if (!pthread_equal(pthread_self(), c->first))
+            atomic_store(&c->other_ran, 1);
+        return 0;
+    }
+    double end = pm_test_now() + WAIT_S;
+    while (!atomic_load(&c->other_ran) && pm_test_now() < end)
+        usleep(1000);
+    return atomic_load(&c->other_ran) ? 0 : -ETIMEDOUT;
+}
+
+/* A short input from a callback (n unknown) still spreads over the
+ * workers: a fixed batch of 64 would put all 10 items in one chunk. */
+static void test_imap_input_short_input_spreads(void)
+{
+    pm_pool *p = new_pool(2);
+    spread_check c = {.in = {.end = 10, .fail_at = -1}};
+    c.first = pthread_self();               /* no worker is the test thread */
+    pm_map_spec s = {.fn = spread_item, .arg = &c, .in_size = sizeof(int64_t),
+                     .out_size = sizeof(int64_t), .input = spread_read, .input_arg = &c};
+    pm_imap *it;
+    CU_ASSERT_EQUAL_FATAL(pm_pool_imap(p, &s, &it), 0);
+    int64_t v;
+    size_t idx, got = 0;
+    int st, rc, bad = 0;
+    while ((rc = pm_imap_next(it, &v, &idx, &st, 2 * WAIT_S)) == 1)
+        bad += st != 0 || idx != got++ || v != (int64_t)idx;
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(got, 10);
+    CU_ASSERT_EQUAL(bad, 0);                /* item 0 saw another chunk run */
+    pm_imap_free(it);
+    pm_pool_free(p);
+}
+
 /* ---- apply_async ---- */
 
 static int sleep_task(void *arg, void **result_ret)
@@ -1369,6 +1455,8 @@ int main(void)
         {"imap next timeout", test_imap_timeout},
         {"imap with chunksize 2^40 .. SIZE_MAX", test_imap_huge_chunksize},
         {"imap memory follows n, not max_inflight", test_imap_memory_follows_n},
+        {"imap input callback: automatic chunks grow", test_imap_input_auto_chunks_grow},
+        {"imap input callback: a short input spreads", test_imap_input_short_input_spreads},
         {"apply_async slow task, timeout, failure", test_apply_async_slow_and_timeout},
         {"cancel before and after start", test_cancel_before_and_after_start},
         {"terminate with 10000 pending", test_terminate_10000_pending},

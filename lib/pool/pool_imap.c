@@ -73,6 +73,7 @@ struct pm_imap {
     pm_map_spec spec;
     int ordered;
     size_t cs;                   /* items per chunk, at most */
+    int grow;                    /* automatic chunks over an input callback */
     size_t nslots, nmade;        /* slots allowed, slots made */
     imap_slot *all;              /* every slot made (all_next) */
     pthread_mutex_t mu;          /* guards done, inflight, the ready list */
@@ -213,11 +214,28 @@ static void input_fail(pm_imap *it, size_t index, int err)
     it->input_err_index = index;
 }
 
-/* Reads up to cs items into s; returns how many. Updates the input state. */
+/* Items for the next chunk: cs; or, automatic over an input callback (n
+ * unknown), Pool's rule applied to the items read so far, ceil(read / (4 x
+ * workers)) within 1 .. cs: the first 4 x workers chunks hold one item
+ * each, so a short input still spreads over every worker and the first
+ * results come at once, and chunks grow by about 1/(4 x workers) each
+ * until cs (64) after 256 x workers items, so a long input pays the
+ * per-chunk cost (a few microseconds) once per 64 items. */
+static size_t chunk_want(const pm_imap *it)
+{
+    if (!it->grow)
+        return it->cs;
+    size_t w4 = (size_t)it->pool->workers * 4, read = it->next_item;
+    size_t c = read / w4 + (read % w4 != 0);
+    return c < 1 ? 1 : c > it->cs ? it->cs : c;
+}
+
+/* Reads up to chunk_want() items into s; returns how many. Updates the
+ * input state. */
 static size_t fill_input(pm_imap *it, imap_slot *s)
 {
     const pm_map_spec *sp = &it->spec;
-    size_t count = 0;
+    size_t count = 0, want = chunk_want(it);
     if (!sp->input) {
         size_t left = sp->n - it->next_item;
         count = left < it->cs ? left : it->cs;
@@ -230,7 +248,7 @@ static size_t fill_input(pm_imap *it, imap_slot *s)
             it->input_end = 1;
         return count;
     }
-    while (count < it->cs) {
+    while (count < want) {
         if (count == s->cap && slot_reserve(it, s, count + 1)) {
             input_fail(it, it->next_item + count, -ENOMEM);
             break;
@@ -420,6 +438,21 @@ int pm_imap_next(pm_imap *it, void *out, size_t *index_ret, int *status_ret,
 
 /* ---- creation and teardown ---- */
 
+/* The automatic chunk size (the largest, with an input callback): Pool's
+ * ceil(n / (4 x workers)), at most 64 and, under an explicit bound, at
+ * most bound / (4 x workers), so that 4 x workers chunks fit in it. */
+static size_t auto_chunk(const pm_imap *it, size_t bound)
+{
+    const pm_map_spec *sp = &it->spec;
+    const size_t w4 = (size_t)it->pool->workers * 4;
+    size_t c = sp->input ? IMAP_AUTO_CHUNK_MAX : pm__auto_chunksize(sp->n, it->pool->workers);
+    if (c > IMAP_AUTO_CHUNK_MAX)
+        c = IMAP_AUTO_CHUNK_MAX;
+    if (bound && c > bound / w4)
+        c = bound / w4 ? bound / w4 : 1;
+    return c;
+}
+
 /* Chunk size and slot count from the spec and the pool. The bound never
  * wraps (a chunksize of 2^61 x 4 x workers saturates) and, for an in[]
  * array, neither the chunk nor the bound exceeds n (> 0 here). */
@@ -429,15 +462,14 @@ static int imap_geometry(pm_imap *it)
     const size_t w4 = (size_t)it->pool->workers * 4;
     if (sp->out_size > SIZE_MAX / 8 || sp->in_size > SIZE_MAX / 8)
         return -EINVAL;
+    size_t bound = sp->max_inflight ? sp->max_inflight : it->pool->imap_inflight;
     size_t c = sp->chunksize;
     if (!c) {
-        c = sp->input ? 1 : pm__auto_chunksize(sp->n, it->pool->workers);
-        if (c > IMAP_AUTO_CHUNK_MAX)
-            c = IMAP_AUTO_CHUNK_MAX;
+        c = auto_chunk(it, bound);
+        it->grow = sp->input != NULL;
     }
     if (!sp->input && c > sp->n)
         c = sp->n;
-    size_t bound = sp->max_inflight ? sp->max_inflight : it->pool->imap_inflight;
     if (!bound)
         bound = mul_sat(w4, c);
     if (!sp->input && bound > sp->n)

@@ -91,14 +91,21 @@ typedef struct pm_map_spec {
     void *out;              /* map, map_async: n results; imap: unused */
     size_t out_size;
     /* Items per chunk, the unit handed to one thread. 0: automatic, as Pool
-     * does: ceil(n / (4 x workers)); for imap capped at 64 (1 with an input
-     * callback) so results come early and memory stays bounded. Any value
-     * is accepted; imap lowers it to n (for an in[] array) and to
+     * does: ceil(n / (4 x workers)). For imap it is also capped at 64, and
+     * at max_inflight / (4 x workers) when a bound is given, so results
+     * come early and memory stays bounded. With an input callback n is not
+     * known, so imap applies the same rule to the items read so far: the
+     * first 4 x workers chunks hold one item each (a short input still
+     * spreads over every worker), later ones ceil(read / (4 x workers)),
+     * reaching the cap of 64 after 256 x workers items (one item per chunk
+     * costs several microseconds per item; 64, about 0.1). Any value is
+     * accepted; imap lowers it to n (for an in[] array) and to
      * max_inflight. */
     size_t chunksize;
     /* imap only: at most this many items are read and not yet returned by
      * pm_imap_next(); chunksize is lowered to it if larger. 0: the pool's
-     * imap_inflight, or 4 x workers x chunksize (saturating at SIZE_MAX).
+     * imap_inflight, or 4 x workers x chunksize (saturating at SIZE_MAX;
+     * with an automatic chunksize, its cap: 4 x workers x 64 at most).
      * A bound, not a reservation: an iterator's memory follows the items
      * it has actually read (at most n for an in[] array), so a large bound
      * costs nothing on a short input. */
