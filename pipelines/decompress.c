@@ -9,9 +9,19 @@
  * overlap with it on the pipeline's I/O thread, and files decompress in
  * parallel. Every member, header flag, CRC-32 and length is checked by the
  * decoder; a file that fails leaves no output behind.
+ *
+ * As gzip 1.12 does: files are recognised by gzip's suffixes (names.c), but
+ * with -c, -t and -l a file named as an operand is read whatever its name
+ * (files found by walking a directory still need a suffix, as with gzip
+ * -r -t); with pass_plain (-f with -c or -t, zcat -f) a file that does not
+ * start with the gzip magic is copied as it is; zeros after the last member
+ * are ignored silently (a warning only with warn_trailing_zeros, gzip -v);
+ * -N takes the base name of the stored name, cut to NAME_MAX with a
+ * warning, and refuses "", "." and "..".
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +37,24 @@ typedef struct decompress_ctx {
     int list;                    /* -l: keep the decoded data's CRC */
     int keep;                    /* the decoder's info is read after the
                                     last chunk (-l, -N): keep the decoder */
+    int plain_ok;                /* -f with -c/-t: non-gzip data copied */
+    int warn_zeros;              /* trailing zeros get a warning (-v) */
+    int name_out;                /* -N names the output files */
+    const char **operands;       /* -c, -t, -l: the operands, sorted, which
+                                    are read whatever their suffix */
+    size_t noperands;
 } decompress_ctx;
 
 typedef struct decompress_state {
     pm_gz_inflater *z;
     int done;
     uint32_t crc;                /* -l: CRC-32 of the decoded data */
+    int sniffed;                 /* plain_ok: gzip or plain is decided */
+    int plain;                   /* not gzip: copied as it is */
+    int held;                    /* a lone first byte 0x1f, not yet decided */
 } decompress_state;
+
+static const unsigned char gz_magic[2] = {0x1f, 0x8b};
 
 /* Each worker has one output buffer (its per-worker state). */
 static int buf_init(void **state_ret, unsigned worker, void *arg)
@@ -51,22 +72,15 @@ static void buf_fini(void *state, unsigned worker, void *arg)
     free(state);
 }
 
-static int inflate_stage(pm_chunk *c, void *arg, unsigned worker)
+/* Feeds in[0..len) to the file's decoder, emitting (or, for -l, checksumming)
+ * what it produces. eof: no input follows. Returns 0 or a failure. */
+static int feed(pm_chunk *c, decompress_ctx *cx, decompress_state *st,
+                const unsigned char *in, size_t len, int eof)
 {
-    (void)worker;
-    decompress_ctx *cx = arg;
-    decompress_state *st = c->file->state;
-    const unsigned char *in = c->data;
-    size_t len = c->len;
     unsigned char *buf = c->worker_state;
-    if (!st->z) {                         /* the file's first chunk */
-        int rc = pm_gz_inflater_new(&st->z);
-        if (rc < 0)
-            return rc;
-    }
     while (!st->done) {
         size_t used = 0, produced = 0;
-        int rc = pm_gz_inflate(st->z, in, len, &used, buf, INFLATE_BUF, &produced, c->last);
+        int rc = pm_gz_inflate(st->z, in, len, &used, buf, INFLATE_BUF, &produced, eof);
         if (rc < 0)
             return pm_chunk_fail(c, rc, "%s", pm_gz_inflater_message(st->z));
         if (produced && cx->emit) {
@@ -83,12 +97,105 @@ static int inflate_stage(pm_chunk *c, void *arg, unsigned worker)
         else if (rc == PM_GZ_NEED_INPUT && len == 0)
             break;
     }
+    return 0;
+}
+
+/* plain_ok: gzip data or not, from the first two bytes, as gzip -f decides.
+ * Returns 0 when a first chunk of the one byte 0x1f leaves it open (held). */
+static int sniff(decompress_state *st, const pm_chunk *c)
+{
+    size_t have = (size_t)st->held + c->len;
+    if (have >= 2)
+        st->plain = (st->held ? 0x1f : c->data[0]) != gz_magic[0] ||
+                    (st->held ? c->data[0] : c->data[1]) != gz_magic[1];
+    else if (have == 1 && c->data[0] == gz_magic[0] && !c->last) {
+        st->held = 1;
+        return 0;
+    } else
+        st->plain = 1;           /* empty, or one byte: not gzip */
+    st->sniffed = 1;
+    return 1;
+}
+
+/* Copies a file that is not gzip as it is (zcat -f). */
+static int pass_plain(pm_chunk *c, const decompress_ctx *cx, decompress_state *st)
+{
+    int rc = 0;
+    if (st->held && cx->emit)
+        rc = pm_chunk_emit(c, gz_magic, 1);
+    st->held = 0;
+    if (rc == 0 && c->len && cx->emit)
+        rc = pm_chunk_emit(c, c->data, c->len);
+    return rc;
+}
+
+/* The name stored in a gzip header h[0..n) (the file's first bytes), as
+ * gzip -N uses it: the part after its last '/', cut to NAME_MAX bytes.
+ * Returns 0, or 1 when it was cut, with the name in out (NAME_MAX + 1
+ * bytes); -ENOENT when the header has no name (or is cut short), -EINVAL
+ * for a name that cannot be a file's ("", ".", ".."), -ENAMETOOLONG when it
+ * does not end in the first NAME_BYTES. */
+#define NAME_BYTES 4096
+static int parse_name(const unsigned char *h, size_t n, char *out)
+{
+    if (n < 10 || h[0] != gz_magic[0] || h[1] != gz_magic[1] || !(h[3] & 0x08))
+        return -ENOENT;
+    size_t pos = 10;
+    if (h[3] & 0x04) {           /* FEXTRA: skip it */
+        if (n < 12)
+            return -ENOENT;
+        pos += 2 + (size_t)(h[10] | h[11] << 8);
+    }
+    if (pos >= n)
+        return -ENOENT;
+    const unsigned char *name = h + pos, *end = memchr(name, 0, n - pos);
+    if (!end)
+        return n >= NAME_BYTES ? -ENAMETOOLONG : -ENOENT;
+    const unsigned char *base = name;
+    for (const unsigned char *p = name; p < end; p++)
+        if (*p == '/')
+            base = p + 1;
+    size_t len = (size_t)(end - base);
+    if (len == 0 || (len == 1 && base[0] == '.') || (len == 2 && !memcmp(base, "..", 2)))
+        return -EINVAL;
+    int cut = len > NAME_MAX;
+    if (cut)
+        len = NAME_MAX;
+    memcpy(out, base, len);
+    out[len] = 0;
+    return cut;
+}
+
+static int inflate_stage(pm_chunk *c, void *arg, unsigned worker)
+{
+    (void)worker;
+    decompress_ctx *cx = arg;
+    decompress_state *st = c->file->state;
+    if (cx->plain_ok && !st->sniffed && !sniff(st, c))
+        return 0;                         /* a lone 0x1f: wait for more */
+    if (st->plain)
+        return pass_plain(c, cx, st);
+    if (!st->z) {                         /* the file's first chunk */
+        int rc = pm_gz_inflater_new(&st->z);
+        if (rc < 0)
+            return rc;
+    }
+    int rc = st->held ? feed(c, cx, st, gz_magic, 1, 0) : 0;
+    st->held = 0;
+    if (rc == 0)
+        rc = feed(c, cx, st, c->data, c->len, c->last);
+    if (rc < 0)
+        return rc;
     if (c->last && !st->done)
         return pm_chunk_fail(c, -ENODATA, "unexpected end of file");
+    char name[NAME_MAX + 1];
+    if (cx->name_out && c->seq == 0 &&
+        parse_name(c->data, c->len < NAME_BYTES ? c->len : NAME_BYTES, name) == 1)
+        pm_file_warn(c->file, "stored name truncated to %d bytes", NAME_MAX);
     if (c->last) {
         pm_gz_info info;
         pm_gz_inflater_info(st->z, &info);
-        if (info.trailing_garbage || info.trailing_zeros)
+        if (info.trailing_garbage || (info.trailing_zeros && cx->warn_zeros))
             pm_file_warn(c->file, "%s", pm_gz_inflater_message(st->z));
         if (!cx->keep) {
             /* Its ~40 KiB would otherwise live until the file's event,
@@ -136,62 +243,83 @@ static void fill_result(pmp_run *run, const pm_file *f, pmp_result *r)
     r->name = name;
 }
 
-/* The FNAME stored in a gzip header, read from the file's first bytes.
- * Returns 0 and the base name in out, or -EINVAL when there is none. */
-static int stored_name(const char *path, char *out, size_t cap)
+/* The stored name of the file at path (see parse_name). */
+static int stored_name(const char *path, char *out)
 {
-    unsigned char h[4096];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    unsigned char h[NAME_BYTES];
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return -errno;
     ssize_t n = read(fd, h, sizeof h);
+    int err = n < 0 ? -errno : 0;
     close(fd);
-    if (n < 10 || h[0] != 0x1f || h[1] != 0x8b || !(h[3] & 0x08))
-        return -EINVAL;
-    size_t pos = 10;
-    if (h[3] & 0x04) {           /* FEXTRA: skip it */
-        if (n < 12)
-            return -EINVAL;
-        pos += 2 + (size_t)(h[10] | h[11] << 8);
-    }
-    const unsigned char *name = h + pos, *end = memchr(name, 0, pos < (size_t)n ? (size_t)n - pos : 0);
-    if (!end || end == name)
-        return -EINVAL;
-    const unsigned char *slash = memchr(name, '/', (size_t)(end - name));
-    if (slash || !strcmp((const char *)name, ".") || !strcmp((const char *)name, ".."))
-        return -EINVAL;          /* never let a header name leave the directory */
-    snprintf(out, cap, "%s", (const char *)name);
-    return 0;
+    return err ? err : parse_name(h, (size_t)n, out);
 }
 
-/* Only names with a known suffix are decompressed, tested or listed. */
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int is_operand(const decompress_ctx *cx, const char *path)
+{
+    return cx->noperands &&
+           bsearch(&path, cx->operands, cx->noperands, sizeof *cx->operands, by_name);
+}
+
+/* Names with one of gzip's suffixes are decompressed, tested or listed;
+ * with -c, -t or -l also any file named as an operand (gzip -dc x.zz). */
 static int accept(const char *path, char *msg, size_t cap, void *arg)
 {
     pmp_run *run = arg;
-    char out[4096];
-    if (pmp_decompressed_name(path, run->o->suffix, out, sizeof out) == -EINVAL) {
-        snprintf(msg, cap, "unknown suffix -- ignored");
-        return PM_PL_SKIP;
-    }
-    return 0;
+    if (pmp_has_gz_suffix(path, run->o->suffix) || is_operand(run->ctx, path))
+        return 0;
+    snprintf(msg, cap, "unknown suffix -- ignored");
+    return PM_PL_SKIP;
 }
 
 static int out_path(const pm_file *f, char *buf, size_t cap, void *arg)
 {
     pmp_run *run = arg;
-    char name[4096];
-    if (run->o->restore_name && stored_name(f->path, name, sizeof name) == 0) {
+    char name[NAME_MAX + 1];
+    int rc = run->o->restore_name ? stored_name(f->path, name) : -ENOENT;
+    if (rc >= 0) {
         const char *slash = strrchr(f->path, '/');
         int dir = slash ? (int)(slash - f->path) + 1 : 0;
         int w = snprintf(buf, cap, "%.*s%s", dir, f->path, name);
         return w < 0 || (size_t)w >= cap ? -ENAMETOOLONG : 0;
     }
-    int rc = pmp_decompressed_name(f->path, run->o->suffix, buf, cap);
+    if (rc == -EINVAL) {
+        snprintf(buf, cap, "the stored name is not a file name (\"\", \".\" or \"..\") -- "
+                           "not decompressed (use -n)");
+        return rc;
+    }
+    if (rc == -ENAMETOOLONG) {
+        snprintf(buf, cap, "corrupted input -- stored name longer than %d bytes", NAME_BYTES);
+        return -EBADMSG;
+    }
+    if (rc != -ENOENT)
+        return rc;
+    rc = pmp_decompressed_name(f->path, run->o->suffix, buf, cap);
     if (rc == -EINVAL) {
         snprintf(buf, cap, "unknown suffix -- ignored");
         return PM_PL_SKIP;
     }
     return rc;
+}
+
+/* -c, -t, -l: the operands, sorted, for accept(). Returns 0 or -ENOMEM. */
+static int note_operands(decompress_ctx *cx, const char *const *paths, size_t n)
+{
+    if (n == 0)
+        return 0;
+    cx->operands = malloc(n * sizeof *cx->operands);
+    if (!cx->operands)
+        return -ENOMEM;
+    memcpy(cx->operands, paths, n * sizeof *paths);
+    qsort(cx->operands, n, sizeof *cx->operands, by_name);
+    cx->noperands = n;
+    return 0;
 }
 
 int pmp_decompress(const pmp_opts *o, const char *const *paths, size_t n,
@@ -201,7 +329,8 @@ int pmp_decompress(const pmp_opts *o, const char *const *paths, size_t n,
     pmp_run_init(&run, o);
     pm_pipeline_opts *pl = &run.pl;
     decompress_ctx cx = {.emit = !o->test_only && !o->list, .list = o->list,
-                         .keep = o->list || o->restore_name};
+                         .keep = o->list || o->restore_name,
+                         .warn_zeros = o->warn_trailing_zeros};
     pl->accept = accept;
     run.state_size = sizeof(decompress_state);
     run.state_release = release;
@@ -215,11 +344,17 @@ int pmp_decompress(const pmp_opts *o, const char *const *paths, size_t n,
         if (pl->sink == PM_SINK_FILES && o->restore_name)
             pl->file_end = end_restore_mtime;
     }
+    cx.name_out = pl->sink == PM_SINK_FILES && o->restore_name;
+    cx.plain_ok = o->pass_plain && !o->list && (pl->sink == PM_SINK_FD || o->test_only);
+    if ((pl->sink == PM_SINK_FD || !cx.emit) && note_operands(&cx, paths, n) < 0)
+        return -ENOMEM;
     pl->worker_init = buf_init;
     pl->worker_fini = buf_fini;
     run.ctx = &cx;
     static const pmp_stage stages[] = {
         {"inflate", PM_STAGE_SERIAL_IN_ORDER, inflate_stage},
     };
-    return pmp_run_stages(&run, stages, 1, paths, n, stats);
+    int rc = pmp_run_stages(&run, stages, 1, paths, n, stats);
+    free(cx.operands);
+    return rc;
 }

@@ -47,6 +47,10 @@ typedef struct pmp_opts {
     int to_stdout;           /* -c: everything to stdout (fd 1), inputs kept */
     int test_only;           /* decompress -t: check, write nothing */
     int list;                /* decompress -l: report sizes via on_result */
+    int pass_plain;          /* decompress -f with -c or -t (zcat -f): an input
+                                not in gzip format is copied as it is */
+    int warn_trailing_zeros; /* decompress: zeros after the last member get a
+                                warning (gzip -v); else they are ignored */
     void (*on_result)(const pmp_result *r, void *arg);  /* arg: pl.arg */
     pm_signals *signals;     /* if set, the run is watched: a signal
                                 cancels it (pmap/app.h) */
@@ -64,12 +68,15 @@ int pmp_checksum(const pmp_opts *o, const char *const *paths, size_t n,
 int pmp_wc(const pmp_opts *o, const char *const *paths, size_t n,
            pm_pipeline_stats *stats);
 
-/* Output names. Compress appends the suffix. Decompress strips the suffix
- * (default: ".gz", ".z", and ".tgz" becomes ".tar") and fails with -EINVAL
- * when `in` has none of them or nothing would be left. Both write into buf
- * (cap bytes) and return 0, -EINVAL or -ENAMETOOLONG. */
+/* Output names. Compress appends the suffix. Decompress strips gzip's
+ * suffixes, in any case: `suffix` (-S) if given, and always ".gz", ".z",
+ * ".taz", ".tgz", "-gz", "-z", "_z" (".tgz" and ".taz" become ".tar"), and
+ * fails with -EINVAL when `in` has none of them or nothing would be left.
+ * Both write into buf (cap bytes) and return 0, -EINVAL or -ENAMETOOLONG.
+ * pmp_has_gz_suffix() says whether pmp_decompressed_name() would find one. */
 int pmp_compressed_name(const char *in, const char *suffix, char *buf, size_t cap);
 int pmp_decompressed_name(const char *in, const char *suffix, char *buf, size_t cap);
+int pmp_has_gz_suffix(const char *in, const char *suffix);
 
 #ifdef __cplusplus
 }

@@ -375,6 +375,29 @@ static void test_names(void)
     CU_ASSERT_EQUAL(pmp_decompressed_name("d.gz/.gz", NULL, buf, sizeof buf), -EINVAL);
     CU_ASSERT_EQUAL(pmp_decompressed_name("x.foo", ".foo", buf, sizeof buf), 0);
     CU_ASSERT_STRING_EQUAL(buf, "x");
+    /* gzip 1.12's rules: any case, its whole list, -S added to it, a -S
+     * that ends a built-in suffix tried last. */
+    CU_ASSERT_EQUAL(pmp_decompressed_name("d/UP.GZ", NULL, buf, sizeof buf), 0);
+    CU_ASSERT_STRING_EQUAL(buf, "d/UP");
+    CU_ASSERT_EQUAL(pmp_decompressed_name("x.TGZ", NULL, buf, sizeof buf), 0);
+    CU_ASSERT_STRING_EQUAL(buf, "x.tar");
+    CU_ASSERT_EQUAL(pmp_decompressed_name("x.taz", NULL, buf, sizeof buf), 0);
+    CU_ASSERT_STRING_EQUAL(buf, "x.tar");
+    CU_ASSERT_EQUAL(pmp_decompressed_name("x-gz", NULL, buf, sizeof buf), 0);
+    CU_ASSERT_STRING_EQUAL(buf, "x");
+    CU_ASSERT_EQUAL(pmp_decompressed_name("x_z", NULL, buf, sizeof buf), 0);
+    CU_ASSERT_STRING_EQUAL(buf, "x");
+    CU_ASSERT_EQUAL(pmp_decompressed_name("x.gz", ".zz", buf, sizeof buf), 0);
+    CU_ASSERT_STRING_EQUAL(buf, "x");
+    CU_ASSERT_EQUAL(pmp_decompressed_name("x.ZZ", ".zz", buf, sizeof buf), 0);
+    CU_ASSERT_STRING_EQUAL(buf, "x");
+    CU_ASSERT_EQUAL(pmp_decompressed_name("x.gz", "z", buf, sizeof buf), 0);
+    CU_ASSERT_STRING_EQUAL(buf, "x");
+    CU_ASSERT_EQUAL(pmp_decompressed_name("xz", "z", buf, sizeof buf), 0);
+    CU_ASSERT_STRING_EQUAL(buf, "x");
+    CU_ASSERT_EQUAL(pmp_decompressed_name(".GZ", NULL, buf, sizeof buf), -EINVAL);
+    CU_ASSERT(pmp_has_gz_suffix("a/b.Gz", NULL));
+    CU_ASSERT(!pmp_has_gz_suffix("a.gz/b", NULL));
 }
 
 int main(void)

@@ -12,22 +12,30 @@ void cli_help_decompress(FILE *f)
     fprintf(f,
         "usage: %s decompress [options] [PATH...]\n"
         "\n"
-        "Decompresses each F.gz (also F.z, and F.tgz into F.tar) into F and removes\n"
-        "F.gz once F is safely on disk. Directories are walked recursively. With no\n"
-        "PATH, or PATH '-', decompresses stdin to stdout. Every member of a\n"
-        "multi-member file is decoded; CRC-32 and length are checked.\n"
+        "Decompresses each F.gz into F and removes F.gz once F is safely on disk.\n"
+        "gzip's suffixes are recognised in any case: .gz, .z, -gz, -z, _z, and .tgz\n"
+        "and .taz (into F.tar), besides -S SUF. With -c, -t or -l a file named on\n"
+        "the command line is read whatever its name; files found in directories\n"
+        "(walked recursively) need a suffix. With no PATH, or PATH '-',\n"
+        "decompresses stdin to stdout. Every member of a multi-member file is\n"
+        "decoded; CRC-32 and length are checked; zeros after the last member are\n"
+        "ignored (with -v, a warning), other trailing data is ignored with a warning.\n"
         "\n"
         "  -k, --keep            keep the input files\n"
         "  -c, --stdout          write everything to stdout, keep the inputs\n"
         "  -t, --test            test the integrity of the inputs, write nothing\n"
         "  -l, --list            list compressed and uncompressed sizes, as gzip -l\n"
         "                        (with -v also the CRC and the stored time)\n"
-        "  -S, --suffix=SUF      suffix of compressed files (default .gz, .z, .tgz)\n"
+        "  -S, --suffix=SUF      also recognise the suffix SUF\n"
         "  -N, --name            name the output after the name stored in the file\n"
+        "                        (its last component, cut to 255 bytes with a\n"
+        "                        warning; \"\", \".\" and \"..\" are refused)\n"
         "  -n, --no-name         strip the suffix instead (the default)\n",
         cli_argv0);
     cli_help_common(f, "overwrite existing outputs, follow symbolic links,\n"
-                       "                        read compressed data from a terminal");
+                       "                        read compressed data from a terminal; with -c\n"
+                       "                        or -t, data not in gzip format is copied as it\n"
+                       "                        is (zcat -f)");
     fprintf(f,
         "\n"
         "A corrupt or truncated input is reported with its name; no partial output\n"
@@ -55,8 +63,10 @@ static void list_name(const cli_report *r, const pmp_result *res)
 {
     char buf[4096];
     const char *name = res->path;
-    if (r->o->no_name == 0 && res->name && *res->name)
-        name = res->name;
+    if (r->o->no_name == 0 && res->name && *res->name) {
+        const char *slash = strrchr(res->name, '/');     /* as gzip -lN */
+        name = slash ? slash + 1 : res->name;
+    }
     else if (!pmp_decompressed_name(res->path, r->o->suffix, buf, sizeof buf))
         name = buf;
     pm_print_name(stdout, name);
@@ -120,6 +130,8 @@ int cli_run_decompress(cli_opts *o)
     p.to_stdout = writes && o->to_stdout;
     p.test_only = o->test && !o->list;
     p.list = o->list;
+    p.pass_plain = o->force;
+    p.warn_trailing_zeros = o->verbose;
     p.on_result = o->list ? on_list : NULL;
     p.pl.flags = PM_PL_PRESERVE_META;
     if (writes && !o->keep && !o->to_stdout)
