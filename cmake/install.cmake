@@ -1,4 +1,4 @@
-# Install rules: binaries, libraries, public headers, man page, pkg-config
+# Install rules: binaries, libraries, public headers, man pages, pkg-config
 # file and a CMake package (find_package(pmap) -> pmap::pmap).
 include(CMakePackageConfigHelpers)
 
@@ -27,6 +27,10 @@ file(RELATIVE_PATH PM_PC_TO_PREFIX "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "
 configure_file(${PROJECT_SOURCE_DIR}/cmake/pmap.pc.in ${PROJECT_BINARY_DIR}/pmap.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/pmap.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
-if(EXISTS ${PROJECT_SOURCE_DIR}/tools/pmap.1)
-  install(FILES ${PROJECT_SOURCE_DIR}/tools/pmap.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
-endif()
+# Man pages (docs/man): one per command, git's way (pmap-compress(1), ...,
+# pmap-datagen(1)), and the overview pmap-tools(7). Never a pmap(1): that
+# is procps's page (a process's memory map), and so is the command name.
+file(GLOB PM_MAN1 CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/man/*.1)
+file(GLOB PM_MAN7 CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/man/*.7)
+install(FILES ${PM_MAN1} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+install(FILES ${PM_MAN7} DESTINATION ${CMAKE_INSTALL_MANDIR}/man7)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `cmake --install` gives a usable package: bin/pmap, the libraries, the
-# headers, the man page, pmap.pc and a CMake package; a project outside the
+# headers, the man pages, pmap.pc and a CMake package; a project outside the
 # tree builds against it with find_package(pmap) and with pkg-config.
 . "$(dirname "$0")/lib.sh"
 PM_SRC=${PM_SRC:?}
@@ -8,12 +8,35 @@ build=$(dirname "$(dirname "$PM_BIN")")       # the build tree of PM_BIN
 command -v cmake >/dev/null || skip "no cmake"
 run cmake --install "$build" --prefix "$T/p"; expect_rc 0 "cmake --install"
 for f in bin/pmap lib/libpmap.a lib/libpmap.so include/pmap/pmap.h include/pmap/version.h \
-         include/pmap/pipeline.h lib/pkgconfig/pmap.pc lib/cmake/pmap/pmapConfig.cmake \
-         share/man/man1/pmap.1; do
+         include/pmap/pipeline.h lib/pkgconfig/pmap.pc lib/cmake/pmap/pmapConfig.cmake; do
     [ -e "$T/p/$f" ] || fail "not installed: $f"
 done
 "$T/p/bin/pmap" --version | grep -q '^pmap ' || fail "installed pmap --version"
 ok "installed files in place"
+
+# Man pages: one per command in man1 (pmap --help's commands, and
+# pmap-datagen), the overview pmap-tools(7) in man7, each page exactly its
+# source in docs/man; and no pmap(1) in any section, which would hide
+# procps's page (procps's pmap is a process's memory map).
+cmds=$("$T/p/bin/pmap" --help | sed -n '/^Commands:/,/^$/s/^  \([a-z][a-z]*\) .*/\1/p')
+[ -n "$cmds" ] || fail "no commands in pmap --help"
+for c in $cmds datagen; do
+    page=$T/p/share/man/man1/pmap-$c.1
+    [ -f "$page" ] || fail "not installed: share/man/man1/pmap-$c.1"
+    cmp -s "$page" "$PM_SRC/docs/man/pmap-$c.1" || fail "pmap-$c.1 differs from docs/man"
+done
+[ -f "$T/p/share/man/man7/pmap-tools.7" ] || fail "not installed: share/man/man7/pmap-tools.7"
+found=$(find "$T/p" -name 'pmap.[0-9]*')
+[ -z "$found" ] || fail "a pmap man page would hide procps's pmap(1): $found"
+if command -v man >/dev/null; then
+    for page in compress decompress checksum wc datagen; do
+        run env MANPATH="$T/p/share/man" MANWIDTH=80 man -P cat "pmap-$page"
+        expect_rc 0 "man pmap-$page"; expect_out "pmap-$page" "man pmap-$page"
+    done
+    run env MANPATH="$T/p/share/man" MANWIDTH=80 man -P cat 7 pmap-tools
+    expect_rc 0 "man 7 pmap-tools"; expect_out "PMAP AND PROCPS" "man 7 pmap-tools"
+fi
+ok "man pages: pmap-{$(echo $cmds | tr ' ' ,),datagen}(1) and pmap-tools(7), no pmap(1)"
 
 # CMake consumer (same compiler and sanitizer flags as the build under test)
 cc=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
