@@ -1204,6 +1204,61 @@ static void test_terminate_stops_blocking_map(void)
     pm_pool_free(p);
 }
 
+typedef struct slot_waiter {
+    pm_pool *pool;
+    int rc;
+    size_t fail;
+    _Atomic int returned;
+} slot_waiter;
+
+static void *map_waiting_for_slot(void *arg)
+{
+    slot_waiter *t = arg;
+    int64_t in[100], out[100];
+    for (int i = 0; i < 100; i++)
+        in[i] = i;
+    pm_map_spec s = square_spec(in, out, 100, 1);
+    t->rc = pm_pool_map(t->pool, &s, &t->fail);
+    atomic_store(&t->returned, 1);
+    return NULL;
+}
+
+/* Item 18: a blocking map that waits for an execution slot (every slot held
+ * by a running task) was not woken by terminate: it waited for the task to
+ * end, however long. It must return -ECANCELED at once, the task still
+ * running. */
+static void test_terminate_wakes_map_waiting_for_slot(void)
+{
+    pm_pool *p = new_pool(1);
+    gate g;
+    gate_init(&g);
+    pm_future *blocker;
+    CU_ASSERT_EQUAL_FATAL(pm_pool_apply_async(p, gate_task, &g, &blocker), 0);
+    CU_ASSERT_FATAL(gate_wait_for(&g, 1));          /* the only slot is held */
+    slot_waiter t = {.pool = p, .fail = 99};
+    pthread_t th;
+    pthread_create(&th, NULL, map_waiting_for_slot, &t);
+    double end = pm_test_now() + WAIT_S;            /* the map waits for a slot */
+    while (atomic_load(&p->ex->slots.hungry) == 0 && pm_test_now() < end)
+        usleep(1000);
+    CU_ASSERT_EQUAL(atomic_load(&p->ex->slots.hungry), 1);
+    CU_ASSERT_EQUAL(pm_pool_terminate(p), 0);
+    end = pm_test_now() + 10.0;                     /* hang guard: the gate stays shut */
+    while (!atomic_load(&t.returned) && pm_test_now() < end)
+        usleep(1000);
+    CU_ASSERT(atomic_load(&t.returned));            /* before the task ended */
+    CU_ASSERT(pm_future_running(blocker));
+    gate_open(&g);
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(t.rc, -ECANCELED);
+    CU_ASSERT_EQUAL(t.fail, 0);                     /* no item ran */
+    CU_ASSERT_EQUAL(pm_pool_join(p), 0);
+    CU_ASSERT_EQUAL(pm_future_status(blocker), 0);
+    pm_future_free(blocker);
+    pm_pool_free(p);
+    gate_destroy(&g);
+}
+
 /* ---- the thread budget ---- */
 
 typedef struct budget {
@@ -1465,6 +1520,7 @@ int main(void)
         {"imap iterator keeps working after close", test_iterator_across_close},
         {"free a running pool", test_free_running_pool},
         {"terminate stops a blocking map", test_terminate_stops_blocking_map},
+        {"terminate wakes a map waiting for a slot", test_terminate_wakes_map_waiting_for_slot},
         {"thread budget: tasks + maps <= workers", test_thread_budget},
         {"nested maps; OpenMP team size", test_nesting_and_team_size},
         {"stress: 10^6 tiny tasks", test_stress_million_tiny_tasks},

@@ -44,6 +44,7 @@ typedef struct pm__slots {
     _Atomic int free;          /* slots nobody holds */
     _Atomic int hungry;        /* maps waiting for a slot */
     _Atomic int sleepers;      /* threads blocked in cv (any reason) */
+    _Atomic int aborted;       /* the executor terminated: maps stop waiting */
     int total;
     pthread_mutex_t mu;        /* only for sleeping: cv's mutex */
     pthread_cond_t cv;
@@ -55,8 +56,13 @@ void pm__slots_destroy(pm__slots *s);
 void pm__slots_take_worker(pm__slots *s);
 /* Up to max slots that are free now, without blocking (may be 0). */
 int pm__slots_try_take(pm__slots *s, int max);
-/* At least one and up to max slots; blocks while none is free. */
+/* At least one and up to max slots; blocks while none is free. Returns 0
+ * (no slot) once the slots are aborted, without waiting. */
 int pm__slots_take_map(pm__slots *s, int max);
+/* Aborts: maps waiting in pm__slots_take_map, and later ones, get no slot
+ * (return 0) instead of waiting for running work. The executor's
+ * terminate does it. Workers and pm__slots_give are unaffected. */
+void pm__slots_abort(pm__slots *s);
 void pm__slots_give(pm__slots *s, int k);
 /* Blocks until every slot is free (no map or task running). */
 void pm__slots_wait_idle(pm__slots *s);

@@ -25,7 +25,8 @@
  *
  * Stop. Close lets the workers drain the queue and exit once it is empty
  * and no hold is left (exec.h); terminate takes the whole queue at once and
- * drops every item in it (drop(), on the terminating thread); running items
+ * drops every item in it (drop(), on the terminating thread), and aborts
+ * the slots so that blocking maps waiting for one return; running items
  * finish. Cancel unlinks one queued item.
  *
  * Lock order: mu before slots.mu; nothing else is taken under mu.
@@ -297,6 +298,8 @@ static void thr_stop(pm__exec *ex, int terminate)
     }
     pthread_cond_broadcast(&t->work_cv);
     pthread_mutex_unlock(&t->mu);
+    if (terminate)
+        pm__slots_abort(&ex->slots);      /* maps waiting for a slot return */
     while (w) {
         pm__node *next = w->next;
         pm__work *item = pm__container_of(w, pm__work, node);

@@ -9,6 +9,12 @@
  * then re-reads `free` under the mutex; the giver adds to `free` and then
  * reads `sleepers`, and broadcasts under the mutex if it is non-zero. One
  * of the two always sees the other's write.
+ *
+ * Abort (terminate). A map waiting for a slot would otherwise wait for the
+ * running tasks to end, however long they take. pm__slots_abort sets
+ * `aborted` and broadcasts under the mutex; a map checks `aborted` under
+ * the mutex before each sleep, so it either sees the flag or is asleep
+ * when the broadcast comes.
  */
 #include "exec/exec.h"
 
@@ -17,6 +23,7 @@ int pm__slots_init(pm__slots *s, int total)
     atomic_init(&s->free, total);
     atomic_init(&s->hungry, 0);
     atomic_init(&s->sleepers, 0);
+    atomic_init(&s->aborted, 0);
     s->total = total;
     int rc = pthread_mutex_init(&s->mu, NULL);
     if (rc)
@@ -69,7 +76,7 @@ int pm__slots_take_map(pm__slots *s, int max)
     pthread_mutex_lock(&s->mu);
     atomic_fetch_add(&s->hungry, 1);
     atomic_fetch_add(&s->sleepers, 1);
-    while ((k = pm__slots_try_take(s, max)) == 0)
+    while ((k = pm__slots_try_take(s, max)) == 0 && !atomic_load(&s->aborted))
         pthread_cond_wait(&s->cv, &s->mu);
     atomic_fetch_sub(&s->sleepers, 1);
     atomic_fetch_sub(&s->hungry, 1);
@@ -78,6 +85,14 @@ int pm__slots_take_map(pm__slots *s, int max)
         pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     return k;
+}
+
+void pm__slots_abort(pm__slots *s)
+{
+    atomic_store(&s->aborted, 1);
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
 }
 
 void pm__slots_give(pm__slots *s, int k)

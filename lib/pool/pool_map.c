@@ -1,8 +1,9 @@
 /* pool_map.c - pm_pool_map (blocking, OpenMP) and pm_pool_map_async.
  *
- * Blocking map. The calling thread takes execution slots (pool_sync.c): as
+ * Blocking map. The calling thread takes execution slots (exec/slots.c): as
  * many as are free, up to min(workers, chunks), at least one, waiting while
- * none is free. It then opens `#pragma omp parallel num_threads(k)`: k is
+ * none is free (terminate ends that wait: the map then fails with
+ * -ECANCELED at index 0, having run nothing). It then opens `#pragma omp parallel num_threads(k)`: k is
  * explicit, so OpenMP never adds threads beyond the slots held. Inside, an
  * orphaned `omp for schedule(dynamic, 1)` over chunk numbers hands out
  * chunks of `chunksize` items (equivalent to schedule(dynamic, chunksize)
@@ -164,9 +165,13 @@ int pm_pool_map(pm_pool *pool, const pm_map_spec *spec, size_t *fail_index_ret)
         m.nchunks = spec->n / m.cs + (spec->n % m.cs != 0);
         int own;
         int k = map_take_slots(pool, m.nchunks, &own);
+        if (k == 0) {             /* terminated while waiting for a slot */
+            fail_note(&m.fail, 0, -ECANCELED);
+        } else {
 #pragma omp parallel num_threads(k)
-        map_thread(&m);
-        pm__slots_give(&pool->ex->slots, k - own);
+            map_thread(&m);
+            pm__slots_give(&pool->ex->slots, k - own);
+        }
     }
     pm__pool_map_leave(pool);
     pthread_mutex_destroy(&m.mu);

@@ -138,7 +138,9 @@ PM_API int pm_pool_workers(const pm_pool *pool);
  * one; waits while none is). Every item runs even if some fail. Returns 0,
  * or the non-zero return of the lowest failing item; *fail_index_ret (may be
  * NULL) gets that item's index, or n when none failed. Items skipped because
- * the pool was terminated meanwhile fail with -ECANCELED. Returns -EINVAL
+ * the pool was terminated meanwhile fail with -ECANCELED; a map still
+ * waiting for a slot when the pool is terminated returns -ECANCELED at once
+ * (index 0), without waiting for the running tasks. Returns -EINVAL
  * for a NULL pool/spec/fn, missing arrays, an input callback (imap only),
  * n x item size overflowing, or a pool that is closed or
  * terminated (then *fail_index_ret is left alone). Thread-safe; may be
