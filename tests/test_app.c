@@ -16,7 +16,7 @@
 
 static void test_reason_names(void)
 {
-    for (int r = PM_REASON_NONE; r <= PM_REASON_FILE_WARNING; r++) {
+    for (int r = PM_REASON_NONE; r <= PM_REASON_TEMPORARY; r++) {
         const char *n = pm_reason_name((pm_reason)r);
         CU_ASSERT_STRING_NOT_EQUAL(n, "unknown");
         for (int q = PM_REASON_NONE; q < r; q++)

@@ -22,6 +22,9 @@ const char *pm_reason_name(pm_reason reason)
     case PM_REASON_CANCELLED:          return "cancelled";
     case PM_REASON_INPUT_KEPT:         return "input-kept";
     case PM_REASON_FILE_WARNING:       return "warning";
+    case PM_REASON_HARD_LINKS:         return "hard-links";
+    case PM_REASON_SET_ID:             return "set-id";
+    case PM_REASON_TEMPORARY:          return "temporary";
     }
     return "unknown";
 }

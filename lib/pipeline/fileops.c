@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -121,7 +122,10 @@ static int open_input(pm_pipeline *pl, pl_file *f, char **msg)
         if (rc < 0)
             return rc;
     }
-    int follow = (pl->o.flags & PM_PL_FOLLOW_SYMLINKS) != 0;
+    /* A link named by the caller is read when nothing is written beside
+     * it (to a stream, a test, a checksum), as gzip -c does. */
+    int follow = (pl->o.flags & PM_PL_FOLLOW_SYMLINKS) ||
+                 (!f->walked && pl->o.sink != PM_SINK_FILES);
     int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW);
     f->fd = openat(f->dir->fd, f->base, flags);
     if (f->fd < 0) {
@@ -137,6 +141,27 @@ static int open_input(pm_pipeline *pl, pl_file *f, char **msg)
     mode_t m = f->pub.st.st_mode;
     if (S_ISDIR(m))
         return -EISDIR;
+    if (S_ISREG(m) && pl->o.sink == PM_SINK_FILES && !(pl->o.flags & PM_PL_OVERWRITE)) {
+        /* As gzip: an output beside the input would not carry the other
+         * names, nor a set-ID bit's meaning. */
+        if (f->pub.st.st_nlink > 1) {
+            f->op_reason = PM_REASON_HARD_LINKS;
+            unsigned long n = (unsigned long)f->pub.st.st_nlink - 1;
+            *msg = pm__pl_strdupf("has %lu other link%s -- ignored", n, n > 1 ? "s" : "");
+            return PM_PL_SKIP;
+        }
+        if (m & (S_ISUID | S_ISGID | S_ISVTX)) {
+            f->op_reason = PM_REASON_SET_ID;
+            *msg = strdup(m & S_ISUID   ? "is set-user-ID on execution -- ignored"
+                          : m & S_ISGID ? "is set-group-ID on execution -- ignored"
+                                        : "has the sticky bit set -- ignored");
+            return PM_PL_SKIP;
+        }
+    }
+    if (S_ISREG(m) && f->pub.st.st_size == 0) {
+        f->stream = 1;          /* /proc, /sys, some FUSE files: read to the end */
+        return 0;
+    }
     if (!S_ISREG(m)) {
         if (f->walked || !(pl->o.flags & PM_PL_SKIP_SPECIAL_OK)) {
             f->op_reason = PM_REASON_NOT_REGULAR;
@@ -167,8 +192,10 @@ static int open_named_tmp(pl_file *f)
             return -ENOMEM;
         f->out_fd = openat(f->dir_fd, f->tmp_name,
                            O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (f->out_fd >= 0)
+        if (f->out_fd >= 0) {
+            flock(f->out_fd, LOCK_EX);   /* held while it lives: not stale */
             return 0;
+        }
         if (errno != EEXIST)
             break;
     }
@@ -310,7 +337,7 @@ static int op_open(pm_pipeline *pl, pl_file *f, char **msg)
 static int check_unchanged(pl_file *f, char **msg)
 {
     struct stat st;
-    if (f->stream)
+    if (!S_ISREG(f->pub.st.st_mode))
         return 0;
     if (fstat(f->fd, &st) == 0 && st.st_size == f->pub.st.st_size &&
         st.st_mtim.tv_sec == f->pub.st.st_mtim.tv_sec &&
@@ -333,9 +360,16 @@ static int copy_meta(pm_pipeline *pl, pl_file *f)
     const struct stat *st = &f->pub.st;
     if (!(pl->o.flags & PM_PL_PRESERVE_META) || !S_ISREG(st->st_mode))
         return 0;
-    if (pl->as_root && fchown(f->out_fd, st->st_uid, st->st_gid) < 0 && errno != EPERM)
-        return -errno;
-    if (fchmod(f->out_fd, st->st_mode & 07777) < 0)
+    mode_t mode = st->st_mode & 07777;
+    if (pl->as_root) {
+        if (fchown(f->out_fd, st->st_uid, st->st_gid) < 0 && errno != EPERM)
+            return -errno;
+    } else if (fchown(f->out_fd, (uid_t)-1, st->st_gid) < 0) {
+        /* Not a member of the input's group: the output is in ours, so what
+         * the input let its group (and others) read must not follow. */
+        mode &= ~(mode_t)(S_ISGID | S_IRWXG | S_IRWXO);
+    }
+    if (fchmod(f->out_fd, mode) < 0)
         return -errno;
     struct timespec times[2] = {st->st_atim, st->st_mtim};
     if (f->pub.out_mtime > 0)

@@ -269,7 +269,8 @@ static void open_done(pm_pipeline *pl, pl_file *f)
     if (rc == PM_PL_SKIP) {
         char *msg = f->op_msg;
         f->op_msg = NULL;
-        f->incidental = f->walked && !f->out_path;
+        f->incidental = f->walked && !f->out_path && f->op_reason != PM_REASON_HARD_LINKS &&
+                        f->op_reason != PM_REASON_SET_ID;
         pm__pl_file_finish(pl, f, PM_EVENT_SKIP, f->op_reason,
                            f->op_reason == PM_REASON_OUTPUT_EXISTS ? -EEXIST
                            : f->op_reason == PM_REASON_SYMLINK ? -ELOOP : -EINVAL, msg);

@@ -6,7 +6,10 @@
  * Policy applied here, so every pipeline and the CLI share it: symbolic links
  * are skipped unless PM_PL_FOLLOW_SYMLINKS; FIFOs, sockets and devices found
  * by walking are skipped (given by name they are read only with
- * PM_PL_SKIP_SPECIAL_OK); names ending in opts.skip_suffix are skipped.
+ * PM_PL_SKIP_SPECIAL_OK); names ending in opts.skip_suffix are skipped, and
+ * pmap's own temporary outputs (stale ones, a minute old and owned by no
+ * live run, are removed). A link named by the caller is followed when
+ * nothing is written beside it (PM_SINK_FD/NONE), as gzip -c does.
  * Entries whose type the directory reports (d_type) are taken without a
  * stat: a regular file is checked when it is opened (fileops.c: O_NOFOLLOW,
  * fstat), a directory when it is read. Runs on the I/O thread only.
@@ -25,7 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pipeline_internal.h"
@@ -159,6 +165,45 @@ static int report(pl_found *out, int kind, pm_reason reason, int err, char *msg)
     return 1;
 }
 
+/* pmap's own temporary outputs (fileops.c): ".NAME.pmtmp.XXXXXX" (the
+ * named fallback where O_TMPFILE is missing) and ".NAME.pmtmp.PID.FD" (a
+ * replacing link on its way to rename). Never inputs. */
+static int own_temporary(const char *name)
+{
+    return name[0] == '.' && strstr(name, ".pmtmp.") != NULL;
+}
+
+#define STALE_AFTER 60          /* seconds without a change */
+
+/* Removes a temporary that no live run owns: the run that made a named
+ * temporary holds an exclusive lock on it as long as it lives (a process
+ * killed loses it), a replacing link names its process; either must also
+ * be over a minute old. Returns 1 when it was removed. */
+static int clear_stale(int dirfd, const char *name)
+{
+    struct stat st;
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return 0;
+    int stale = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+                time(NULL) - st.st_mtime > STALE_AFTER;
+    const char *tail = strstr(name, ".pmtmp.") + 7;
+    long pid;
+    char dot;
+    if (stale && sscanf(tail, "%ld%c", &pid, &dot) == 2 && dot == '.')
+        stale = pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+    else if (stale)
+        stale = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    if (stale) {
+        struct stat now;            /* still the file looked at */
+        stale = fstatat(dirfd, name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+                now.st_dev == st.st_dev && now.st_ino == st.st_ino &&
+                unlinkat(dirfd, name, 0) == 0;
+    }
+    close(fd);
+    return stale;
+}
+
 /* Decides what to do with path (found in `from` as name, or named by the
  * caller when from is NULL); may push a directory. Returns 1 when the path
  * is to be reported (out set), 0 when it was a directory. */
@@ -174,7 +219,10 @@ static int classify(pm_pipeline *pl, const char *path, const pl_dir *from, const
     else if ((from ? fstatat(from->h->fd, name, &st, AT_SYMLINK_NOFOLLOW) : lstat(path, &st)) < 0)
         return report(out, PM_EVENT_ERROR, PM_REASON_INPUT, -errno, NULL);
     if (S_ISLNK(st.st_mode)) {
-        if (!(flags & PM_PL_FOLLOW_SYMLINKS))
+        /* Named by the caller and only read (nothing written beside it):
+         * followed, as gzip -c, cat or cksum do. */
+        int read_only = named && pl->o.sink != PM_SINK_FILES;
+        if (!(flags & PM_PL_FOLLOW_SYMLINKS) && !read_only)
             return report(out, PM_EVENT_SKIP, PM_REASON_SYMLINK, -ELOOP,
                           strdup("is a symbolic link; not followed"));
         if ((from ? fstatat(from->h->fd, name, &st, 0) : stat(path, &st)) < 0)
@@ -198,6 +246,11 @@ static int classify(pm_pipeline *pl, const char *path, const pl_dir *from, const
     if (!S_ISREG(st.st_mode) && !(named && (flags & PM_PL_SKIP_SPECIAL_OK)))
         return report(out, PM_EVENT_SKIP, PM_REASON_NOT_REGULAR, -EINVAL,
                       strdup("is not a regular file or directory -- ignored"));
+    if (from && own_temporary(name))
+        return report(out, PM_EVENT_SKIP, PM_REASON_TEMPORARY, -EEXIST,
+                      clear_stale(from->h->fd, name)
+                          ? strdup("stale temporary file of an interrupted pmap run -- removed")
+                          : strdup("temporary file of a pmap run -- ignored"));
     if (pl->o.skip_suffix && ends_with(path, pl->o.skip_suffix))
         return report(out, PM_EVENT_SKIP, PM_REASON_HAS_SUFFIX, -EEXIST,
                       pm__pl_strdupf("already has %s suffix -- unchanged", pl->o.skip_suffix));
@@ -266,7 +319,8 @@ char *pm__pl_source_next(pm_pipeline *pl, pl_found *out)
         }
         if (classify(pl, path, from, name, dtype, out)) {
             out->incidental = !named && out->kind == PM_EVENT_SKIP &&
-                              out->reason == PM_REASON_HAS_SUFFIX;
+                              (out->reason == PM_REASON_HAS_SUFFIX ||
+                               out->reason == PM_REASON_TEMPORARY);
             return path;
         }
         free(path);

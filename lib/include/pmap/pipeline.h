@@ -148,6 +148,13 @@ typedef enum pm_reason {
                                   or was replaced after it was read, or could not
                                   be removed, or the directory could not be synced */
     PM_REASON_FILE_WARNING,    /* pm_file_warn() */
+    /* SKIP, added later (so the values above keep their numbers) */
+    PM_REASON_HARD_LINKS,      /* an input to be written beside has other hard
+                                  links (as gzip: PM_PL_OVERWRITE, -f, takes it) */
+    PM_REASON_SET_ID,          /* an input to be written beside is set-user-ID,
+                                  set-group-ID or sticky (PM_PL_OVERWRITE takes it) */
+    PM_REASON_TEMPORARY,       /* a temporary output of pmap's own (named
+                                  .NAME.pmtmp.*), never an input */
 } pm_reason;
 
 typedef struct pm_event {
