@@ -24,6 +24,7 @@ typedef struct pmp_result {
     uint64_t bytes;          /* input bytes (checksum, wc) */
     uint32_t crc32;          /* checksum: CRC-32 of the whole file */
     uint64_t lines, words;   /* wc */
+    uint64_t chars;          /* wc with count_chars: characters */
     uint64_t compressed;     /* decompress -l: .gz size */
     uint64_t uncompressed;   /* decompress -l: decoded size (all members) */
     uint32_t crc_stored;     /* decompress -l: CRC-32 of all the decoded data;
@@ -51,6 +52,8 @@ typedef struct pmp_opts {
                                 not in gzip format is copied as it is */
     int warn_trailing_zeros; /* decompress: zeros after the last member get a
                                 warning (gzip -v); else they are ignored */
+    int count_chars;         /* wc: count characters in the current LC_CTYPE
+                                (wc -m): complete valid ones, as GNU wc */
     void (*on_result)(const pmp_result *r, void *arg);  /* arg: pl.arg */
     pm_signals *signals;     /* if set, the run is watched: a signal
                                 cancels it (pmap/app.h) */

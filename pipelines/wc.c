@@ -12,8 +12,14 @@
  *                        printable byte while the previous chunk ended in a
  *                        word continues that word, so it is not counted
  *                        twice. No overlap between chunks is needed.
+ *                        With count_chars it also counts characters
+ *                        (mbrtowc, the shift state carried from chunk to
+ *                        chunk): serial, since a character may straddle
+ *                        two chunks; files still go in parallel.
  */
+#include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 #include "common.h"
 
@@ -26,9 +32,42 @@ typedef struct wc_chunk {
 } wc_chunk;
 
 typedef struct wc_counts {
-    uint64_t lines, words, bytes;
+    uint64_t lines, words, bytes, chars;
     int in_word;
+    mbstate_t mb;                /* count_chars: a character begun */
 } wc_counts;
+
+/* Characters in p[0..len), as GNU wc -m counts them: every complete valid
+ * one (NUL included); an invalid byte is skipped, and so are the bytes of
+ * an incomplete one that an invalid byte cuts short. In a single-byte
+ * locale every byte is a character. */
+static uint64_t count_chars(wc_counts *t, const unsigned char *p, size_t len)
+{
+    if (MB_CUR_MAX == 1)
+        return len;
+    uint64_t n = 0;
+    size_t i = 0;
+    while (i < len) {
+        int fresh = mbsinit(&t->mb);
+        if (p[i] < 0x80 && fresh) {
+            n++;
+            i++;
+            continue;
+        }
+        wchar_t wc;
+        size_t r = mbrtowc(&wc, (const char *)p + i, len - i, &t->mb);
+        if (r == (size_t)-2)     /* goes on in the next chunk */
+            break;
+        if (r == (size_t)-1) {   /* skip a byte, or the bytes held before */
+            memset(&t->mb, 0, sizeof t->mb);
+            i += fresh;
+            continue;
+        }
+        n++;
+        i += r ? r : 1;
+    }
+    return n;
+}
 
 static int is_space(unsigned char ch)
 {
@@ -72,8 +111,8 @@ static int count_stage(pm_chunk *c, void *arg, unsigned worker)
 
 static int sum_stage(pm_chunk *c, void *arg, unsigned worker)
 {
-    (void)arg;
     (void)worker;
+    const int *chars = arg;
     wc_counts *total = c->file->state;
     const wc_chunk *k = (const wc_chunk *)c->out;
     total->lines += k->lines;
@@ -83,6 +122,8 @@ static int sum_stage(pm_chunk *c, void *arg, unsigned worker)
     if (k->first != SIG_NONE)
         total->in_word = k->ends_in_word;
     total->bytes += c->len;
+    if (*chars)
+        total->chars += count_chars(total, c->data, c->len);
     return 0;
 }
 
@@ -93,6 +134,7 @@ static void fill_result(pmp_run *run, const pm_file *f, pmp_result *r)
     r->lines = k->lines;
     r->words = k->words;
     r->bytes = k->bytes;
+    r->chars = k->chars;
 }
 
 int pmp_wc(const pmp_opts *o, const char *const *paths, size_t n,
@@ -106,6 +148,8 @@ int pmp_wc(const pmp_opts *o, const char *const *paths, size_t n,
     run.pl.flags &= ~PM_PL_REMOVE_INPUT;
     run.state_size = sizeof(wc_counts);
     run.fill_result = fill_result;
+    int chars = o->count_chars;
+    run.ctx = &chars;
     static const pmp_stage stages[] = {
         {"count", PM_STAGE_PARALLEL, count_stage},
         {"sum", PM_STAGE_SERIAL_IN_ORDER, sum_stage},

@@ -30,6 +30,9 @@ enum {
     CLI_WC = 1u << 3,
 };
 
+/* wc's counts, in the order they are printed (0: lines, words, bytes). */
+enum { CLI_WC_LINES = 1, CLI_WC_WORDS = 2, CLI_WC_CHARS = 4, CLI_WC_BYTES = 8 };
+
 /* --progress: -1 automatic (a terminal and a long job), 0 off, 1 on. */
 enum { CLI_PROGRESS_AUTO = -1, CLI_PROGRESS_OFF = 0, CLI_PROGRESS_ON = 1 };
 
@@ -49,6 +52,8 @@ typedef struct cli_opts {
     int json;
     const char *json_file;   /* --json=FILE, or NULL: stderr */
     int help, version;
+    unsigned wc_fields;      /* wc: CLI_WC_* given (-l -w -m -c) */
+    int check, check_status; /* checksum -c LIST, --status */
     const char **paths;      /* operands, "-" is stdin (malloc'd array) */
     size_t npaths;
     pm_signals *sig;         /* the signal thread (main.c starts it) */
@@ -97,6 +102,7 @@ int cli_run_compress(cli_opts *o);
 int cli_run_decompress(cli_opts *o);
 int cli_run_checksum(cli_opts *o);
 int cli_run_wc(cli_opts *o);
+int cli_run_check(cli_opts *o);     /* checksum -c (cmd_check.c) */
 
 
 /* report.c: how a command reports. */

@@ -23,6 +23,13 @@ void cli_help_checksum(FILE *f)
         "then starts with '\\'). Directories are walked recursively in name order;\n"
         "chunks of every file are checksummed in parallel. With no PATH, or PATH\n"
         "'-', reads stdin.\n"
+        "\n"
+        "  -c, --check           read such lines from the files given (or stdin)\n"
+        "                        and verify them, as sha256sum -c: 'PATH: OK' or\n"
+        "                        'PATH: FAILED' per line, a summary on stderr,\n"
+        "                        exit status 1 if any file failed or is missing\n"
+        "      --status          with -c: print nothing, the status says it all\n"
+        "                        (-q: no OK lines)\n"
         "\n", cli_argv0);
     cli_help_common(f, "follow symbolic links");
 }
@@ -41,6 +48,8 @@ static void on_checksum(const pmp_result *res, void *arg)
 int cli_run_checksum(cli_opts *o)
 {
     static const char *const only_stdin[] = { "-" };
+    if (o->check)
+        return cli_run_check(o);
     cli_report r;
     cli_report_init(&r, o, CLI_DONE_SILENT);
     pmp_opts p = { 0 };

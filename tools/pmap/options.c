@@ -20,7 +20,7 @@ enum opt_id {
     O_LEVEL, O_FAST, O_BEST, O_JOBS, O_BLOCK, O_KEEP, O_FORCE, O_STDOUT,
     O_SUFFIX, O_NO_NAME, O_NAME, O_QUIET, O_VERBOSE, O_RECURSIVE,
     O_PROGRESS, O_NO_PROGRESS, O_JSON, O_HELP, O_VERSION, O_DECOMPRESS, O_TEST,
-    O_LIST,
+    O_LIST, O_WC_LINES, O_WC_WORDS, O_WC_CHARS, O_WC_BYTES, O_CHECK, O_STATUS,
 };
 
 #define ALL (CLI_COMPRESS | CLI_DECOMPRESS | CLI_CHECKSUM | CLI_WC)
@@ -63,6 +63,12 @@ static const optdef optdefs[] = {
     { 0, "uncompress", 0, O_DECOMPRESS, GZ },
     { 't', "test", 0, O_TEST, GZ },
     { 'l', "list", 0, O_LIST, GZ },
+    { 'l', "lines", 0, O_WC_LINES, CLI_WC },
+    { 'w', "words", 0, O_WC_WORDS, CLI_WC },
+    { 'm', "chars", 0, O_WC_CHARS, CLI_WC },
+    { 'c', "bytes", 0, O_WC_BYTES, CLI_WC },
+    { 'c', "check", 0, O_CHECK, CLI_CHECKSUM },
+    { 0, "status", 0, O_STATUS, CLI_CHECKSUM },
 };
 #define N_OPTDEFS (sizeof optdefs / sizeof optdefs[0])
 
@@ -163,6 +169,12 @@ static int apply(cli_opts *o, const optdef *d, char letter, const char *arg)
     case O_TEST: o->test = 1; break;
     case O_LIST: o->list = 1; break;
     case O_VERSION: o->version = 1; break;
+    case O_WC_LINES: o->wc_fields |= CLI_WC_LINES; break;
+    case O_WC_WORDS: o->wc_fields |= CLI_WC_WORDS; break;
+    case O_WC_CHARS: o->wc_fields |= CLI_WC_CHARS; break;
+    case O_WC_BYTES: o->wc_fields |= CLI_WC_BYTES; break;
+    case O_CHECK: o->check = 1; break;
+    case O_STATUS: o->check_status = 1; break;
     }
     return 0;
 }
