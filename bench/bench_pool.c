@@ -11,7 +11,10 @@
  *      `#pragma omp task`s from one thread of a parallel region;
  *   4. imap over 10^5 trivial items read by an input callback, drained in
  *      order: automatic chunksize against chunksize 1 (the default before
- *      issue 10) and 64 (no reference: it is the pool against itself).
+ *      issue 10) and 64 (no reference: it is the pool against itself);
+ *   5. 10^5 tiny tasks' futures taken as they complete with pm_as_completed,
+ *      against pm_future_wait in order and the pm_wait_any loop future.h
+ *      used to recommend (quadratic: run once, on 2 x 10^4 with --quick).
  * Usage: bench_pool [--quick] [--workers N]
  * Targets (issue 2, on 2 cores): (1) <= 0.05 us/item, (2) map/bare <= 1.05,
  * (3) <= 1 us/task.
@@ -217,6 +220,78 @@ static void measure_async(pm_pool *pool, size_t n, int reps, double *pool_s, dou
     free(to);
 }
 
+/* ---- draining futures as they complete ---- */
+
+enum { DRAIN_AC, DRAIN_WAIT_ANY, DRAIN_IN_ORDER };
+
+static void submit_tiny(pm_pool *pool, pm_future **fs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = pm_pool_apply_async(pool, tiny_task, (void *)(uintptr_t)i, &fs[i]);
+        if (rc)
+            die("pm_pool_apply_async", rc);
+    }
+}
+
+/* Seconds to take n just-submitted futures as they complete (pm_as_completed,
+ * or the pm_wait_any loop future.h used to recommend) or in order, checking
+ * and freeing each. Submission is not timed. */
+static double time_drain(pm_pool *pool, pm_future **fs, size_t n, int how)
+{
+    submit_tiny(pool, fs, n);
+    double t0 = now();
+    size_t got = 0, i;
+    pm_future *f;
+    int rc = 0;
+    if (how == DRAIN_AC) {
+        pm_as_completed *ac;
+        if ((rc = pm_as_completed_new(fs, n, &ac)) != 0)
+            die("pm_as_completed_new", rc);
+        while ((rc = pm_as_completed_next(ac, 60.0, &i, &f)) == 1) {
+            got += pm_future_result(f) == (void *)(uintptr_t)i;
+            pm_future_free(f);
+        }
+        pm_as_completed_free(ac);
+    } else if (how == DRAIN_WAIT_ANY) {
+        while (got < n && (rc = pm_wait_any(fs, n, 60.0, &i)) == 0) {
+            got += pm_future_result(fs[i]) == (void *)(uintptr_t)i;
+            pm_future_free(fs[i]);
+            fs[i] = NULL;
+        }
+    } else {
+        for (i = 0; i < n && (rc = pm_future_wait(fs[i], 60.0)) == 0; i++) {
+            got += pm_future_result(fs[i]) == (void *)(uintptr_t)i;
+            pm_future_free(fs[i]);
+        }
+    }
+    double t = now() - t0;
+    if (rc < 0 || got != n)
+        die("draining futures", rc < 0 ? rc : -5);
+    return t;
+}
+
+/* Medians of the three ways; the quadratic wait_any loop runs once, over
+ * n_any futures (it takes seconds at 10^5). */
+static void measure_drain(pm_pool *pool, size_t n, size_t n_any, int reps, double t[3])
+{
+    pm_future **fs = malloc(n * sizeof *fs);
+    double *ta = malloc((size_t)reps * sizeof *ta), *to = malloc((size_t)reps * sizeof *to);
+    if (!fs || !ta || !to)
+        die("malloc", -12);
+    time_drain(pool, fs, n, DRAIN_AC);
+    time_drain(pool, fs, n, DRAIN_IN_ORDER);
+    for (int r = 0; r < reps; r++) {
+        ta[r] = time_drain(pool, fs, n, DRAIN_AC);
+        to[r] = time_drain(pool, fs, n, DRAIN_IN_ORDER);
+    }
+    t[DRAIN_AC] = median(ta, reps);
+    t[DRAIN_IN_ORDER] = median(to, reps);
+    t[DRAIN_WAIT_ANY] = time_drain(pool, fs, n_any, DRAIN_WAIT_ANY);
+    free(fs);
+    free(ta);
+    free(to);
+}
+
 /* ---- imap with an input callback ---- */
 
 typedef struct counter_input {
@@ -301,6 +376,9 @@ int main(int argc, char **argv)
     size_t n_imap = 100000;
     double ti[3];
     measure_imap_input(pool, n_imap, reps, ti);
+    size_t n_drain = 100000, n_any = quick ? 20000 : 100000;
+    double td[3];
+    measure_drain(pool, n_drain, n_any, reps, td);
 
     printf("bench_pool: %d workers, median of %d runs each; us per item\n",
            pm_pool_workers(pool), reps);
@@ -319,6 +397,13 @@ int main(int argc, char **argv)
     printf("%-42s %10.4f %10s %7s\n", "  same, chunksize 1 (the old default)",
            ti[0] * 1e6 / n_imap, "", "");
     printf("%-42s %10.4f %10s %7s\n", "  same, chunksize 64", ti[2] * 1e6 / n_imap, "", "");
+    printf("%-42s %10.4f %10s %7s\n", "drain 10^5 futures: pm_as_completed",
+           td[DRAIN_AC] * 1e6 / n_drain, "", "");
+    printf("%-42s %10.4f %10s %7s\n", "  same, pm_future_wait in order",
+           td[DRAIN_IN_ORDER] * 1e6 / n_drain, "", "");
+    char label[64];
+    snprintf(label, sizeof label, "  pm_wait_any loop, %zu futures (1 run)", n_any);
+    printf("%-42s %10.4f %10s %7s\n", label, td[DRAIN_WAIT_ANY] * 1e6 / n_any, "", "");
     printf("(bare: schedule(static); bare-dyn: schedule(dynamic, auto chunksize))\n");
     printf("targets: trivial map <= 0.05 us/item: %s; heavy map within 5%% of bare: %s; "
            "apply_async <= 1 us/task: %s\n",

@@ -1,5 +1,5 @@
 /* test_future.c - pm_future: waits and timeouts, done-callbacks, cancel,
- * wait_any / wait_all (as concurrent.futures.wait and as_completed),
+ * wait_any / wait_all (as concurrent.futures.wait), pm_as_completed,
  * ownership (fire and forget, futures outliving their pool). Every wait is
  * bounded, so a broken future fails the test instead of hanging it. */
 #define _GNU_SOURCE
@@ -315,6 +315,227 @@ static int count_task(void *arg, void **result_ret)
     return 0;
 }
 
+/* ---- as_completed ---- */
+
+static int status_of(pm_future *f)
+{
+    return f ? pm_future_status(f) : -999;
+}
+
+/* Three tasks finish in the order 2, 0, 1: that is the order they come out. */
+static void test_as_completed_order_of_completion(void)
+{
+    pm_pool *p = new_pool(3);
+    latch l[3] = {LATCH_INIT, LATCH_INIT, LATCH_INIT};
+    pm_future *fs[3];
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL_FATAL(pm_pool_apply_async(p, latch_task, &l[i], &fs[i]), 0);
+    pm_as_completed *ac;
+    CU_ASSERT_EQUAL_FATAL(pm_as_completed_new(fs, 3, &ac), 0);
+    size_t idx = 99;
+    pm_future *f = NULL;
+    CU_ASSERT_EQUAL(pm_as_completed_next(ac, 0, &idx, &f), -ETIMEDOUT);   /* poll */
+    CU_ASSERT_EQUAL(pm_as_completed_next(ac, 0.02, &idx, &f), -ETIMEDOUT);
+    CU_ASSERT_EQUAL(idx, 99);                            /* outputs untouched */
+    const int order[3] = {2, 0, 1};
+    for (int k = 0; k < 3; k++) {
+        latch_open(&l[order[k]]);
+        f = NULL;
+        CU_ASSERT_EQUAL(pm_as_completed_next(ac, WAIT_S, &idx, &f), 1);
+        CU_ASSERT_EQUAL(idx, (size_t)order[k]);
+        CU_ASSERT_PTR_EQUAL(f, fs[order[k]]);
+        CU_ASSERT_EQUAL(status_of(f), 0);
+        CU_ASSERT_PTR_EQUAL(pm_future_result(f), &l[order[k]]);
+        pm_future_free(f);                               /* ours again */
+    }
+    CU_ASSERT_EQUAL(pm_as_completed_next(ac, WAIT_S, &idx, &f), 0);       /* all out */
+    CU_ASSERT_EQUAL(pm_as_completed_next(ac, 0, &idx, &f), 0);
+    pm_as_completed_free(ac);
+    pm_pool_free(p);
+}
+
+/* Done before they are added, NULL entries, add() after new(), empty sets,
+ * invalid arguments. */
+static void test_as_completed_done_null_add_invalid(void)
+{
+    pm_pool *p = new_pool(2);
+    pm_future *fs[4] = {NULL, NULL, NULL, NULL};
+    CU_ASSERT_EQUAL_FATAL(pm_pool_apply_async(p, sleep_us_task, (void *)(uintptr_t)1, &fs[1]), 0);
+    CU_ASSERT_EQUAL_FATAL(pm_pool_apply_async(p, sleep_us_task, (void *)(uintptr_t)3, &fs[3]), 0);
+    CU_ASSERT_EQUAL(pm_wait_all(fs, 4, WAIT_S), 0);      /* both done before new() */
+    pm_as_completed *ac = NULL;
+    CU_ASSERT_EQUAL(pm_as_completed_new(NULL, 3, &ac), -EINVAL);
+    CU_ASSERT_EQUAL(pm_as_completed_new(fs, 4, NULL), -EINVAL);
+    CU_ASSERT_PTR_NULL(ac);
+    CU_ASSERT_EQUAL_FATAL(pm_as_completed_new(fs, 4, &ac), 0);
+    size_t idx, seen = 0;
+    pm_future *f;
+    for (int k = 0; k < 2; k++) {                        /* ready at once, no wait */
+        CU_ASSERT_EQUAL(pm_as_completed_next(ac, 0, &idx, &f), 1);
+        CU_ASSERT(idx == 1 || idx == 3);
+        CU_ASSERT_PTR_EQUAL(pm_future_result(f), (void *)(uintptr_t)idx);
+        seen |= (size_t)1 << idx;
+        pm_future_free(f);
+    }
+    CU_ASSERT_EQUAL(seen, 0xa);
+    CU_ASSERT_EQUAL(pm_as_completed_next(ac, 0, &idx, &f), 0);
+    pm_future *g;
+    CU_ASSERT_EQUAL_FATAL(pm_pool_apply_async(p, sleep_us_task, (void *)(uintptr_t)7, &g), 0);
+    CU_ASSERT_EQUAL(pm_as_completed_add(NULL, g, &idx), -EINVAL);
+    CU_ASSERT_EQUAL(pm_as_completed_add(ac, NULL, &idx), -EINVAL);
+    idx = 0;
+    CU_ASSERT_EQUAL(pm_as_completed_add(ac, g, &idx), 0);
+    CU_ASSERT_EQUAL(idx, 4);                             /* after new()'s 0..3 */
+    CU_ASSERT_EQUAL(pm_as_completed_next(ac, WAIT_S, &idx, NULL), 1);   /* released here */
+    CU_ASSERT_EQUAL(idx, 4);
+    CU_ASSERT_EQUAL(pm_as_completed_next(ac, WAIT_S, &idx, &f), 0);
+    CU_ASSERT_EQUAL(pm_as_completed_next(NULL, 0, &idx, &f), -EINVAL);
+    pm_as_completed_free(ac);
+    CU_ASSERT_EQUAL_FATAL(pm_as_completed_new(NULL, 0, &ac), 0);          /* empty */
+    CU_ASSERT_EQUAL(pm_as_completed_next(ac, WAIT_S, &idx, &f), 0);
+    pm_as_completed_free(ac);
+    pm_as_completed_free(NULL);
+    pm_pool_free(p);
+}
+
+/* Cancelled futures come out like the others, with -ECANCELED: one by
+ * pm_future_cancel, the rest by terminate; the running one comes last. */
+static void test_as_completed_cancel_and_terminate(void)
+{
+    pm_pool *p = new_pool(1);
+    latch l = LATCH_INIT;
+    enum { N = 101 };
+    pm_future *fs[N];
+    CU_ASSERT_EQUAL_FATAL(pm_pool_apply_async(p, latch_task, &l, &fs[0]), 0);
+    CU_ASSERT_FATAL(latch_wait_for(&l, 1));              /* fs[0] runs, the rest queue */
+    for (int i = 1; i < N; i++)
+        CU_ASSERT_EQUAL_FATAL(pm_pool_apply_async(p, sleep_us_task, NULL, &fs[i]), 0);
+    pm_future *f50 = fs[50];
+    pm_as_completed *ac;
+    CU_ASSERT_EQUAL_FATAL(pm_as_completed_new(fs, N, &ac), 0);
+    size_t idx;
+    pm_future *f;
+    CU_ASSERT_EQUAL(pm_future_cancel(f50), 0);           /* the set holds it: valid */
+    CU_ASSERT_EQUAL(pm_as_completed_next(ac, 0, &idx, &f), 1);
+    CU_ASSERT_EQUAL(idx, 50);
+    CU_ASSERT_EQUAL(status_of(f), -ECANCELED);
+    pm_future_free(f);
+    CU_ASSERT_EQUAL(pm_pool_terminate(p), 0);            /* cancels the 99 queued */
+    char seen[N] = {0};
+    int got = 0, bad = 0;
+    while (pm_as_completed_next(ac, 0, &idx, &f) == 1) {
+        bad += idx == 0 || idx == 50 || idx >= N || seen[idx] || status_of(f) != -ECANCELED;
+        if (idx < N)
+            seen[idx] = 1;
+        pm_future_free(f);
+        got++;
+    }
+    CU_ASSERT_EQUAL(got, N - 2);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(pm_as_completed_next(ac, 0, &idx, &f), -ETIMEDOUT);  /* fs[0] runs */
+    latch_open(&l);
+    CU_ASSERT_EQUAL(pm_as_completed_next(ac, WAIT_S, &idx, &f), 1);
+    CU_ASSERT_EQUAL(idx, 0);
+    CU_ASSERT_EQUAL(status_of(f), 0);
+    pm_future_free(f);
+    CU_ASSERT_EQUAL(pm_as_completed_next(ac, WAIT_S, &idx, &f), 0);
+    pm_as_completed_free(ac);
+    pm_pool_free(p);
+}
+
+typedef struct ac_consumer {
+    pm_as_completed *ac;
+    _Atomic int *taken;
+    _Atomic char *seen;
+    int total, bad;
+} ac_consumer;
+
+static void *ac_consume(void *arg)
+{
+    ac_consumer *c = arg;
+    double end = pm_test_now() + WAIT_S;
+    while (atomic_load(c->taken) < c->total && pm_test_now() < end) {
+        size_t idx;
+        pm_future *f;
+        int rc = pm_as_completed_next(c->ac, 0.01, &idx, &f);
+        if (rc != 1)
+            continue;                  /* nothing yet, or not all added yet */
+        c->bad += idx >= (size_t)c->total || atomic_exchange(&c->seen[idx], 1) ||
+                  status_of(f) != 0 || pm_future_result(f) != (void *)(uintptr_t)(idx % 300);
+        pm_future_free(f);
+        atomic_fetch_add(c->taken, 1);
+    }
+    return NULL;
+}
+
+/* 6,000 futures on two pools, added one by one while two threads take them
+ * out: every one comes out exactly once, to one of them. */
+static void test_as_completed_concurrent_add_and_next(void)
+{
+    pm_pool *p[2] = {new_pool(2), new_pool(1)};
+    enum { N = 6000 };
+    pm_as_completed *ac;
+    CU_ASSERT_EQUAL_FATAL(pm_as_completed_new(NULL, 0, &ac), 0);
+    _Atomic int taken = 0;
+    _Atomic char *seen = calloc(N, 1);
+    ac_consumer c[2] = {{ac, &taken, seen, N, 0}, {ac, &taken, seen, N, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, ac_consume, &c[i]);
+    int errors = 0;
+    for (size_t i = 0; i < N; i++) {
+        pm_future *f;
+        size_t idx = SIZE_MAX;
+        errors += pm_pool_apply_async(p[i % 2], sleep_us_task, (void *)(uintptr_t)(i % 300), &f) != 0;
+        errors += pm_as_completed_add(ac, f, &idx) != 0 || idx != i;
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    CU_ASSERT_EQUAL(errors, 0);
+    CU_ASSERT_EQUAL(atomic_load(&taken), N);
+    CU_ASSERT_EQUAL(c[0].bad + c[1].bad, 0);
+    size_t idx;
+    pm_future *f;
+    CU_ASSERT_EQUAL(pm_as_completed_next(ac, 0, &idx, &f), 0);
+    pm_as_completed_free(ac);
+    free((void *)seen);
+    pm_pool_free(p[0]);
+    pm_pool_free(p[1]);
+}
+
+/* Freed with futures pending and others done but not taken: it neither
+ * waits nor leaks, and the pending ones still complete (LeakSanitizer and
+ * ThreadSanitizer check the rest). */
+static void test_as_completed_free_early(void)
+{
+    pm_pool *p = new_pool(2);
+    latch l = LATCH_INIT;
+    _Atomic int ran = 0;
+    enum { N = 400 };
+    pm_future *fs[N];
+    for (int i = 0; i < N; i++) {
+        int rc = i < 10 ? pm_pool_apply_async(p, sleep_us_task, NULL, &fs[i])
+               : i < 12 ? pm_pool_apply_async(p, latch_task, &l, &fs[i])
+                        : pm_pool_apply_async(p, count_task, &ran, &fs[i]);
+        CU_ASSERT_EQUAL_FATAL(rc, 0);
+    }
+    CU_ASSERT_EQUAL(pm_wait_all(fs, 10, WAIT_S), 0);     /* 10 done, ready in the set */
+    CU_ASSERT_FATAL(latch_wait_for(&l, 2));              /* both workers held */
+    pm_as_completed *ac;
+    CU_ASSERT_EQUAL_FATAL(pm_as_completed_new(fs, N, &ac), 0);
+    size_t idx;
+    pm_future *f;
+    CU_ASSERT_EQUAL(pm_as_completed_next(ac, WAIT_S, &idx, &f), 1);
+    CU_ASSERT(idx < 10);
+    pm_future_free(f);
+    pm_as_completed_free(ac);                            /* 9 ready, 390 pending */
+    latch_open(&l);
+    CU_ASSERT_EQUAL(pm_pool_close(p), 0);
+    CU_ASSERT_EQUAL(pm_pool_join(p), 0);                 /* callbacks on a freed set */
+    CU_ASSERT_EQUAL(atomic_load(&ran), N - 12);          /* freeing did not cancel */
+    pm_pool_free(p);
+}
+
 static void test_fire_and_forget(void)
 {
     pm_pool *p = new_pool(2);
@@ -360,6 +581,11 @@ int main(void)
         {"wait_any lowest index, two pools; wait_all", test_wait_any_lowest_done_and_mixed_pools},
         {"free before completion does not cancel", test_fire_and_forget},
         {"a future outlives its pool", test_future_outlives_pool},
+        {"as_completed: order of completion, timeouts", test_as_completed_order_of_completion},
+        {"as_completed: done, NULL, add, invalid", test_as_completed_done_null_add_invalid},
+        {"as_completed: cancel and terminate", test_as_completed_cancel_and_terminate},
+        {"as_completed: concurrent add and next", test_as_completed_concurrent_add_and_next},
+        {"as_completed: free with futures pending", test_as_completed_free_early},
         {NULL, NULL},
     };
     return pm_test_run("future", cases);

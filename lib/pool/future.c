@@ -94,8 +94,10 @@ static void run_callbacks(pm_future *f, pm__cb *cb)
 {
     while (cb) {
         pm__cb *next = cb->next;
+        int own = !cb->embedded;       /* an embedded node may be gone after fn */
         cb->fn(f, cb->arg);
-        free(cb);
+        if (own)
+            free(cb);
         cb = next;
     }
 }
@@ -104,14 +106,16 @@ static void run_callbacks(pm_future *f, pm__cb *cb)
 static void after_final(pm_future *f)
 {
     pm__cb *cbs = NULL;
+    pm__hook hook = f->hook;           /* read before callbacks, which may free f */
+    void *hook_arg = f->hook_arg;
     if (atomic_load(&f->listeners)) {
         pthread_mutex_lock(&f->mu);
         cbs = detach_listeners(f);
         pthread_mutex_unlock(&f->mu);
     }
     run_callbacks(f, cbs);
-    if (f->hook)
-        f->hook(f, f->hook_arg);
+    if (hook)
+        hook(f, hook_arg);
 }
 
 void pm__future_finish(pm_future *f, int status, void *result)
@@ -174,14 +178,10 @@ int pm_future_cancel(pm_future *f)
     return pm__future_cancel(f);
 }
 
-int pm_future_add_done_callback(pm_future *f, pm_future_cb fn, void *arg)
+/* Appends cb to f's callbacks, or runs it at once if f is done. */
+static void add_callback(pm_future *f, pm__cb *cb)
 {
-    pm__cb *cb = malloc(sizeof *cb);
-    if (!cb)
-        return -ENOMEM;
     cb->next = NULL;
-    cb->fn = fn;
-    cb->arg = arg;
     pthread_mutex_lock(&f->mu);
     atomic_store(&f->listeners, 1);
     int done = is_final(atomic_load(&f->state));
@@ -192,7 +192,24 @@ int pm_future_add_done_callback(pm_future *f, pm_future_cb fn, void *arg)
     pthread_mutex_unlock(&f->mu);
     if (done)
         run_callbacks(f, cb);
+}
+
+int pm_future_add_done_callback(pm_future *f, pm_future_cb fn, void *arg)
+{
+    pm__cb *cb = malloc(sizeof *cb);
+    if (!cb)
+        return -ENOMEM;
+    cb->fn = fn;
+    cb->arg = arg;
+    cb->embedded = 0;
+    add_callback(f, cb);
     return 0;
+}
+
+void pm__future_watch(pm_future *f, pm__cb *cb)
+{
+    cb->embedded = 1;
+    add_callback(f, cb);
 }
 
 void pm_future_free(pm_future *f)

@@ -1,5 +1,5 @@
 /* pool_internal.h - private structures of the pool and futures, shared by
- * future.c, pool.c, pool_map.c, pool_imap.c and pool_sync.c. */
+ * future.c, pool.c, pool_map.c, pool_imap.c and as_completed.c. */
 #ifndef PM_POOL_INTERNAL_H
 #define PM_POOL_INTERNAL_H
 
@@ -26,6 +26,7 @@ typedef struct pm__cb {
     struct pm__cb *next;
     pm_future_cb fn;
     void *arg;
+    int embedded;                /* part of its owner's struct: not freed */
 } pm__cb;
 
 /* One thread blocked on one or more futures: `fired` is its futex word. */
@@ -72,6 +73,10 @@ void pm__future_finish(pm_future *f, int status, void *result);
 int pm__future_cancel(pm_future *f);
 /* Runs a started future's task and finishes it. */
 void pm__future_run(pm_future *f);
+/* Like pm_future_add_done_callback with a node the caller owns (cb->fn and
+ * cb->arg set; the node must stay valid until cb->fn has run): no
+ * allocation, cannot fail. Runs it at once if f is already done. */
+void pm__future_watch(pm_future *f, pm__cb *cb);
 
 /* ---- the pool (pool.c) ---- */
 
