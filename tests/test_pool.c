@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <pmap/error.h>
@@ -1259,6 +1260,92 @@ static void test_terminate_wakes_map_waiting_for_slot(void)
     gate_destroy(&g);
 }
 
+/* ---- fork ---- */
+
+#if defined(__SANITIZE_THREAD__)
+#define PM_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PM_TEST_TSAN 1
+#endif
+#endif
+
+static void *map_on_new_thread(void *arg)
+{
+    pm_pool *p = arg;
+    int64_t in[100], out[100];
+    for (int i = 0; i < 100; i++)
+        in[i] = i;
+    pm_map_spec s = square_spec(in, out, 100, 1);
+    int bad = pm_pool_map(p, &s, NULL) != 0;
+    for (int i = 0; i < 100; i++)
+        bad += out[i] != (int64_t)i * i;
+    return (void *)(uintptr_t)bad;
+}
+
+/* The child's side: returns a bit mask of failed checks. */
+static int child_checks(pm_pool *old)
+{
+    int64_t in[100], out[100];
+    for (int i = 0; i < 100; i++)
+        in[i] = i;
+    pm_map_spec s = square_spec(in, out, 100, 1);
+    pm_future *f;
+    pm_imap *it;
+    int fail = 0;
+    fail |= (pm_pool_map(old, &s, NULL) != -ECHILD) << 0;
+    fail |= (pm_pool_apply_async(old, sleep_task, NULL, &f) != -ECHILD) << 1;
+    fail |= (pm_pool_map_async(old, &s, NULL, &f) != -ECHILD) << 2;
+    fail |= (pm_pool_imap(old, &s, &it) != -ECHILD) << 3;
+    fail |= (pm_pool_close(old) != -ECHILD || pm_pool_terminate(old) != -ECHILD ||
+             pm_pool_join(old) != -ECHILD) << 4;
+    pm_pool_free(old);                          /* abandoned, does not hang */
+#ifndef PM_TEST_TSAN    /* TSan: no threads in the child of a threaded parent */
+    pm_pool *p = NULL;
+    if (pm_pool_new(&(pm_pool_opts){.workers = 2}, &p) != 0)
+        return fail | 1 << 5;
+    /* This thread led OpenMP regions in the parent: libgomp would hang. */
+    fail |= (pm_pool_map(p, &s, NULL) != -ECHILD) << 6;
+    pthread_t th;
+    void *bad = (void *)1;
+    if (pthread_create(&th, NULL, map_on_new_thread, p) == 0)
+        pthread_join(th, &bad);
+    fail |= (bad != NULL) << 7;                 /* a thread made here is fine */
+    fail |= (pm_pool_apply_async(p, sleep_task, (void *)(uintptr_t)5, &f) != 0 ||
+             pm_future_wait(f, WAIT_S) != 0 || pm_future_result(f) != (void *)5) << 8;
+    pm_future_free(f);
+    pm_pool_free(p);
+#endif
+    return fail;
+}
+
+/* Item 18: after fork() a map in the child hung (libgomp), and the parent's
+ * pool has no threads there. Every use of a pool made before the fork
+ * returns -ECHILD, and so does a map on a thread that led OpenMP regions
+ * before it; a new pool in the child works from threads made there. */
+static void test_fork_child_errors_instead_of_hanging(void)
+{
+    pm_pool *p = new_pool(2);
+    check_map(p, 1000, 1);                      /* this thread leads a region */
+    pm_future *f;
+    CU_ASSERT_EQUAL_FATAL(pm_pool_apply_async(p, sleep_task, NULL, &f), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        alarm(20);                              /* hang guard: SIGALRM kills it */
+        _exit(child_checks(p));
+    }
+    int st = 0;
+    CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+    CU_ASSERT(WIFEXITED(st));
+    CU_ASSERT_EQUAL(WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st), 0);
+    CU_ASSERT_EQUAL(pm_future_wait(f, WAIT_S), 0); /* the parent's pool is fine */
+    pm_future_free(f);
+    check_map(p, 1000, 1);
+    pm_pool_free(p);
+}
+
 /* ---- the thread budget ---- */
 
 typedef struct budget {
@@ -1521,6 +1608,7 @@ int main(void)
         {"free a running pool", test_free_running_pool},
         {"terminate stops a blocking map", test_terminate_stops_blocking_map},
         {"terminate wakes a map waiting for a slot", test_terminate_wakes_map_waiting_for_slot},
+        {"fork: the child gets -ECHILD, not a hang", test_fork_child_errors_instead_of_hanging},
         {"thread budget: tasks + maps <= workers", test_thread_budget},
         {"nested maps; OpenMP team size", test_nesting_and_team_size},
         {"stress: 10^6 tiny tasks", test_stress_million_tiny_tasks},

@@ -25,6 +25,13 @@
  * chunks. Join waits for the workers, then for blocking maps still running
  * (active_maps), so after join no thread works for the pool.
  *
+ * Fork. A child has only the thread that forked: a pool made before the
+ * fork has no workers there, and its locks may be held by threads that do
+ * not exist. An atfork handler counts the forks (fork_gen); every entry
+ * point of a pool made in an earlier generation returns -ECHILD at once,
+ * and pm_pool_free abandons it (joining the parent's threads would hang).
+ * Blocking maps check their calling thread too (pool_map.c).
+ *
  * Lock order: pool->mu before the executor's locks; a future's mutex is
  * never held with the pool mutex; iterator mutexes (pool_imap.c) come
  * before pool->mu.
@@ -41,6 +48,31 @@
 #include <pmap/pool.h>
 
 #include "pool_internal.h"
+
+/* ---- fork ---- */
+
+static _Atomic unsigned fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void fork_child(void)
+{
+    atomic_fetch_add(&fork_gen, 1);
+}
+
+static void fork_watch(void)
+{
+    pthread_atfork(NULL, NULL, fork_child);
+}
+
+unsigned pm__fork_gen(void)
+{
+    return atomic_load_explicit(&fork_gen, memory_order_relaxed);
+}
+
+int pm__pool_forked(const pm_pool *pool)
+{
+    return PM__UNLIKELY(pool->fork_gen != pm__fork_gen());
+}
 
 /* ---- worker count ---- */
 
@@ -113,6 +145,7 @@ static int pool_alloc(int workers, const pm_pool_opts *opts, pm_pool **pool_ret)
         return rc;
     }
     pool->workers = workers;
+    pool->fork_gen = pm__fork_gen();
     pool->iters.next = pool->iters.prev = &pool->iters;
     atomic_init(&pool->refs, 1);
     if (opts)
@@ -144,6 +177,7 @@ int pm_pool_new(const pm_pool_opts *opts, pm_pool **pool_ret)
 {
     if (!pool_ret)
         return -EINVAL;
+    pthread_once(&fork_once, fork_watch);
     int workers = resolve_workers(opts);
     if (workers < 0)
         return workers;
@@ -175,6 +209,8 @@ int pm_pool_apply_async(pm_pool *pool, pm_task_fn fn, void *arg,
 {
     if (!pool || !fn || !future_ret)
         return -EINVAL;
+    if (pm__pool_forked(pool))
+        return -ECHILD;
     pm_future *f = pm__future_new(fn, arg, 2);    /* the caller's, the queue's */
     if (!f)
         return -ENOMEM;
@@ -192,6 +228,8 @@ int pm_pool_close(pm_pool *pool)
 {
     if (!pool)
         return -EINVAL;
+    if (pm__pool_forked(pool))
+        return -ECHILD;
     pool->ex->ops->stop(pool->ex, 0);
     return 0;
 }
@@ -200,6 +238,8 @@ int pm_pool_terminate(pm_pool *pool)
 {
     if (!pool)
         return -EINVAL;
+    if (pm__pool_forked(pool))
+        return -ECHILD;
     pool->ex->ops->stop(pool->ex, 1);
     return 0;
 }
@@ -233,6 +273,8 @@ int pm_pool_join(pm_pool *pool)
 {
     if (!pool)
         return -EINVAL;
+    if (pm__pool_forked(pool))
+        return -ECHILD;
     void *mark = pthread_getspecific(pool->ex->key);
     if (mark == PM__TLS_WORKER || mark == PM__TLS_IN_MAP)
         return -EDEADLK;
@@ -260,8 +302,8 @@ int pm_pool_join(pm_pool *pool)
 
 void pm_pool_free(pm_pool *pool)
 {
-    if (!pool)
-        return;
+    if (!pool || pm__pool_forked(pool))
+        return;                  /* in a forked child: abandoned (see above) */
     pm_pool_terminate(pool);
     pm_pool_join(pool);
     pm__pool_unref(pool);

@@ -413,6 +413,8 @@ int pm_imap_next(pm_imap *it, void *out, size_t *index_ret, int *status_ret,
 {
     if (!it || !status_ret)
         return -EINVAL;
+    if (pm__pool_forked(it->pool))
+        return -ECHILD;
     pm__deadline d = pm__deadline_in(timeout);
     while (!it->ended) {
         if (it->cur) {
@@ -503,6 +505,8 @@ static int imap_new(pm_pool *pool, const pm_map_spec *spec, int ordered, pm_imap
         return -EINVAL;
     if (!spec->input && spec->n && spec->in_size && !spec->in)
         return -EINVAL;
+    if (pm__pool_forked(pool))
+        return -ECHILD;
     if (atomic_load(&pool->ex->state) != PM__OPEN)
         return -EINVAL;
     pm_imap *it = calloc(1, sizeof *it);
@@ -551,8 +555,8 @@ int pm_pool_imap_unordered(pm_pool *pool, const pm_map_spec *spec, pm_imap **it_
 
 void pm_imap_free(pm_imap *it)
 {
-    if (!it)
-        return;
+    if (!it || pm__pool_forked(it->pool))
+        return;                  /* in a forked child: abandoned, as its pool */
     atomic_store(&it->cancelled, 1);
     for (imap_slot *s = it->all; s; s = s->all_next)
         if (s->fut)

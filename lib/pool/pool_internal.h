@@ -95,7 +95,14 @@ struct pm_pool {
     _Atomic int refs;            /* the owner's + one per imap iterator */
     int workers;                 /* the thread budget (= ex->workers) */
     size_t imap_inflight;
+    unsigned fork_gen;           /* pm__fork_gen() when it was made */
 };
+
+/* How many fork()s this process descends from since the first pool (an
+ * atfork handler counts them in each child). */
+unsigned pm__fork_gen(void);
+/* 1 in a child forked after pool was made: its threads are the parent's. */
+int pm__pool_forked(const pm_pool *pool);
 
 /* Queues fs[0..n) in order, all or none. internal != 0 also accepts a CLOSED
  * pool (an imap iterator or map job created before close). Returns 0 or

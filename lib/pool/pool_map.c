@@ -21,6 +21,14 @@
  * initializer if it has not yet run there, and marks itself IN_MAP in the
  * pool's thread-specific key for the region's duration.
  *
+ * Fork. libgomp keeps a thread's OpenMP team from one parallel region to
+ * the next; in a forked child the team's threads are gone, and the next
+ * region on the thread that forked waits for them forever (a thread made
+ * in the child is fine, and LLVM's libomp handles fork). So every thread
+ * records the fork generation (pool.c) of the last region it led, and a
+ * map on a thread that led one before a fork returns -ECHILD instead of
+ * hanging; so does any map on a pool made before the fork.
+ *
  * map_async. The map becomes a job: min(workers, chunks) runner tasks go to
  * the queue at once, each claiming chunks from the job's atomic counter
  * until none is left. The first runner to start moves the user's future to
@@ -101,6 +109,16 @@ static int terminated(pm_pool *pool)
 
 /* ---- blocking map ---- */
 
+/* 1 + the fork generation in which this thread last led a parallel region
+ * (0: never). */
+static _Thread_local unsigned led_region_gen;
+
+/* -ECHILD when an OpenMP region would hang on this thread (see above). */
+static int region_forked(void)
+{
+    return led_region_gen && led_region_gen != pm__fork_gen() + 1 ? -ECHILD : 0;
+}
+
 typedef struct map_run {
     pm_pool *pool;
     const pm_map_spec *spec;
@@ -154,7 +172,12 @@ int pm_pool_map(pm_pool *pool, const pm_map_spec *spec, size_t *fail_index_ret)
 {
     if (!pool || pm__spec_check(spec) || spec->input || !spec_arrays_ok(spec, 1))
         return -EINVAL;
-    int rc = pm__pool_map_enter(pool);
+    if (pm__pool_forked(pool))
+        return -ECHILD;
+    int rc = spec->n ? region_forked() : 0;
+    if (rc)
+        return rc;
+    rc = pm__pool_map_enter(pool);
     if (rc)
         return rc;
     map_run m = {.pool = pool, .spec = spec, .mu = PTHREAD_MUTEX_INITIALIZER,
@@ -170,6 +193,7 @@ int pm_pool_map(pm_pool *pool, const pm_map_spec *spec, size_t *fail_index_ret)
         } else {
 #pragma omp parallel num_threads(k)
             map_thread(&m);
+            led_region_gen = pm__fork_gen() + 1;
             pm__slots_give(&pool->ex->slots, k - own);
         }
     }
@@ -290,6 +314,8 @@ int pm_pool_map_async(pm_pool *pool, const pm_map_spec *spec,
     if (!pool || !future_ret || pm__spec_check(spec) || spec->input ||
         !spec_arrays_ok(spec, 1))
         return -EINVAL;
+    if (pm__pool_forked(pool))
+        return -ECHILD;
     if (spec->n == 0)
         return empty_map_future(pool, fail_index_ret, future_ret);
     map_job *j = job_new(pool, spec, fail_index_ret);

@@ -22,6 +22,21 @@
  * pm_pool_terminate() (queued work is cancelled), then pm_pool_join(), then
  * pm_pool_free(). pm_pool_free() on a pool still open terminates and joins
  * it first.
+ *
+ * fork(): a pool is made of threads, and a forked child has only the thread
+ * that called fork(). In the child, every function here given a pool made
+ * before the fork (or one of its imap iterators) returns -ECHILD at once,
+ * and pm_pool_free / pm_imap_free abandon it (freeing would wait for the
+ * parent's threads); futures of such a pool that were still pending never
+ * complete there. A new pool made in the child works, except that
+ * pm_pool_map returns -ECHILD on a thread that ran a pm_pool_map before the
+ * fork: GNU libgomp keeps that thread's OpenMP team across regions, and in
+ * the child the next region would wait forever for the team's vanished
+ * threads (call it from a thread made in the child, or use map_async or
+ * imap, which run on the pool's own workers). OpenMP regions of your own on
+ * such a thread hang the same way; pmap cannot see those. The answer for
+ * programs that fork is the process backend planned in issue 12 (workers
+ * that are processes, made after the fork).
  */
 #ifndef PMAP_POOL_H
 #define PMAP_POOL_H
@@ -143,7 +158,8 @@ PM_API int pm_pool_workers(const pm_pool *pool);
  * (index 0), without waiting for the running tasks. Returns -EINVAL
  * for a NULL pool/spec/fn, missing arrays, an input callback (imap only),
  * n x item size overflowing, or a pool that is closed or
- * terminated (then *fail_index_ret is left alone). Thread-safe; may be
+ * terminated (then *fail_index_ret is left alone), and -ECHILD in a forked
+ * child (see fork() above). Thread-safe; may be
  * called from a task of the same pool (it then uses the caller's slot and
  * any free ones, and never waits for slots). pmap does not change OpenMP's
  * nesting limit (a process-wide setting in libgomp): with the default of one
