@@ -1270,6 +1270,7 @@ static void test_terminate_wakes_map_waiting_for_slot(void)
 #endif
 #endif
 
+#ifndef PM_TEST_TSAN
 static void *map_on_new_thread(void *arg)
 {
     pm_pool *p = arg;
@@ -1282,6 +1283,7 @@ static void *map_on_new_thread(void *arg)
         bad += out[i] != (int64_t)i * i;
     return (void *)(uintptr_t)bad;
 }
+#endif
 
 /* The child's side: returns a bit mask of failed checks. */
 static int child_checks(pm_pool *old)
