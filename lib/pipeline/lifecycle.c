@@ -201,6 +201,15 @@ static void submit(pm_pipeline *pl, pl_file *f, pl_file_phase phase, pl_file_op 
     pm__pl_submit_op(pl, f, op);
 }
 
+/* Submits f's OPEN step. */
+static void file_open(pm_pipeline *pl, pl_file *f)
+{
+    pl->files.in_flight++;
+    if (pm__pl_whole_ok(pl, f))
+        f->whole = pm__pl_token_get(pl, f);   /* NULL when none is free */
+    submit(pl, f, PL_OPENING, PL_OP_OPEN);
+}
+
 /* Takes f out of PENDING: filtered, or its OPEN step submitted. */
 static void file_start(pm_pipeline *pl, pl_file *f)
 {
@@ -213,10 +222,7 @@ static void file_start(pm_pipeline *pl, pl_file *f)
             return;
         }
     }
-    pl->files.in_flight++;
-    if (pm__pl_whole_ok(pl, f))
-        f->whole = pm__pl_token_get(pl, f);   /* NULL when none is free */
-    submit(pl, f, PL_OPENING, PL_OP_OPEN);
+    file_open(pl, f);
 }
 
 /* Takes back the token lent to f's OPEN step and counts what the step did
@@ -251,6 +257,44 @@ static void ready_push(pl_files *t, pl_file *f)
 
 static void finish_ok(pm_pipeline *pl, pl_file *f);
 
+/* f's OPEN ran out of descriptors while other files hold some: f goes back
+ * to PENDING, to be opened again when one of them is done, and no more
+ * files than are in flight now will be opened at once. Returns 0 when
+ * there is nothing to wait for (the file then fails). */
+static int retry_later(pm_pipeline *pl, pl_file *f)
+{
+    pl_files *t = &pl->files;
+    if (t->in_flight <= 1) {
+        /* Alone now, but others may have held descriptors when the step
+         * ran: one more try alone, then it fails. */
+        if (f->retried_alone)
+            return 0;
+        f->retried_alone = 1;
+    }
+    pm__pl_release(f, 1);
+    free(f->out_path);
+    f->out_path = NULL;
+    f->pub.out_path = NULL;
+    f->out_base = NULL;
+    free(f->op_msg);
+    f->op_msg = NULL;
+    f->op_reason = PM_REASON_NONE;
+    f->stream = f->no_sync = 0;
+    f->whole_state = PL_WHOLE_NONE;
+    free(f->pub.state);           /* a one-step OPEN may have made it */
+    f->pub.state = NULL;
+    f->phase = PL_PENDING;
+    t->in_flight--;
+    t->fd_cap = t->in_flight ? t->in_flight : 1;
+    f->ready_next = NULL;
+    if (t->retry_tail)
+        t->retry_tail->ready_next = f;
+    else
+        t->retry_head = f;
+    t->retry_tail = f;
+    return 1;
+}
+
 static void open_done(pm_pipeline *pl, pl_file *f)
 {
     whole_return(pl, f);
@@ -266,6 +310,8 @@ static void open_done(pm_pipeline *pl, pl_file *f)
     }
     if (rc == 0 && atomic_load(&pl->cancelled))
         rc = -ECANCELED;
+    if ((rc == -EMFILE || rc == -ENFILE) && retry_later(pl, f))
+        return;
     if (rc == PM_PL_SKIP) {
         char *msg = f->op_msg;
         f->op_msg = NULL;
@@ -299,25 +345,57 @@ static void open_done(pm_pipeline *pl, pl_file *f)
         ready_push(&pl->files, f);
 }
 
-static int may_open_file(pm_pipeline *pl)
+/* May one more file go in flight? */
+static int may_start_file(pm_pipeline *pl)
 {
     const pl_files *t = &pl->files;
-    if (atomic_load(&pl->cancelled) || pl->src.done)
+    if (atomic_load(&pl->cancelled))
         return 0;
-    if (t->in_flight >= pl->o.max_files)
+    if (t->in_flight >= pl->o.max_files || (t->fd_cap && t->in_flight >= t->fd_cap))
         return 0;
     if (pl->o.sink == PM_SINK_FD && t->in_flight > 0)
         return 0;                 /* one file at a time, in order */
     if (pm__pl_whole_ok(pl, NULL) && !pl->tok.free)
         return 0;                 /* a file opened without a token to lend
                                      would take the long way */
+    return 1;
+}
+
+/* May the source give another file? */
+static int may_open_file(pm_pipeline *pl)
+{
+    const pl_files *t = &pl->files;
+    if (pl->src.done || t->retry_head || !may_start_file(pl))
+        return 0;
     /* Do not walk far ahead of the events (they wait for each other). */
     return t->seen - t->reported <= 4u * pl->o.max_files;
 }
 
-/* Takes paths from the source while more files may be in flight. */
+/* Cancelled: files waiting to be opened again end as cancelled. */
+void pm__pl_drop_retries(pm_pipeline *pl)
+{
+    pl_files *t = &pl->files;
+    while (t->retry_head) {
+        pl_file *f = t->retry_head;
+        t->retry_head = f->ready_next;
+        if (!t->retry_head)
+            t->retry_tail = NULL;
+        pm__pl_file_finish(pl, f, PM_EVENT_ERROR, PM_REASON_CANCELLED, -ECANCELED, NULL);
+    }
+}
+
+/* Takes paths from the source while more files may be in flight: first
+ * those waiting for descriptors, in order. */
 void pm__pl_open_files(pm_pipeline *pl)
 {
+    pl_files *t = &pl->files;
+    while (t->retry_head && may_start_file(pl)) {
+        pl_file *f = t->retry_head;
+        t->retry_head = f->ready_next;
+        if (!t->retry_head)
+            t->retry_tail = NULL;
+        file_open(pl, f);              /* accepted already */
+    }
     for (;;) {
         if (!may_open_file(pl)) {
             /* Finished files not yet reported may be all that holds the

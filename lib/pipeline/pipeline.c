@@ -74,6 +74,11 @@ static unsigned default_max_files(unsigned max_chunks)
 {
     unsigned n = PL_DEFAULT_FILES > max_chunks + 8 ? PL_DEFAULT_FILES : max_chunks + 8;
     struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;    /* the soft limit up to the hard one, as Go's */
+        setrlimit(RLIMIT_NOFILE, &rl);/* runtime does: always allowed */
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
         rlim_t fit = rl.rlim_cur > 64 ? (rl.rlim_cur - 32) / 4 : 2;
         if (fit < n)
@@ -394,6 +399,7 @@ static void step(pm_pipeline *pl)
     pm__pl_deliver_events(pl);    /* they bound how far the walk may go */
     if (atomic_load(&pl->cancelled)) {
         pm__pl_cancel_reads(pl);
+        pm__pl_drop_retries(pl);
     } else {
         pm__pl_issue_reads(pl);
         pm__pl_open_files(pl);

@@ -114,6 +114,7 @@ struct pl_file {
     int opened;                  /* the input was opened (events carry pub) */
     int walked;                  /* found while walking a directory */
     int incidental;              /* its SKIP is incidental (see pm_event) */
+    int retried_alone;           /* opened again alone after EMFILE */
 
     /* the work item of the current blocking step (fileops.c) */
     pm__work work;
@@ -227,6 +228,10 @@ typedef struct pl_files {
     pl_file *head, *tail;
     pl_file *ready_head, *ready_tail;
     pl_file *reading;            /* the file whose chunks are being read */
+    pl_file *retry_head, *retry_tail;  /* their OPEN ran out of descriptors:
+                                          opened again as others finish */
+    unsigned fd_cap;             /* files in flight the descriptors allow (0: no
+                                    limit seen yet) */
     unsigned in_flight;          /* files between OPENING and FINISHED */
     uint64_t seen;               /* files the source produced */
     uint64_t reported;           /* events delivered */
@@ -279,6 +284,7 @@ int pm__pl_file_fail(pl_file *f, pm_reason reason, int err, const char *fmt, ...
 
 /* lifecycle.c */
 void pm__pl_open_files(pm_pipeline *pl);
+void pm__pl_drop_retries(pm_pipeline *pl);                /* cancelled */
 void pm__pl_file_complete(pm_pipeline *pl, pl_file *f);   /* io.c: chunks done */
 void pm__pl_file_finish(pm_pipeline *pl, pl_file *f, int kind, pm_reason reason, int err,
                         char *msg);

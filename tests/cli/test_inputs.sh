@@ -1,8 +1,9 @@
 #!/bin/bash
-# test_inputs.sh - inputs gzip users meet (issue 10, items 3, 5, 7, 8, 10):
+# test_inputs.sh - inputs gzip users meet (issue 10, items 3, 5, 6, 7, 8, 10):
 # files whose size reads 0 but have content, links named on the command
 # line, hard-linked and set-ID inputs, the group of the output when the
-# user is not in the input's, pmap's own temporary files in the tree.
+# user is not in the input's, pmap's own temporary files in the tree, a
+# low descriptor limit.
 . "$(dirname "$0")/lib.sh"
 
 # 5. /proc files report size 0: read to the end.
@@ -77,3 +78,30 @@ ls -a "$T/t" | grep -q 'pmtmp.*\.gz$' && fail "a temporary was taken as input: $
 [ -e "$T/t/.g.gz.pmtmp.def456" ] || fail "a fresh temporary was removed"
 [ -e "$T/t/.h.gz.pmtmp.ghi789" ] || fail "a temporary locked by a live run was removed"
 ok "own temporaries never taken as input; stale ones (old, unowned) removed, live ones kept"
+
+# 6. A low descriptor limit: files wait for descriptors instead of failing;
+#    a low soft limit is raised to the hard one. pmap runs with only the
+#    standard descriptors (whatever a test runner passes down is closed)
+#    under a limit of 10: the three directories of the walk, the ring and
+#    its wake-up leave room for about one file at a time (pmap before this
+#    fix failed 530 of the 600 files).
+mkdir -p "$T/n/a/b"
+for i in $(seq 1 300); do echo "file $i" > "$T/n/f$i"; echo "deep $i" > "$T/n/a/b/g$i"; done
+LIM=10
+# bare CMD...: runs CMD with descriptors 0-2 only (a subshell execs it).
+bare() {
+    local p=$BASHPID fd
+    for fd in $(ls /proc/$p/fd); do [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done
+    exec "$@"
+}
+(ulimit -n $LIM && bare "$PM_BIN" compress "$T/n") 2>"$T/.err"; rc=$?
+expect_rc 0 "compress 600 files under ulimit -n $LIM"
+[ "$(find "$T/n" -name '*.gz' | wc -l)" = 600 ] && [ -z "$(find "$T/n" -type f ! -name '*.gz')" ] ||
+    fail "under ulimit -n $LIM not every file was compressed: $(find "$T/n" -name '*.gz' | wc -l) of 600"
+(ulimit -n $LIM && bare "$PM_BIN" decompress "$T/n") 2>"$T/.err"; rc=$?
+expect_rc 0 "decompress 600 files under ulimit -n $LIM"
+[ "$(find "$T/n" -type f ! -name '*.gz' | wc -l)" = 600 ] || fail "under ulimit -n $LIM not every file was decompressed"
+(ulimit -Sn $LIM && bare "$PM_BIN" compress "$T/n") 2>"$T/.err"; rc=$?
+expect_rc 0 "compress 600 files under a soft limit of $LIM"
+[ "$(find "$T/n" -name '*.gz' | wc -l)" = 600 ] || fail "under ulimit -Sn $LIM not every file was compressed"
+ok "600 files under ulimit -n $LIM (hard and soft): all done, none failed"

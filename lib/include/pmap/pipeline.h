@@ -193,7 +193,8 @@ typedef struct pm_pipeline_stats {
 /* Flags for pm_pipeline_opts.flags. */
 #define PM_PL_FAIL_FAST       0x01u  /* first file error cancels the run */
 #define PM_PL_FOLLOW_SYMLINKS 0x02u  /* follow symbolic links (else skipped) */
-#define PM_PL_OVERWRITE       0x04u  /* replace existing outputs */
+#define PM_PL_OVERWRITE       0x04u  /* replace existing outputs; also take
+                                        hard-linked and set-ID inputs (gzip -f) */
 #define PM_PL_REMOVE_INPUT    0x08u  /* remove each input once its output is committed */
 #define PM_PL_PRESERVE_META   0x10u  /* copy mode, times (and owner as root) */
 #define PM_PL_NO_SYNC         0x20u  /* do not fsync outputs (unsafe; for benchmarks) */
@@ -217,7 +218,11 @@ typedef struct pm_pipeline_opts {
     unsigned max_chunks;     /* live chunks bound; 0: 4 x jobs + 2 */
     unsigned max_files;      /* files in flight (open, or a step of their
                                 commit under way); 0: 256, fewer if the
-                                descriptor limit is low (3 per file) */
+                                descriptor limit is low (3 per file), and
+                                the soft RLIMIT_NOFILE is raised to the hard
+                                one first. Whatever the bound, a file whose
+                                open runs out of descriptors waits for
+                                others to finish instead of failing */
     unsigned flags;          /* PM_PL_* */
     int io_engine;           /* a pm_loop_engine (0: automatic) */
     int verbose;
