@@ -32,7 +32,7 @@ void cli_help_compress(FILE *f)
         "Files already ending in the suffix, symbolic links (without -f), FIFOs,\n"
         "sockets and devices are skipped with a warning (exit status 2), as are\n"
         "files whose output exists (without -f). Mode, times (and owner, as root)\n"
-        "are copied to the output. See pmap(1).\n");
+        "are copied to the output. See pmap-compress(1).\n");
 }
 
 int cli_run_compress(cli_opts *o)

@@ -39,7 +39,7 @@ void cli_help_decompress(FILE *f)
     fprintf(f,
         "\n"
         "A corrupt or truncated input is reported with its name; no partial output\n"
-        "is left behind and the input is kept. See pmap(1).\n");
+        "is left behind and the input is kept. See pmap-decompress(1).\n");
 }
 
 /* Running totals of the -l table. */

@@ -140,6 +140,8 @@ static const char *hint(const pm_event *ev)
 {
     switch (ev->reason) {
     case PM_REASON_SYMLINK:            return " (use -f to follow)";
+    case PM_REASON_HARD_LINKS:
+    case PM_REASON_SET_ID:             return " (use -f to force)";
     case PM_REASON_STDIN_NEEDS_STREAM: return " (use -c)";
     default:                           return "";
     }
