@@ -102,6 +102,19 @@ static int crc_stage(pm_chunk *c, void *arg, unsigned worker)
     return 0;
 }
 
+/* As gzip: a name that already ends in one of gzip's suffixes, in any case
+ * (x.GZ, x.tgz, x-z; skip_suffix catches the -S one or ".gz" first), is
+ * left unchanged. */
+static int accept(const char *path, char *msg, size_t cap, void *arg)
+{
+    pmp_run *run = arg;
+    int m = pmp_has_gz_suffix(path, run->o->suffix);
+    if (m == 0)
+        return 0;
+    snprintf(msg, cap, "already has %s suffix -- unchanged", path + strlen(path) - m);
+    return PM_PL_SKIP;
+}
+
 static int out_path(const pm_file *f, char *buf, size_t cap, void *arg)
 {
     pmp_run *run = arg;
@@ -124,6 +137,7 @@ int pmp_compress(const pmp_opts *o, const char *const *paths, size_t n,
     pl->overlap = PM_GZ_DICT_SIZE;
     pl->out_size = pm_gz_block_bound(pl->chunk_size) + 4096 + 64 + PM_GZ_TRAILER_SIZE;
     pl->skip_suffix = o->suffix ? o->suffix : ".gz";
+    pl->accept = accept;
     run.state_size = sizeof(compress_state);
     pmp_file_outputs(&run, paths, n, out_path);
     pl->worker_init = deflater_init;

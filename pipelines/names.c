@@ -62,7 +62,7 @@ int pmp_compressed_name(const char *in, const char *suffix, char *buf, size_t ca
 int pmp_has_gz_suffix(const char *in, const char *suffix)
 {
     const char *base = strrchr(in, '/');
-    return known_suffix(base ? base + 1 : in, suffix) > 0;
+    return (int)known_suffix(base ? base + 1 : in, suffix);
 }
 
 int pmp_decompressed_name(const char *in, const char *suffix, char *buf, size_t cap)

@@ -76,7 +76,8 @@ int pmp_wc(const pmp_opts *o, const char *const *paths, size_t n,
  * ".taz", ".tgz", "-gz", "-z", "_z" (".tgz" and ".taz" become ".tar"), and
  * fails with -EINVAL when `in` has none of them or nothing would be left.
  * Both write into buf (cap bytes) and return 0, -EINVAL or -ENAMETOOLONG.
- * pmp_has_gz_suffix() says whether pmp_decompressed_name() would find one. */
+ * pmp_has_gz_suffix() says whether pmp_decompressed_name() would find one:
+ * the length of the suffix it would strip, 0 for none. */
 int pmp_compressed_name(const char *in, const char *suffix, char *buf, size_t cap);
 int pmp_decompressed_name(const char *in, const char *suffix, char *buf, size_t cap);
 int pmp_has_gz_suffix(const char *in, const char *suffix);

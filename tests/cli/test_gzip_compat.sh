@@ -109,3 +109,21 @@ gzfile path.gz "sub/dir/base"
 run pmap decompress -lN path.gz; expect_out " base" "-lN shows the base name"
 cd ..
 ok "-N: a stored path gives its base name; \"\", \".\", \"..\" refused (1); a long name cut to 255 (2)"
+
+# compress leaves names with any of gzip's suffixes, in any case, unchanged
+# (gzip: "already has .GZ suffix -- unchanged"). gzip then exits 0; pmap
+# exits 2, as for every file named on the command line that it skipped
+# (README: so that a script sees that nothing was done).
+mkdir cs && for n in a.GZ b.tgz c.Z d-gz e_z f.Taz; do printf 'x\n' > cs/$n; done
+rm -rf gzc && cp -r cs gzc && (gzip -k gzc/* >/dev/null 2>gz.err)
+[ -z "$(ls gzc | grep -v -x -e a.GZ -e b.tgz -e c.Z -e d-gz -e e_z -e f.Taz)" ] ||
+    fail "gzip -k compressed gzip-suffixed names: $(ls gzc | tr '\n' ' ') (the test's premise)"
+grep -qF "a.GZ already has .GZ suffix -- unchanged" gz.err || fail "gzip's words changed (the test's premise)"
+run pmap compress -k cs/a.GZ cs/b.tgz cs/c.Z cs/d-gz cs/e_z cs/f.Taz
+expect_rc 2 "compress of names with gzip suffixes"
+expect_err "a.GZ: already has .GZ suffix -- unchanged" "a.GZ"
+expect_err "f.Taz: already has .Taz suffix -- unchanged" "f.Taz"
+[ "$(ls cs | wc -l)" = 6 ] || fail "compress made outputs of suffixed names: $(ls cs)"
+run pmap compress -k cs; expect_rc 0 "walked: suffixed names pass silently"
+[ "$(ls cs | wc -l)" = 6 ] || fail "compress -r made outputs of suffixed names: $(ls cs)"
+ok "compress leaves names with gzip's suffixes (any case) unchanged, as gzip"
