@@ -245,14 +245,29 @@ static void whole_return(pm_pipeline *pl, pl_file *f)
     pm__pl_token_put(pl, c);
 }
 
-static void ready_push(pl_files *t, pl_file *f)
+/* Appends f to a queue linked through ready_next (a file is in one at a
+ * time: waiting to be read, or to be opened again). */
+static void queue_push(pl_file **head, pl_file **tail, pl_file *f)
 {
     f->ready_next = NULL;
-    if (t->ready_tail)
-        t->ready_tail->ready_next = f;
+    if (*tail)
+        (*tail)->ready_next = f;
     else
-        t->ready_head = f;
-    t->ready_tail = f;
+        *head = f;
+    *tail = f;
+}
+
+static pl_file *queue_pop(pl_file **head, pl_file **tail)
+{
+    pl_file *f = *head;
+    if (f && !(*head = f->ready_next))
+        *tail = NULL;
+    return f;
+}
+
+static void ready_push(pl_files *t, pl_file *f)
+{
+    queue_push(&t->ready_head, &t->ready_tail, f);
 }
 
 static void finish_ok(pm_pipeline *pl, pl_file *f);
@@ -286,12 +301,7 @@ static int retry_later(pm_pipeline *pl, pl_file *f)
     f->phase = PL_PENDING;
     t->in_flight--;
     t->fd_cap = t->in_flight ? t->in_flight : 1;
-    f->ready_next = NULL;
-    if (t->retry_tail)
-        t->retry_tail->ready_next = f;
-    else
-        t->retry_head = f;
-    t->retry_tail = f;
+    queue_push(&t->retry_head, &t->retry_tail, f);
     return 1;
 }
 
@@ -375,13 +385,9 @@ static int may_open_file(pm_pipeline *pl)
 void pm__pl_drop_retries(pm_pipeline *pl)
 {
     pl_files *t = &pl->files;
-    while (t->retry_head) {
-        pl_file *f = t->retry_head;
-        t->retry_head = f->ready_next;
-        if (!t->retry_head)
-            t->retry_tail = NULL;
+    pl_file *f;
+    while ((f = queue_pop(&t->retry_head, &t->retry_tail)))
         pm__pl_file_finish(pl, f, PM_EVENT_ERROR, PM_REASON_CANCELLED, -ECANCELED, NULL);
-    }
 }
 
 /* Takes paths from the source while more files may be in flight: first
@@ -389,13 +395,8 @@ void pm__pl_drop_retries(pm_pipeline *pl)
 void pm__pl_open_files(pm_pipeline *pl)
 {
     pl_files *t = &pl->files;
-    while (t->retry_head && may_start_file(pl)) {
-        pl_file *f = t->retry_head;
-        t->retry_head = f->ready_next;
-        if (!t->retry_head)
-            t->retry_tail = NULL;
-        file_open(pl, f);              /* accepted already */
-    }
+    while (t->retry_head && may_start_file(pl))
+        file_open(pl, queue_pop(&t->retry_head, &t->retry_tail));   /* accepted already */
     for (;;) {
         if (!may_open_file(pl)) {
             /* Finished files not yet reported may be all that holds the
