@@ -105,3 +105,13 @@ expect_rc 0 "decompress 600 files under ulimit -n $LIM"
 expect_rc 0 "compress 600 files under a soft limit of $LIM"
 [ "$(find "$T/n" -name '*.gz' | wc -l)" = 600 ] || fail "under ulimit -Sn $LIM not every file was compressed"
 ok "600 files under ulimit -n $LIM (hard and soft): all done, none failed"
+
+# 8. The walk holds a descriptor per directory level and stops at 256
+#    levels, saying so (it said "too many symbolic links").
+d="$T/deep"; mkdir -p "$d"
+p=$d; for i in $(seq 1 258); do p=$p/d; done
+mkdir -p "$p" && echo x > "$p/f" && echo y > "$d/top"
+run pmap checksum "$d"; expect_rc 1 "a tree deeper than 256 levels"
+expect_err "cannot read directory: nested deeper than 256 levels" "depth limit"
+expect_out "  $d/top" "the rest of the tree is still done"
+ok "deeper than 256 levels: a clear error for that directory, the rest done"
