@@ -650,6 +650,38 @@ static int pool_tasks(pm_pool *p, pool_ctx *c)
     return rc;
 }
 
+/* Three tasks drained as they complete: two given to pm_as_completed_new,
+ * one added later. On a failed new/add the references stay ours. */
+static int pool_as_completed(pm_pool *p, pool_ctx *c)
+{
+    pm_future *f[3] = {NULL, NULL, NULL};
+    int rc = 0;
+    for (int i = 0; i < 3 && rc == 0; i++)
+        rc = pm_pool_apply_async(p, task_ok, c, &f[i]);
+    pm_as_completed *ac = NULL;
+    if (rc == 0 && (rc = pm_as_completed_new(f, 2, &ac)) == 0)
+        f[0] = f[1] = NULL;                   /* the set's now */
+    if (rc == 0 && (rc = pm_as_completed_add(ac, f[2], NULL)) == 0)
+        f[2] = NULL;
+    int got = 0;
+    pm_future *g;
+    size_t idx;
+    while (rc == 0 && (rc = pm_as_completed_next(ac, 30.0, &idx, &g)) == 1) {
+        rc = idx > 2 || pm_future_result(g) != c ? -EIO : 0;
+        got++;
+        pm_future_free(g);
+    }
+    if (rc == 0 && got != 3)
+        rc = -EIO;
+    pm_as_completed_free(ac);
+    for (int i = 0; i < 3; i++)
+        if (f[i]) {
+            pm_future_wait(f[i], 30.0);
+            pm_future_free(f[i]);
+        }
+    return rc;
+}
+
 /* map, map_async, imap over 64 items. */
 static int pool_maps(pm_pool *p, pool_ctx *c)
 {
@@ -686,6 +718,8 @@ static int op_pool_work(void *ctx)
         return rc;
     rc = pool_tasks(p, ctx);
     if (rc == 0)
+        rc = pool_as_completed(p, ctx);
+    if (rc == 0)
         rc = pool_maps(p, ctx);
     pm_pool_free(p);
     return rc;
@@ -696,7 +730,7 @@ static void test_pool(void)
     pool_ctx c = {.callbacks = 0};
     for (int i = 0; i < 64; i++)
         c.in[i] = i;
-    walk w = {"pool: apply_async, callback, wait_any/all, map, map_async, imap",
+    walk w = {"pool: apply_async, callback, wait_any/all, as_completed, map, map_async, imap",
               op_pool_work, NULL, &c, 0};
     walk_check(&w);
 }
