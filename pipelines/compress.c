@@ -8,6 +8,12 @@
  *   crc (serial)         the file's CRC-32 and length are joined in order
  *                        with crc32_combine; the last chunk gets the trailer.
  * The result is one ordinary gzip member per file, readable by any gzip.
+ *
+ * With pmp_opts.blocked (pmap compress --blocked), one stage instead:
+ *   member (parallel)    each chunk (1 MiB by default) becomes a whole gzip
+ *                        member of its own, with its sizes in the header's
+ *                        "PM" subfield (docs/format.md): members can be
+ *                        found without inflating and inflated in parallel.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -30,19 +36,25 @@ static size_t default_chunk(int level)
 typedef struct compress_ctx {
     int level;
     int no_name;
+    int blocked;             /* pmap's blocked format (member_stage) */
 } compress_ctx;
+
+#define BLOCKED_CHUNK (1024 * 1024)   /* B: input bytes per member */
 
 typedef struct compress_state {
     uint32_t crc;
     uint64_t length;
 } compress_state;
 
-static size_t header_into(const compress_ctx *cx, const pm_file *f, unsigned char *out,
+/* The member header of a file's first chunk (name and mtime unless -n), or
+ * of a later member of the blocked format (neither). */
+static size_t header_into(const compress_ctx *cx, const pm_chunk *c, unsigned char *out,
                           size_t cap)
 {
+    const pm_file *f = c->file;
     const char *base = NULL;
-    pm_gz_header h = {.level = cx->level};
-    if (!cx->no_name && strcmp(f->path, "-") != 0) {
+    pm_gz_header h = {.level = cx->level, .blocked = cx->blocked};
+    if (c->seq == 0 && !cx->no_name && strcmp(f->path, "-") != 0) {
         base = strrchr(f->path, '/');
         h.name = base ? base + 1 : f->path;
         h.mtime = (uint32_t)f->st.st_mtim.tv_sec;
@@ -74,7 +86,7 @@ static int deflate_stage(pm_chunk *c, void *arg, unsigned worker)
     pm_gz_deflater *d = c->worker_state;
     size_t pos = 0;
     if (c->seq == 0) {
-        pos = header_into(cx, c->file, c->out, c->out_cap);
+        pos = header_into(cx, c, c->out, c->out_cap);
         if (pos == 0)
             return pm_chunk_fail(c, -ENAMETOOLONG, "file name too long for the gzip header");
     }
@@ -85,6 +97,30 @@ static int deflate_stage(pm_chunk *c, void *arg, unsigned worker)
     if (n < 0)
         return pm_chunk_fail(c, (int)n, "deflate failed");
     c->out_len = pos + (size_t)n;
+    return 0;
+}
+
+/* Blocked format: each chunk becomes a whole gzip member on its own --
+ * header with the "PM" subfield, an independent deflate stream (no preset
+ * dictionary: the whole-stream engine, libdeflate), trailer -- so members
+ * can be found and inflated in parallel (docs/format.md). */
+static int member_stage(pm_chunk *c, void *arg, unsigned worker)
+{
+    (void)worker;
+    compress_ctx *cx = arg;
+    pm_gz_deflater *d = c->worker_state;
+    size_t pos = header_into(cx, c, c->out, c->out_cap);
+    if (pos == 0)
+        return pm_chunk_fail(c, -ENAMETOOLONG, "file name too long for the gzip header");
+    ssize_t n = pm_gz_deflate_block(d, NULL, 0, c->data, c->len, 1, c->out + pos,
+                                    c->out_cap - pos - PM_GZ_TRAILER_SIZE);
+    if (n < 0)
+        return pm_chunk_fail(c, (int)n, "deflate failed");
+    pos += (size_t)n;
+    pm_gz_write_trailer(pm_crc32(0, c->data, c->len), c->len, c->out + pos);
+    pos += PM_GZ_TRAILER_SIZE;
+    pm_gz_set_member_sizes(c->out, (uint32_t)pos, (uint32_t)c->len);
+    c->out_len = pos;
     return 0;
 }
 
@@ -130,11 +166,13 @@ int pmp_compress(const pmp_opts *o, const char *const *paths, size_t n,
     if (cx.level < 1 || cx.level > 9)
         return -EINVAL;
     pm_pipeline_opts *pl = &run.pl;
+    cx.blocked = o->blocked;
     if (!pl->chunk_size)
-        pl->chunk_size = default_chunk(cx.level);
-    if (pl->chunk_size < PM_GZ_DICT_SIZE)
+        pl->chunk_size = cx.blocked ? BLOCKED_CHUNK : default_chunk(cx.level);
+    if (pl->chunk_size < (cx.blocked ? 1 : PM_GZ_DICT_SIZE) ||
+        (cx.blocked && pl->chunk_size > PM_GZ_BLOCKED_MAX))
         return -EINVAL;
-    pl->overlap = PM_GZ_DICT_SIZE;
+    pl->overlap = cx.blocked ? 0 : PM_GZ_DICT_SIZE;
     pl->out_size = pm_gz_block_bound(pl->chunk_size) + 4096 + 64 + PM_GZ_TRAILER_SIZE;
     pl->skip_suffix = o->suffix ? o->suffix : ".gz";
     pl->accept = accept;
@@ -147,5 +185,10 @@ int pmp_compress(const pmp_opts *o, const char *const *paths, size_t n,
         {"deflate", PM_STAGE_PARALLEL, deflate_stage},
         {"crc", PM_STAGE_SERIAL_IN_ORDER, crc_stage},
     };
+    static const pmp_stage blocked_stages[] = {
+        {"member", PM_STAGE_PARALLEL, member_stage},
+    };
+    if (cx.blocked)
+        return pmp_run_stages(&run, blocked_stages, 1, paths, n, stats);
     return pmp_run_stages(&run, stages, 2, paths, n, stats);
 }

@@ -43,6 +43,9 @@ typedef struct pmp_opts {
     const char *suffix;      /* ".gz" when NULL */
     int no_name;             /* compress -n: store neither name nor mtime;
                                 decompress -N is the opposite: see restore_name */
+    int blocked;             /* compress: pmap's blocked format, independent
+                                members of chunk_size bytes (0: 1 MiB) with
+                                their sizes in the header (docs/format.md) */
     int restore_name;        /* decompress -N: output named after the stored
                                 name, with the stored mtime */
     int to_stdout;           /* -c: everything to stdout (fd 1), inputs kept */

@@ -52,7 +52,7 @@ static gzbuf gz_compress_on(const pm__deflate_engine *engine, const void *data,
                             const char *name, uint32_t mtime)
 {
     gzbuf g = {0};
-    pm_gz_header h = {name, mtime, level};
+    pm_gz_header h = {.name = name, .mtime = mtime, .level = level};
     ssize_t hn = pm_gz_write_header(&h, reserve(&g, 512), 512);
     CU_ASSERT_FATAL(hn == (ssize_t)pm_gz_header_size(&h));
     g.len += (size_t)hn;
@@ -205,22 +205,38 @@ static void test_crc32(void)
 static void test_header(void)
 {
     unsigned char b[64];
-    pm_gz_header h = {"/some/dir/file.txt", 0x01020304, 9};
+    pm_gz_header h = {.name = "/some/dir/file.txt", .mtime = 0x01020304, .level = 9};
     CU_ASSERT(pm_gz_header_size(&h) == 10 + 9);
     CU_ASSERT(pm_gz_write_header(&h, b, sizeof b) == 19);
     static const unsigned char want[] = {0x1f, 0x8b, 8, 0x08, 4, 3, 2, 1, 2, 3};
     CU_ASSERT(memcmp(b, want, 10) == 0);
     CU_ASSERT(memcmp(b + 10, "file.txt", 9) == 0);          /* with NUL */
     CU_ASSERT(pm_gz_write_header(&h, b, 18) == -ENOSPC);
-    pm_gz_header anon = {NULL, 0, 1};
+    pm_gz_header anon = {.level = 1};
     CU_ASSERT(pm_gz_write_header(&anon, b, sizeof b) == 10);
     CU_ASSERT(b[3] == 0 && b[4] == 0 && b[7] == 0 && b[8] == 4 && b[9] == 3);
-    pm_gz_header six = {"dir/", 5, 6};                      /* empty base */
+    pm_gz_header six = {.name = "dir/", .mtime = 5, .level = 6};                      /* empty base */
     CU_ASSERT(pm_gz_write_header(&six, b, sizeof b) == 10);
     CU_ASSERT(b[3] == 0 && b[4] == 5 && b[8] == 0);
     pm_gz_write_trailer(0xa1b2c3d4, ((uint64_t)1 << 32) + 7, b);
     static const unsigned char tr[] = {0xd4, 0xc3, 0xb2, 0xa1, 7, 0, 0, 0};
     CU_ASSERT(memcmp(b, tr, 8) == 0);
+
+    /* A blocked member's header: FEXTRA with the "PM" subfield, then FNAME. */
+    pm_gz_header blk = {.name = "a/b.txt", .mtime = 7, .level = 6, .blocked = 1};
+    CU_ASSERT(pm_gz_header_size(&blk) == 10 + 14 + 6);
+    CU_ASSERT(pm_gz_write_header(&blk, b, sizeof b) == 30);
+    static const unsigned char bh[] = {0x1f, 0x8b, 8, 0x04 | 0x08, 7, 0, 0, 0, 0, 3,
+                                       12, 0, 'P', 'M', 8, 0};
+    CU_ASSERT(memcmp(b, bh, sizeof bh) == 0);
+    CU_ASSERT(memcmp(b + 24, "b.txt", 6) == 0);
+    pm_gz_set_member_sizes(b, 0x01020304, 0x0a0b0c0d);
+    static const unsigned char sz[] = {4, 3, 2, 1, 0x0d, 0x0c, 0x0b, 0x0a};
+    CU_ASSERT(memcmp(b + 16, sz, 8) == 0);
+    pm_gz_header blk_anon = {.level = 1, .blocked = 1};
+    CU_ASSERT(pm_gz_write_header(&blk_anon, b, sizeof b) == 24);
+    CU_ASSERT(b[3] == 0x04);
+    CU_ASSERT(pm_gz_write_header(&blk_anon, b, 23) == -ENOSPC);
 }
 
 /* ---- the deflater ---- */

@@ -73,7 +73,10 @@ uint32_t pm_crc32_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
 
 /* ---- header and trailer ---- */
 
+#define GZ_FEXTRA 0x04
 #define GZ_FNAME 0x08
+#define GZ_BLOCKED_EXTRA 14     /* XLEN, then SI1 SI2 LEN(8) and 8 bytes */
+#define GZ_BLOCKED_SIZES 16     /* where the subfield's two sizes start */
 
 static const char *base_name(const char *name)
 {
@@ -84,6 +87,8 @@ static const char *base_name(const char *name)
 size_t pm_gz_header_size(const pm_gz_header *h)
 {
     size_t size = 10;
+    if (h && h->blocked)
+        size += GZ_BLOCKED_EXTRA;
     if (h && h->name && *base_name(h->name))
         size += strlen(base_name(h->name)) + 1;
     return size;
@@ -107,13 +112,28 @@ ssize_t pm_gz_write_header(const pm_gz_header *h, void *out, size_t cap)
     p[0] = 0x1f;
     p[1] = 0x8b;
     p[2] = 8;                                   /* CM: deflate */
-    p[3] = size > 10 ? GZ_FNAME : 0;
+    int blocked = h && h->blocked;
+    size_t pos = 10;
+    p[3] = (blocked ? GZ_FEXTRA : 0) | (size > 10 + (blocked ? GZ_BLOCKED_EXTRA : 0) ? GZ_FNAME : 0);
     put_le32(p + 4, h ? h->mtime : 0);
     p[8] = level >= 9 ? 2 : level == 1 ? 4 : 0; /* XFL: best / fastest */
     p[9] = 3;                                   /* OS: Unix */
-    if (size > 10)
-        memcpy(p + 10, base_name(h->name), size - 10);   /* with its NUL */
+    if (blocked) {                              /* XLEN 12: one subfield */
+        static const unsigned char extra[6] = {12, 0, PM_GZ_BLOCKED_SI1, PM_GZ_BLOCKED_SI2, 8, 0};
+        memcpy(p + 10, extra, sizeof extra);
+        memset(p + GZ_BLOCKED_SIZES, 0, 8);     /* pm_gz_set_member_sizes */
+        pos += GZ_BLOCKED_EXTRA;
+    }
+    if (size > pos)
+        memcpy(p + pos, base_name(h->name), size - pos);  /* with its NUL */
     return (ssize_t)size;
+}
+
+void pm_gz_set_member_sizes(void *header, uint32_t member_size, uint32_t data_size)
+{
+    unsigned char *p = header;
+    put_le32(p + GZ_BLOCKED_SIZES, member_size);
+    put_le32(p + GZ_BLOCKED_SIZES + 4, data_size);
 }
 
 void pm_gz_write_trailer(uint32_t crc, uint64_t length, void *out)

@@ -46,6 +46,7 @@ typedef struct cli_opts {
     size_t chunk_size;       /* 0: the pipeline's default */
     int keep, force, to_stdout, quiet, verbose;
     int no_name;             /* -n given last (1), -N given last (0), else -1 */
+    int blocked;             /* compress --blocked: independent members */
     int decompress, test, list;   /* compress -d/-t/-l switch to decompress */
     const char *suffix;      /* -S, or NULL */
     int progress;            /* CLI_PROGRESS_* */

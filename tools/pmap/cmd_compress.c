@@ -23,6 +23,8 @@ void cli_help_compress(FILE *f)
         "  -S, --suffix=SUF      suffix of compressed files (default .gz)\n"
         "  -n, --no-name         store neither the original name nor the mtime\n"
         "  -N, --name            store them (the default)\n"
+        "      --blocked         independent members of -b bytes (default 1M) that\n"
+        "                        any gzip reads (docs/format.md)\n"
         "  -d, -t, -l            decompress, test or list instead, as gzip does\n",
         cli_argv0);
     cli_help_common(f, "overwrite existing outputs, follow symbolic links,\n"
@@ -53,6 +55,7 @@ int cli_run_compress(cli_opts *o)
     cli_report_pipeline_opts(&r, &p);
     p.suffix = o->suffix;
     p.no_name = o->no_name == 1;
+    p.blocked = o->blocked;
     p.to_stdout = o->to_stdout;
     p.pl.skip_suffix = o->suffix ? o->suffix : ".gz";
     p.pl.flags = PM_PL_PRESERVE_META;

@@ -21,6 +21,7 @@ enum opt_id {
     O_SUFFIX, O_NO_NAME, O_NAME, O_QUIET, O_VERBOSE, O_RECURSIVE,
     O_PROGRESS, O_NO_PROGRESS, O_JSON, O_HELP, O_VERSION, O_DECOMPRESS, O_TEST,
     O_LIST, O_WC_LINES, O_WC_WORDS, O_WC_CHARS, O_WC_BYTES, O_CHECK, O_STATUS,
+    O_BLOCKED,
 };
 
 #define ALL (CLI_COMPRESS | CLI_DECOMPRESS | CLI_CHECKSUM | CLI_WC)
@@ -69,6 +70,7 @@ static const optdef optdefs[] = {
     { 'c', "bytes", 0, O_WC_BYTES, CLI_WC },
     { 'c', "check", 0, O_CHECK, CLI_CHECKSUM },
     { 0, "status", 0, O_STATUS, CLI_CHECKSUM },
+    { 0, "blocked", 0, O_BLOCKED, CLI_COMPRESS },
 };
 #define N_OPTDEFS (sizeof optdefs / sizeof optdefs[0])
 
@@ -152,6 +154,7 @@ static int apply(cli_opts *o, const optdef *d, char letter, const char *arg)
         o->suffix = arg;
         break;
     case O_NO_NAME: o->no_name = 1; break;
+    case O_BLOCKED: o->blocked = 1; break;
     case O_NAME: o->no_name = 0; break;
     case O_QUIET: o->quiet = 1; o->verbose = 0; break;
     case O_VERBOSE: o->verbose++; o->quiet = 0; break;

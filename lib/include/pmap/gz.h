@@ -62,7 +62,17 @@ typedef struct pm_gz_header {
                                 that is empty), bytes as given */
     uint32_t mtime;          /* seconds since the epoch, or 0 */
     int level;               /* sets XFL: 9 -> 2 (best), 1 -> 4 (fastest) */
+    int blocked;             /* a member of pmap's blocked format: FEXTRA with
+                                the "PM" subfield (docs/format.md), sizes
+                                filled in later by pm_gz_set_member_sizes() */
 } pm_gz_header;
+
+/* The blocked format's subfield (docs/format.md): SI1 SI2 = 'P' 'M', LEN 8:
+ * the member's whole size in bytes (header to trailer) and its
+ * uncompressed size, each 32-bit little-endian. */
+#define PM_GZ_BLOCKED_SI1 'P'
+#define PM_GZ_BLOCKED_SI2 'M'
+#define PM_GZ_BLOCKED_MAX ((size_t)1 << 30)   /* largest input per member */
 
 /* Bytes pm_gz_write_header() will need for h. */
 PM_API size_t pm_gz_header_size(const pm_gz_header *h);
@@ -70,6 +80,9 @@ PM_API size_t pm_gz_header_size(const pm_gz_header *h);
 PM_API ssize_t pm_gz_write_header(const pm_gz_header *h, void *out, size_t cap);
 /* Writes the 8-byte trailer (CRC-32, length mod 2^32, little-endian). */
 PM_API void pm_gz_write_trailer(uint32_t crc, uint64_t length, void *out);
+/* Fills in the "PM" subfield of a blocked member's header (written with
+ * .blocked = 1 at `header`). */
+PM_API void pm_gz_set_member_sizes(void *header, uint32_t member_size, uint32_t data_size);
 
 /* ---- decompression ---- */
 
