@@ -93,6 +93,11 @@ ok "without procps's pmap: a clear error, exit status 1"
 if [ -x /usr/bin/pmap ] && /usr/bin/pmap -V 2>/dev/null | grep -q procps; then
     sleep 30 & pid=$!
     PM_CLEANUP+=("kill $pid")
+    # The child may not have exec'd sleep yet (procps would show the shell).
+    for _ in $(seq 1 100); do
+        tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null | grep -q '^sleep 30' && break
+        sleep 0.05
+    done
     run env -u PMAP_PROCPS "$PM_BIN" $pid; expect_rc 0 "pmap PID (procps)"
     head -n1 "$T/.out" | grep -q "^$pid: *sleep 30" || fail "pmap $pid: not procps's output"
     /usr/bin/pmap -x $pid >"$T/want"
