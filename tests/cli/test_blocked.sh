@@ -59,3 +59,11 @@ pmap compress --blocked -b 64K named || fail "compress --blocked in place"
 check_members named.gz $((2 * B + 7))
 mkdir r && cp named.gz r/other.gz && (cd r && gzip -dN other.gz) && cmp -s r/named orig || fail "gzip -N did not restore the name"
 ok "in place: the first member carries the name (gzip -N restores it)"
+
+# -l gives the true total of a multi-member file (gzip -l shows the last
+# member's ISIZE only); -t checks every member.
+run pmap decompress -l named.gz; expect_rc 0 "-l of a blocked file"
+awk 'NR == 2 { exit !($2 == '$((2 * B + 7))') }' "$T/.out" || fail "-l: not the true total: $(cat "$T/.out")"
+[ "$(gzip -l named.gz | awk 'NR == 2 { print $2 }')" = 7 ] || fail "gzip -l no longer shows the last member's size (the test's premise)"
+run pmap decompress -t named.gz; expect_rc 0 "-t of a blocked file"
+ok "-l gives the true total (gzip -l: the last member's), -t passes"
