@@ -27,6 +27,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libdeflate.h>
+
+#include <pmap/config.h>
 #include <pmap/gz.h>
 #include "common.h"
 
@@ -43,6 +46,7 @@ typedef struct decompress_ctx {
     const char **operands;       /* -c, -t, -l: the operands, sorted, which
                                     are read whatever their suffix */
     size_t noperands;
+    size_t chunk_size;           /* the framer's bound on what it leaves */
 } decompress_ctx;
 
 typedef struct decompress_state {
@@ -56,20 +60,122 @@ typedef struct decompress_state {
 
 static const unsigned char gz_magic[2] = {0x1f, 0x8b};
 
-/* Each worker has one output buffer (its per-worker state). */
+/* Each worker has one output buffer for the streaming decoder and one
+ * libdeflate decompressor for whole members (its per-worker state). */
+typedef struct worker_bufs {
+    unsigned char buf[INFLATE_BUF];
+    struct libdeflate_decompressor *dec;
+} worker_bufs;
+
 static int buf_init(void **state_ret, unsigned worker, void *arg)
 {
     (void)worker;
     (void)arg;
-    *state_ret = malloc(INFLATE_BUF);
-    return *state_ret ? 0 : -ENOMEM;
+    worker_bufs *w = malloc(sizeof *w);
+    if (w && !(w->dec = libdeflate_alloc_decompressor())) {
+        free(w);
+        w = NULL;
+    }
+    *state_ret = w;
+    return w ? 0 : -ENOMEM;
 }
 
 static void buf_fini(void *state, unsigned worker, void *arg)
 {
     (void)worker;
     (void)arg;
-    free(state);
+    worker_bufs *w = state;
+    if (w)
+        libdeflate_free_decompressor(w->dec);
+    free(w);
+}
+
+/* ---- the blocked format, in parallel (docs/format.md) ----
+ *
+ * The framer cuts chunks at member boundaries using the "PM" subfields;
+ * the parallel stage inflates the chunk's whole members into its output
+ * buffer with libdeflate (each member's CRC and size checked); the serial
+ * stage uses that output only if the file's streaming decoder stands at a
+ * member boundary there (the members are really members, not bytes inside
+ * one), and streams whatever the parallel stage did not take. Sizes are
+ * never trusted: a member whose inflate does not end exactly where its
+ * subfield says, or produce exactly its size, is left to the streaming
+ * decoder, which decodes the file as any gzip. */
+#define MEMBERS_CHUNK (1280 * 1024)      /* room for a whole 1 MiB member */
+#define MEMBERS_OUT (3 * 1024 * 1024)    /* decoded bytes per chunk, at most */
+#define MEMBER_MIN (24 + 2 + PM_GZ_TRAILER_SIZE)
+
+typedef struct members_done {
+    uint64_t members;            /* whole members decoded into c->out */
+    size_t in_used;              /* their bytes at the chunk's start */
+} members_done;
+
+static uint32_t get_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Does p[0..avail) start with a blocked member's header? Its sizes then. */
+static int member_at(const unsigned char *p, size_t avail, uint32_t *msize, uint32_t *usize)
+{
+    if (avail < 24 || p[0] != 0x1f || p[1] != 0x8b || p[2] != 8 || (p[3] & ~0x0cu) ||
+        !(p[3] & 0x04) || p[10] != 12 || p[11] != 0 || p[12] != PM_GZ_BLOCKED_SI1 ||
+        p[13] != PM_GZ_BLOCKED_SI2 || p[14] != 8 || p[15] != 0)
+        return 0;
+    *msize = get_le32(p + 16);
+    *usize = get_le32(p + 20);
+    return *msize >= MEMBER_MIN && *usize <= PM_GZ_BLOCKED_MAX;
+}
+
+/* The framer: when the chunk starts with a member, it ends after the last
+ * whole member whose output still fits in the chunk's output buffer (by
+ * the subfields' word) -- or later, as far as needed to leave at most
+ * chunk_size bytes for the next chunk (framing.c's carry room); when that
+ * is impossible (a member longer than a chunk), or the chunk does not start
+ * with a member, it is passed whole. */
+static size_t frame_members(const unsigned char *data, size_t len, void *arg)
+{
+    const size_t chunk = *(const size_t *)arg;
+    size_t pos = 0, out = 0, budget = 0;
+    uint32_t ms, us;
+    while (member_at(data + pos, len - pos, &ms, &us) && ms <= len - pos) {
+        if (pos == 0 || us <= MEMBERS_OUT - out) {
+            if (budget == pos)
+                budget = pos + ms;        /* still within the output budget */
+            out += us;
+        }
+        pos += ms;
+        if (budget < pos && len - budget <= chunk)
+            break;                        /* the budget's cut leaves a small tail */
+    }
+    if (len - budget <= chunk)
+        return budget;
+    return len - pos <= chunk ? pos : 0;
+}
+
+static int members_stage(pm_chunk *c, void *arg, unsigned worker)
+{
+    (void)arg;
+    (void)worker;
+    worker_bufs *w = c->worker_state;
+    members_done *md = c->state;
+    size_t pos = 0, out = 0;
+    uint32_t ms, us;
+    md->members = 0;
+    while (member_at(c->data + pos, c->len - pos, &ms, &us) && ms <= c->len - pos &&
+           us <= c->out_cap - out) {
+        size_t ain = 0, aout = 0;
+        if (libdeflate_gzip_decompress_ex(w->dec, c->data + pos, ms, c->out + out, us,
+                                          &ain, &aout) != LIBDEFLATE_SUCCESS ||
+            ain != ms || aout != us)
+            break;                        /* the streaming decoder will say why */
+        pos += ms;
+        out += us;
+        md->members++;
+    }
+    md->in_used = pos;
+    c->out_len = out;
+    return 0;
 }
 
 /* Feeds in[0..len) to the file's decoder, emitting (or, for -l, checksumming)
@@ -77,7 +183,7 @@ static void buf_fini(void *state, unsigned worker, void *arg)
 static int feed(pm_chunk *c, decompress_ctx *cx, decompress_state *st,
                 const unsigned char *in, size_t len, int eof)
 {
-    unsigned char *buf = c->worker_state;
+    unsigned char *buf = ((worker_bufs *)c->worker_state)->buf;
     while (!st->done) {
         size_t used = 0, produced = 0;
         int rc = pm_gz_inflate(st->z, in, len, &used, buf, INFLATE_BUF, &produced, eof);
@@ -182,8 +288,22 @@ static int inflate_stage(pm_chunk *c, void *arg, unsigned worker)
     }
     int rc = st->held ? feed(c, cx, st, gz_magic, 1, 0) : 0;
     st->held = 0;
-    if (rc == 0)
-        rc = feed(c, cx, st, c->data, c->len, c->last);
+    size_t skip = 0;
+    const members_done *md = c->state;
+    if (md && md->members &&
+        pm_gz_inflater_skip_members(st->z, md->members, md->in_used, c->out_len) == 0) {
+        skip = md->in_used;               /* whole members, decoded in parallel */
+        if (skip < c->len && cx->emit) {  /* output in order: these first */
+            rc = pm_chunk_emit(c, c->out, c->out_len);
+            c->out_len = 0;
+        }
+    } else {
+        c->out_len = 0;                   /* not at a member boundary: stream it all */
+    }
+    if (!cx->emit)
+        c->out_len = 0;
+    if (rc == 0 && (skip < c->len || c->last))
+        rc = feed(c, cx, st, c->data + skip, c->len - skip, c->last);
     if (rc < 0)
         return rc;
     if (c->last && !st->done)
@@ -351,10 +471,27 @@ int pmp_decompress(const pmp_opts *o, const char *const *paths, size_t n,
     pl->worker_init = buf_init;
     pl->worker_fini = buf_fini;
     run.ctx = &cx;
+    /* Blocked members in parallel, unless the first member's header must
+     * be read by the decoder (-l, -N) or plain data may come (-f). */
+    int blocked = !cx.keep && !cx.plain_ok;
+    if (blocked) {
+        pl->frame = frame_members;
+        if (!pl->chunk_size)
+            pl->chunk_size = MEMBERS_CHUNK;
+        cx.chunk_size = pl->chunk_size;
+        pl->frame_arg = &cx.chunk_size;
+        pl->out_size = MEMBERS_OUT;
+        pl->chunk_state_size = sizeof(members_done);
+        int jobs = pm_resolve_jobs(pl->jobs);
+        if (!pl->max_chunks && jobs > 0) /* chunk, carry and output: 6.5 MiB each */
+            pl->max_chunks = 2 * (unsigned)jobs + 2;
+    }
     static const pmp_stage stages[] = {
+        {"members", PM_STAGE_PARALLEL, members_stage},
         {"inflate", PM_STAGE_SERIAL_IN_ORDER, inflate_stage},
     };
-    int rc = pmp_run_stages(&run, stages, 1, paths, n, stats);
+    int rc = pmp_run_stages(&run, blocked ? stages : stages + 1, blocked ? 2 : 1, paths, n,
+                            stats);
     free(cx.operands);
     return rc;
 }

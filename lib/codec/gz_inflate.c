@@ -420,6 +420,17 @@ const char *pm_gz_inflater_message(const pm_gz_inflater *z)
     return z ? z->msg : "";
 }
 
+int pm_gz_inflater_skip_members(pm_gz_inflater *z, uint64_t n, uint64_t in_bytes,
+                                uint64_t out_bytes)
+{
+    if (!z || z->state != ST_MAGIC || z->have != 0)
+        return -EINVAL;
+    z->info.members += n;
+    z->info.in_bytes += in_bytes;
+    z->info.out_bytes += out_bytes;
+    return 0;
+}
+
 void pm_gz_inflater_info(const pm_gz_inflater *z, pm_gz_info *info)
 {
     if (z && info)

@@ -266,7 +266,7 @@ static void chunk_drop(pm__work *w)
  * Most files of a tree are smaller than a chunk, and the usual way costs
  * them four hand-offs between the I/O thread and the workers (open, read,
  * stages, write, commit). When the pipeline has no hooks that must run on
- * the calling thread and no framer, the I/O thread lends a token to a
+ * the calling thread, the I/O thread lends a token to a
  * file's OPEN step; if the file turns out to fit in one chunk, the same
  * work item reads it, runs its one chunk through every stage, writes the
  * output and, when no fsync has to come first, commits it (or finishes it)
@@ -280,7 +280,9 @@ static void chunk_drop(pm__work *w)
 int pm__pl_whole_ok(const pm_pipeline *pl, const pl_file *f)
 {
     const pm_pipeline_opts *o = &pl->o;
-    return !o->file_begin && !o->file_end && !o->frame && o->sink != PM_SINK_FD &&
+    /* A framer is never asked about a file's last chunk, so one-chunk
+     * files need none. */
+    return !o->file_begin && !o->file_end && o->sink != PM_SINK_FD &&
            (!f || strcmp(f->path, "-") != 0);
 }
 

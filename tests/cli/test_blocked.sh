@@ -67,3 +67,57 @@ awk 'NR == 2 { exit !($2 == '$((2 * B + 7))') }' "$T/.out" || fail "-l: not the 
 [ "$(gzip -l named.gz | awk 'NR == 2 { print $2 }')" = 7 ] || fail "gzip -l no longer shows the last member's size (the test's premise)"
 run pmap decompress -t named.gz; expect_rc 0 "-t of a blocked file"
 ok "-l gives the true total (gzip -l: the last member's), -t passes"
+
+# Decompression in parallel: whatever the chunk size (members whole in a
+# chunk, or larger than it), and sizes never trusted.
+gen_text big $((20 * B + 123)) 21
+pmap compress --blocked -b 64K -k big || fail "compress --blocked big"
+for cs in 32K 100K 1M; do
+    pmap decompress -b $cs -c big.gz | cmp -s - big || fail "decompress -b $cs of a blocked file"
+done
+gzip -c big > plain.gz
+for cs in 32K 100K; do
+    pmap decompress -b $cs -c plain.gz | cmp -s - big || fail "decompress -b $cs of gzip's own output"
+done
+# patch FILE OFFSET-EXPR VALUE: writes a 32-bit little-endian VALUE at the
+# offset of member M's field (python expression over the member offsets).
+patch_member() {   # patch_member IN OUT MEMBER FIELD_OFFSET VALUE(python)
+    python3 - "$@" <<'PY'
+import struct, sys
+src, dst, m, field, val = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+d = bytearray(open(src, 'rb').read())
+pos = 0
+for _ in range(m):
+    pos += struct.unpack_from('<I', d, pos + 16)[0]
+msize, usize = struct.unpack_from('<II', d, pos + 16)
+v = eval(val)
+if field < 0:                      # negative: from the member's end (the trailer)
+    d[pos + msize + field] ^= 0xff
+else:
+    struct.pack_into('<I', d, pos + field, v & 0xffffffff)
+open(dst, 'wb').write(d)
+PY
+}
+# Lying subfields are gzip's extra data, not the truth: the file still
+# decodes as gzip decodes it.
+for lie in "msize + 1000" "msize - 5" "40" "usize + 1" "usize - 1" "0xffffffff"; do
+    field=16; case $lie in usize*|0xf*) field=20 ;; esac
+    patch_member big.gz lie.gz 3 $field "$lie"
+    gzip -dc lie.gz | cmp -s - big || fail "gzip rejects a lying subfield ($lie): the test's premise"
+    run pmap decompress -c lie.gz; expect_rc 0 "a lying subfield ($lie)"
+    cmp -s "$T/.out" big || fail "a lying subfield ($lie) changed the output"
+done
+ok "parallel decompression at chunks 32K-1M, gzip's output too; lying size fields change nothing"
+
+# A bad CRC in a middle member, a truncated member: an error naming the
+# file, nothing under the final name, the input kept.
+patch_member big.gz badcrc.gz 7 -8 0
+cp badcrc.gz bad.gz && rm -f bad
+run pmap decompress bad.gz; expect_rc 1 "a bad CRC in member 7"
+expect_err "bad.gz: crc error" "bad CRC"
+[ ! -e bad ] && [ -f bad.gz ] || fail "bad CRC: output left or input gone"
+head -c $(( $(stat -c %s big.gz) / 2 )) big.gz > trunc.gz
+run pmap decompress trunc.gz; expect_rc 1 "a truncated blocked file"
+expect_err "trunc.gz: unexpected end of file" "truncated"
+[ ! -e trunc ] && [ -f trunc.gz ] || fail "truncated: output left or input gone"
+ok "a bad CRC in a middle member, a truncated file: clear errors, nothing left behind"

@@ -121,6 +121,15 @@ PM_API int pm_gz_inflate(pm_gz_inflater *z, const void *in, size_t in_len,
                          size_t *in_used, void *out, size_t out_cap,
                          size_t *out_len, int in_eof);
 
+/* Tells z that n complete members (in_bytes of input, out_bytes of output)
+ * were decoded elsewhere -- pmap's blocked format inflates whole members in
+ * parallel -- so that it carries on after them as if it had decoded them:
+ * its totals count them and what follows is judged as what follows a
+ * member. Returns 0, or -EINVAL when z is not at a member boundary (within
+ * a member, after an error or the end). */
+PM_API int pm_gz_inflater_skip_members(pm_gz_inflater *z, uint64_t n, uint64_t in_bytes,
+                                       uint64_t out_bytes);
+
 /* Text of the last error or warning ("" if none); valid until the next call. */
 PM_API const char *pm_gz_inflater_message(const pm_gz_inflater *z);
 
