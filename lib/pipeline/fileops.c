@@ -18,6 +18,8 @@
  *   REMOVE  remove the input -- only if its name still refers to the file
  *           that was read, unchanged; otherwise keep it, with a warning.
  *
+ * Also here: the pread and pwrite of a small file done in one step.
+ *
  * The output's and the directory's fsyncs between these steps go through
  * the loop (lifecycle.c); there are none when input and output are both on
  * tmpfs or ramfs (see pm__pl_must_sync). A step's result is 0, PM_PL_SKIP
@@ -308,7 +310,8 @@ static int dev_in_memory(pm_pipeline *pl, dev_t dev, int fd)
     return mem;
 }
 
-/* Input and output both in memory (pm__pl_must_sync: no fsync then)? */
+/* Input and output both in memory (pm__pl_must_sync: no fsync then)? An
+ * output in the input's own directory (dir_fd borrowed) is on its device. */
 static int volatile_pair(pm_pipeline *pl, pl_file *f)
 {
     if (!dev_in_memory(pl, f->pub.st.st_dev, f->fd))
@@ -509,6 +512,41 @@ void pm__pl_release(pl_file *f, int discard)
     f->tmp_name = NULL;
     close_out_dir(f);
     close_fd(&f->fd);
+}
+
+/* ---- a whole small file's read and write (stages.c) ---- */
+
+ssize_t pm__pl_pread_all(int fd, unsigned char *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;          /* a file that grew fails the commit's check */
+}
+
+int pm__pl_pwrite_all(int fd, const unsigned char *buf, size_t len, uint64_t off)
+{
+    while (len > 0) {
+        ssize_t n = pwrite(fd, buf, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO;
+        buf += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
 }
 
 /* ---- directory handles ---- */

@@ -344,6 +344,10 @@ int pm__pl_op_run(pm_pipeline *pl, pl_file *f, char **msg_ret);
 /* I/O thread: release whatever descriptors and temporary output f holds
  * (after a failure or cancel the output is discarded). */
 void pm__pl_release(pl_file *f, int discard);
+/* fileops.c: a whole small file's read (bytes read, fewer at EOF, or
+ * -errno) and its output's write (0 or -errno), on the worker of its step. */
+ssize_t pm__pl_pread_all(int fd, unsigned char *buf, size_t len);
+int pm__pl_pwrite_all(int fd, const unsigned char *buf, size_t len, uint64_t off);
 pl_dirh *pm__pl_dirh_new(int fd);            /* one reference; NULL: no memory */
 pl_dirh *pm__pl_dirh_ref(pl_dirh *h);
 void pm__pl_dirh_unref(pl_dirh *h);           /* the last one closes fd */

@@ -27,7 +27,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "pipeline_internal.h"
 
@@ -286,45 +285,12 @@ int pm__pl_whole_ok(const pm_pipeline *pl, const pl_file *f)
            (!f || strcmp(f->path, "-") != 0);
 }
 
-static ssize_t pread_full(int fd, unsigned char *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    return (ssize_t)got;          /* a file that grew fails the commit's check */
-}
-
-static int pwrite_full(int fd, const unsigned char *buf, size_t len, uint64_t off)
-{
-    while (len > 0) {
-        ssize_t n = pwrite(fd, buf, len, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return -EIO;
-        buf += n;
-        len -= (size_t)n;
-        off += (uint64_t)n;
-    }
-    return 0;
-}
-
 /* Under f->lock, on the worker that owns f: writes p at once. */
 static void write_inline(pm_pipeline *pl, pl_file *f, pl_piece *p)
 {
     if (p->len && pl->o.sink == PM_SINK_FILES && !atomic_load(&f->status) &&
         !atomic_load(&pl->cancelled)) {
-        int rc = pwrite_full(f->out_fd, p->buf, p->len, p->off);
+        int rc = pm__pl_pwrite_all(f->out_fd, p->buf, p->len, p->off);
         if (rc < 0)
             pm__pl_file_fail(f, PM_REASON_OUTPUT, rc, "write error: %s", strerror(-rc));
         else
@@ -352,7 +318,7 @@ static void run_whole(pm_pipeline *pl, pl_file *f, unsigned worker)
     c->pub.prefix_len = 0;
     c->pub.last = 1;
     c->stage = 0;
-    ssize_t n = pread_full(f->fd, in, (size_t)size);
+    ssize_t n = pm__pl_pread_all(f->fd, in, (size_t)size);
     if (n < 0)
         pm__pl_file_fail(f, PM_REASON_INPUT, (int)n, "read error: %s", strerror((int)-n));
     else if ((uint64_t)n != size)
