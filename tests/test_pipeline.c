@@ -606,8 +606,10 @@ static void test_fifo_swapped_in(void)
     free(dir);
 }
 
-/* Output on a full filesystem: -ENOSPC reported, nothing left, input kept. */
-static void test_enospc(void)
+/* Output on a full filesystem: -ENOSPC reported, nothing left, input kept
+ * -- chunk by chunk through the loop, or (whole) written by the worker of
+ * the file's one step. */
+static void enospc_run(int whole)
 {
     if (geteuid() != 0) {
         pm_test_skip("needs root to mount a small tmpfs");
@@ -630,10 +632,13 @@ static void test_enospc(void)
     CU_ASSERT_EQUAL(pm_test_write_file(in, data, len), 0);
     recorder r;
     rec_init(&r);
-    pm_pipeline_opts o = {.jobs = 2, .chunk_size = 65536, .out_size = 65536,
+    size_t chunk = whole ? 1024 * 1024 : 65536;
+    pm_pipeline_opts o = {.jobs = 2, .chunk_size = chunk, .out_size = chunk,
                           .sink = PM_SINK_FILES, .out_path = suffix_out,
                           .flags = PM_PL_REMOVE_INPUT};
+    with_hooks = !whole;
     pm_pipeline *pl = make(&o, &r);
+    with_hooks = 1;
     const char *paths[] = {in};
     CU_ASSERT_EQUAL(pm_pipeline_run(pl, paths, 1, NULL), -ENOSPC);
     CU_ASSERT_PTR_NOT_NULL(strstr(r.last_error, "No space left"));
@@ -643,6 +648,12 @@ static void test_enospc(void)
     free(data);
     pm_test_rmtree(dir);
     free(dir);
+}
+
+static void test_enospc(void)
+{
+    enospc_run(0);
+    enospc_run(1);
 }
 
 /* Failures of the hooks and of the final link: the file fails with its

@@ -115,3 +115,26 @@ run pmap checksum "$d"; expect_rc 1 "a tree deeper than 256 levels"
 expect_err "cannot read directory: nested deeper than 256 levels" "depth limit"
 expect_out "  $d/top" "the rest of the tree is still done"
 ok "deeper than 256 levels: a clear error for that directory, the rest done"
+
+# 6. Too few descriptors for even one file: whatever the limit, the run says
+#    why and exits non-zero, and every input is either intact or replaced by
+#    a complete output; nothing else is left. (At 9 here the walk's
+#    directories leave no room for a file alone: each fails after trying
+#    alone.)
+for lim in 6 7 8 9; do
+    rm -rf "$T/low" && mkdir -p "$T/low/a/b"
+    for i in 1 2 3; do echo "file $i" > "$T/low/f$i"; echo "deep $i" > "$T/low/a/b/g$i"; done
+    (ulimit -n $lim && bare "$PM_BIN" compress "$T/low") >"$T/.out" 2>"$T/.err"; rc=$?
+    [ "$rc" = 0 ] || grep -q "Too many open files" "$T/.err" || fail "ulimit -n $lim: exit $rc without the reason"
+    for f in f1 f2 f3 a/b/g1 a/b/g2 a/b/g3; do
+        want="file ${f#f}"; case $f in a/b/g*) want="deep ${f#a/b/g}" ;; esac
+        if [ -e "$T/low/$f" ]; then
+            [ "$(cat "$T/low/$f")" = "$want" ] || fail "ulimit -n $lim: $f changed"
+            [ ! -e "$T/low/$f.gz" ] || fail "ulimit -n $lim: both $f and $f.gz"
+        else
+            [ "$(gzip -dc "$T/low/$f.gz" 2>/dev/null)" = "$want" ] || fail "ulimit -n $lim: $f lost"
+        fi
+    done
+    [ "$(find "$T/low" -type f | wc -l)" = 6 ] || fail "ulimit -n $lim: stray files: $(find "$T/low" -type f)"
+done
+ok "too few descriptors for a file: exit non-zero with the reason, nothing lost or left behind"
