@@ -2,10 +2,10 @@
 # Sourced by the quick-start scripts: makes sure the Debian packages pmap
 # builds with are present. As root it installs what is missing; otherwise it
 # prints the one apt-get line that would, and fails.
-PM_DEPS_BUILD="cmake make gcc pkg-config zlib1g-dev liburing-dev libdeflate-dev libcunit1-dev"
+PM_DEPS_BUILD="cmake make gcc pkg-config zlib1g-dev liburing-dev libdeflate-dev libisal-dev libcunit1-dev"
 PM_DEPS_TEST="gzip pigz python3 util-linux"
 PM_DEPS_SAN="clang libomp-dev libclang-rt-14-dev"
-PM_DEPS_BENCH="gnuplot-nox time"
+PM_DEPS_BENCH="gnuplot-nox time libdeflate-tools isal"
 
 pm_missing() {
     local p out=""

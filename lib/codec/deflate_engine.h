@@ -31,7 +31,8 @@
 typedef struct pm__deflate_engine {
     const char *name;                         /* "zlib", ... */
     unsigned flags;                           /* PM__DEFLATE_* */
-    /* Creates per-thread state for level 1..9; 0 or -errno. */
+    /* Creates per-thread state for one of the engine's own levels (zlib
+     * 1..9, libdeflate 1..12, ISA-L 0..3); 0 or -errno. */
     int (*new)(int level, void **state_ret);
     void (*free)(void *state);                /* NULL: no-op */
     /* One block, as pm_gz_deflate_block(); dict_len <= PM_GZ_DICT_SIZE.
@@ -48,6 +49,7 @@ typedef struct pm__deflate_engine {
 
 extern const pm__deflate_engine pm__deflate_zlib;          /* general */
 extern const pm__deflate_engine pm__deflate_libdeflate;    /* whole-stream */
+extern const pm__deflate_engine pm__deflate_isal;          /* whole-stream */
 
 /* The engine called `name`, or NULL if none. name NULL: the default, which
  * is the first engine in gz.c's table (libdeflate) unless the environment

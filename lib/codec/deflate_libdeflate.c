@@ -7,13 +7,14 @@
  * dictionary and always ends its output with a final block, so it can only
  * write a complete raw deflate stream: the engine is flagged
  * PM__DEFLATE_WHOLE_ONLY, and gz.c gives it only a block without dictionary
- * that ends the stream, i.e. a file that fits in one block (the many-small-
- * files case). Every other block goes to zlib, so multi-block output stays
- * byte-identical to pigz's.
+ * that ends the stream: every member of the blocked format (levels 3-12),
+ * and in one-member output a file that fits in one block (the many-small-
+ * files case), where every other block goes to zlib, so multi-block output
+ * stays byte-identical to pigz's.
  *
  * One libdeflate_compressor per deflater (so per thread; it is not
- * thread-safe), at the same level number: libdeflate's levels 1..9 follow
- * zlib's scale (10..12 are slower still and not used). libdeflate needs some
+ * thread-safe), at the level gz.c gives: 1..12 (10..12 slower and smaller
+ * than any of zlib's). libdeflate needs some
  * slack in the output buffer beyond what it writes and writes nothing when
  * the stream does not fit; that is -ENOSPC here.
  */
@@ -28,7 +29,7 @@ static int ld_new(int level, void **state_ret)
 {
     struct libdeflate_compressor *c = libdeflate_alloc_compressor(level);
     if (!c)
-        return -ENOMEM;         /* the level (1..9) is checked by gz.c */
+        return -ENOMEM;         /* the level (1..12) is checked by gz.c */
     *state_ret = c;
     return 0;
 }

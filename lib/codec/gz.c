@@ -3,25 +3,29 @@
  *
  * Threads: nothing here has shared state. pm_crc32* and the header/trailer
  * writers are pure functions; a pm_gz_deflater belongs to one thread at a
- * time. The deflate engines are chosen when a deflater is created, from the
- * table below (see deflate_engine.h): a general engine (zlib) for every
- * block, and by default also a whole-stream engine (libdeflate, faster) for
- * the blocks that are complete streams on their own: no dictionary, last,
- * not empty; that is a file that fits in one block. Its state is created on
- * the first such block, so a deflater that only sees large files never
- * allocates it. If it fails for lack of memory or of output room (libdeflate
- * wants slack), the general engine does the block, so whatever room is
- * enough for zlib stays enough. An empty file goes to zlib too:
- * 2 bytes, as gzip writes it, where libdeflate writes a 5-byte stored block.
- * Block output of every engine concatenates into one deflate stream, so the
- * caller frames blocks into one member: header, block 0 ... block n-1
- * (last), trailer with the combined CRC-32 and the total length.
+ * time. The deflate engines (deflate_engine.h) are chosen when a deflater is
+ * created, from the tables below:
+ *   - one-member output (pigz's scheme): a general engine (zlib) for every
+ *     block, and by default also a whole-stream engine (libdeflate, faster)
+ *     for the blocks that are complete streams on their own: no dictionary,
+ *     last, not empty; that is a file that fits in one block. Block output
+ *     of every engine concatenates into one deflate stream, so the caller
+ *     frames blocks into one member: header, block 0 ... block n-1 (last),
+ *     trailer with the combined CRC-32 and the total length.
+ *   - independent blocks (PM_GZ_INDEPENDENT, the blocked format): the
+ *     whole-stream engine and level of `plans` for pmap's level; zlib only
+ *     if that engine cannot do a block.
+ * A whole-stream engine's state is created on its first block. If it fails
+ * for lack of memory or of output room (libdeflate and ISA-L want slack),
+ * the general engine does the block, so whatever room is enough for zlib
+ * stays enough. An empty stream goes to zlib too: 2 bytes, as gzip writes
+ * it, where libdeflate writes a 5-byte stored block.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <libdeflate.h>         /* libdeflate_crc32: carry-less multiply where the CPU has it */
+#include <isa-l/crc.h>          /* crc32_gzip_refl: carry-less multiply, the fastest here */
 
 #include <pmap/gz.h>
 #include <pmap/config.h>
@@ -35,7 +39,7 @@ uint32_t pm_crc32(uint32_t crc, const void *buf, size_t len)
 {
     if (len == 0)
         return crc;
-    return libdeflate_crc32(crc, buf, len);
+    return crc32_gzip_refl(crc, buf, len);
 }
 
 /* a * b modulo the CRC polynomial, both as reflected polynomials (bit 31 is
@@ -147,8 +151,27 @@ void pm_gz_write_trailer(uint32_t crc, uint64_t length, void *out)
 /* The default first; a whole-stream engine pairs with the first general. */
 static const pm__deflate_engine *const engines[] = {
     &pm__deflate_libdeflate,
+    &pm__deflate_isal,
     &pm__deflate_zlib,
     NULL,
+};
+
+/* Independent blocks (the blocked format): pmap's level -> engine and the
+ * engine's own level. Each is the fastest setting whose output was no
+ * larger than pigz's at that level on three kinds of data (the suite's
+ * log, English-like text, a tar of system files) with 2 MiB blocks;
+ * measured with bench/bench_codec, the table and figures in BENCHMARKS.md
+ * ("Engines per level"). 10-12 are libdeflate's slowest, smallest levels. */
+static const struct level_plan {
+    const pm__deflate_engine *engine;
+    int level;
+} plans[PM_GZ_LEVEL_MAX + 1] = {
+    [1] = {&pm__deflate_isal, 2},        [2] = {&pm__deflate_isal, 3},
+    [3] = {&pm__deflate_libdeflate, 2},  [4] = {&pm__deflate_libdeflate, 3},
+    [5] = {&pm__deflate_libdeflate, 5},  [6] = {&pm__deflate_libdeflate, 6},
+    [7] = {&pm__deflate_libdeflate, 7},  [8] = {&pm__deflate_libdeflate, 7},
+    [9] = {&pm__deflate_libdeflate, 7},  [10] = {&pm__deflate_libdeflate, 10},
+    [11] = {&pm__deflate_libdeflate, 11}, [12] = {&pm__deflate_libdeflate, 12},
 };
 
 const pm__deflate_engine *pm__deflate_engine_find(const char *name)
@@ -172,34 +195,67 @@ static const pm__deflate_engine *first_general(void)
     return engines[i];          /* zlib, always in the table */
 }
 
+/* An engine's own level for pmap's level, within its range (comparisons
+ * through PMAP_DEFLATE_ENGINE use the same number where it exists). */
+static int engine_level(const pm__deflate_engine *e, int level)
+{
+    if (e == &pm__deflate_isal)
+        return level > 3 ? 3 : level;
+    if (e == &pm__deflate_zlib)
+        return level > 9 ? 9 : level;
+    return level;
+}
+
 struct pm_gz_deflater {
-    int level;
-    const pm__deflate_engine *engine;   /* general: any block */
+    int level;                          /* pmap's level */
+    const pm__deflate_engine *engine;   /* general: any block; NULL until needed */
     void *state;                        /* its per-thread state */
     const pm__deflate_engine *whole;    /* whole-stream engine, or NULL */
+    int whole_level;                    /* its own level */
     void *whole_state;                  /* its state, made on first use */
 };
 
-int pm__gz_deflater_new_engine(const pm__deflate_engine *engine, int level,
-                               pm_gz_deflater **d_ret)
+/* The general engine, made on first use when the deflater is for
+ * independent blocks (it is then only the fallback). */
+static int general(pm_gz_deflater *d)
+{
+    if (d->state)
+        return 0;
+    if (!d->engine)
+        d->engine = first_general();
+    return d->engine->new(engine_level(d->engine, d->level), &d->state);
+}
+
+static int deflater_new(const pm__deflate_engine *engine, int level, unsigned flags,
+                        pm_gz_deflater **d_ret)
 {
     if (!d_ret)
         return -EINVAL;
     *d_ret = NULL;
-    if (level < 1 || level > 9)
+    int independent = (flags & PM_GZ_INDEPENDENT) != 0;
+    if ((flags & ~PM_GZ_INDEPENDENT) || level < 1 ||
+        level > (independent ? PM_GZ_LEVEL_MAX : 9))
         return -EINVAL;
     pm_gz_deflater *d = calloc(1, sizeof *d);
     if (!d)
         return -ENOMEM;
-    if (!engine)
-        engine = pm__deflate_engine_find(NULL);
     d->level = level;
-    d->engine = engine;
-    if (engine->flags & PM__DEFLATE_WHOLE_ONLY) {
-        d->whole = engine;
-        d->engine = first_general();
+    if (!engine && independent && !pm_config_deflate_engine()) {
+        d->whole = plans[level].engine;
+        d->whole_level = plans[level].level;
+    } else {
+        if (!engine)
+            engine = pm__deflate_engine_find(NULL);
+        if (engine->flags & PM__DEFLATE_WHOLE_ONLY) {
+            d->whole = engine;
+            d->whole_level = engine_level(engine, level);
+        } else {
+            d->engine = engine;
+        }
     }
-    int rc = d->engine->new(level, &d->state);
+    /* One-member output needs its general engine for every multi-block
+     * file: made now, so that a failure shows at once. */
+    int rc = independent && d->whole ? 0 : general(d);
     if (rc < 0) {
         free(d);
         return rc;
@@ -208,16 +264,33 @@ int pm__gz_deflater_new_engine(const pm__deflate_engine *engine, int level,
     return 0;
 }
 
+int pm__gz_deflater_new_engine(const pm__deflate_engine *engine, int level,
+                               pm_gz_deflater **d_ret)
+{
+    return deflater_new(engine, level, 0, d_ret);
+}
+
 int pm_gz_deflater_new(int level, pm_gz_deflater **d_ret)
 {
-    return pm__gz_deflater_new_engine(NULL, level, d_ret);
+    return deflater_new(NULL, level, 0, d_ret);
+}
+
+int pm_gz_deflater_new_ex(int level, unsigned flags, pm_gz_deflater **d_ret)
+{
+    return deflater_new(NULL, level, flags, d_ret);
+}
+
+const char *pm_gz_deflater_engine(const pm_gz_deflater *d)
+{
+    return !d ? "" : d->whole ? d->whole->name : d->engine->name;
 }
 
 void pm_gz_deflater_free(pm_gz_deflater *d)
 {
     if (!d)
         return;
-    d->engine->free(d->state);
+    if (d->state)
+        d->engine->free(d->state);
     if (d->whole)
         d->whole->free(d->whole_state);
     free(d);
@@ -240,7 +313,7 @@ static ssize_t whole_block(pm_gz_deflater *d, const void *in, size_t len,
                            void *out, size_t out_cap)
 {
     if (!d->whole_state) {
-        int rc = d->whole->new(d->level, &d->whole_state);
+        int rc = d->whole->new(d->whole_level, &d->whole_state);
         if (rc < 0)
             return rc;
     }
@@ -263,6 +336,9 @@ ssize_t pm_gz_deflate_block(pm_gz_deflater *d, const void *dict,
         if (n != -ENOSPC && n != -ENOMEM)
             return n;           /* else the general engine may still do it */
     }
+    int rc = general(d);
+    if (rc < 0)
+        return rc;
     return d->engine->deflate_block(d->state, dict, dict_len, in, len, last,
                                     out, out_cap);
 }

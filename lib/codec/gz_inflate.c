@@ -4,7 +4,8 @@
  * its input in pieces of any size and writes into output buffers of any
  * size. The header, trailer and the bytes between members are parsed here,
  * byte by byte where needed, so that every flag and check is ours; only the
- * raw deflate data goes through zlib (inflate, windowBits -15). Per member:
+ * raw deflate data goes through an inflate engine (inflate_engine.h: ISA-L,
+ * or zlib). Per member:
  *
  *   MAGIC -> FIXED (10 bytes) -> [XLEN -> EXTRA] -> [NAME] -> [COMMENT]
  *         -> [HCRC] -> BODY (inflate, CRC-32 of the output) -> TRAILER
@@ -27,11 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <zlib.h>
-
+#include <pmap/config.h>
 #include <pmap/gz.h>
-
-#define SLICE ((size_t)1 << 30)     /* largest avail_in/avail_out we pass */
+#include "inflate_engine.h"
 
 enum {
     FTEXT = 0x01, FHCRC = 0x02, FEXTRA = 0x04, FNAME = 0x08, FCOMMENT = 0x10,
@@ -46,7 +45,8 @@ typedef enum gz_state {
 enum { WAIT = 0, STEP = 1, OUT_FULL = 2 };
 
 struct pm_gz_inflater {
-    z_stream strm;              /* raw inflate, reset per member */
+    const pm__inflate_engine *eng;  /* raw inflate, reset per member */
+    void *es;                   /* its state */
     gz_state state;
     int err;                    /* sticky error (ST_ERROR) */
     unsigned char buf[10];      /* fixed header, XLEN, HCRC or trailer */
@@ -133,8 +133,7 @@ static int next_part(pm_gz_inflater *z, gz_state from)
     else if (from < ST_HCRC && (z->flags & FHCRC))
         z->state = ST_HCRC;
     else {
-        if (inflateReset(&z->strm) != Z_OK)
-            return fail(z, -EINVAL, "inflate state error");
+        z->eng->reset(z->es);
         z->crc = 0;
         z->member_out = 0;
         z->state = ST_BODY;
@@ -246,41 +245,33 @@ static int do_body(pm_gz_inflater *z, gz_io *io)
 {
     if (io->out_left == 0)
         return OUT_FULL;
-    z_stream *s = &z->strm;
-    size_t ai = io->in_left < SLICE ? io->in_left : SLICE;
-    size_t ao = io->out_left < SLICE ? io->out_left : SLICE;
-    s->next_in = (unsigned char *)io->in;
-    s->avail_in = (uInt)ai;
-    s->next_out = io->out;
-    s->avail_out = (uInt)ao;
-    int rc = inflate(s, Z_NO_FLUSH);
-    size_t used = ai - s->avail_in, made = ao - s->avail_out;
-    consume(z, io, used);
-    z->crc = pm_crc32(z->crc, io->out, made);
-    io->out += made;
-    io->out_left -= made;
-    z->member_out += made;
-    z->info.out_bytes += made;
-    switch (rc) {
-    case Z_STREAM_END:
-        z->have = 0;
+    pm__inflate_result r;
+    int rc = z->eng->run(z->es, io->in, io->in_left, io->out, io->out_left, &r);
+    consume(z, io, r.used);
+    z->crc = pm_crc32(z->crc, io->out, r.made);
+    io->out += r.made;
+    io->out_left -= r.made;
+    z->member_out += r.made;
+    z->info.out_bytes += r.made;
+    if (rc == -ENOMEM)
+        return fail(z, -ENOMEM, "out of memory");
+    if (rc < 0)
+        return fail(z, -EBADMSG, "invalid compressed data (%s)", r.msg);
+    if (r.end) {
+        /* The trailer's first bytes, when the engine had read them already
+         * in an earlier call (already counted as consumed). */
+        memcpy(z->buf, r.back, r.back_len);
+        z->have = r.back_len;
         z->state = ST_TRAILER;
         return STEP;
-    case Z_OK:
-    case Z_BUF_ERROR:
-        if (io->out_left == 0)
-            return OUT_FULL;
-        if (io->in_left == 0)
-            return WAIT;
-        if (used || made)
-            return STEP;
-        return fail(z, -EIO, "inflate made no progress");
-    case Z_MEM_ERROR:
-        return fail(z, -ENOMEM, "out of memory");
-    default:
-        return fail(z, -EBADMSG, "invalid compressed data (%s)",
-                    s->msg ? s->msg : "format violated");
     }
+    if (io->out_left == 0)
+        return OUT_FULL;
+    if (io->in_left == 0)
+        return WAIT;
+    if (r.used || r.made)
+        return STEP;
+    return fail(z, -EIO, "inflate made no progress");
 }
 
 static int do_trailer(pm_gz_inflater *z, gz_io *io)
@@ -388,10 +379,11 @@ int pm_gz_inflater_new(pm_gz_inflater **z_ret)
     pm_gz_inflater *z = calloc(1, sizeof *z);
     if (!z)
         return -ENOMEM;
-    int rc = inflateInit2(&z->strm, -15);
-    if (rc != Z_OK) {
+    z->eng = pm__inflate_engine_find(NULL);
+    int rc = z->eng ? z->eng->new(&z->es) : -EINVAL;
+    if (rc < 0) {
         free(z);
-        return rc == Z_MEM_ERROR ? -ENOMEM : -EINVAL;
+        return rc;
     }
     *z_ret = z;
     return 0;
@@ -401,7 +393,7 @@ void pm_gz_inflater_free(pm_gz_inflater *z)
 {
     if (!z)
         return;
-    inflateEnd(&z->strm);
+    z->eng->free(z->es);
     free(z);
 }
 
@@ -409,10 +401,12 @@ void pm_gz_inflater_reset(pm_gz_inflater *z)
 {
     if (!z)
         return;
-    z_stream strm = z->strm;    /* keep zlib's allocation */
+    const pm__inflate_engine *eng = z->eng;     /* keep the engine's allocation */
+    void *es = z->es;
     memset(z, 0, sizeof *z);
-    z->strm = strm;
-    inflateReset(&z->strm);
+    z->eng = eng;
+    z->es = es;
+    eng->reset(es);
 }
 
 const char *pm_gz_inflater_message(const pm_gz_inflater *z)
@@ -435,4 +429,19 @@ void pm_gz_inflater_info(const pm_gz_inflater *z, pm_gz_info *info)
 {
     if (z && info)
         *info = z->info;
+}
+
+/* ---- the engines ---- */
+
+const pm__inflate_engine *pm__inflate_engine_find(const char *name)
+{
+    static const pm__inflate_engine *const engines[] = {&pm__inflate_isal, &pm__inflate_zlib};
+    if (!name)
+        name = pm_config_inflate_engine();
+    if (!name)
+        return engines[0];
+    for (size_t i = 0; i < sizeof engines / sizeof *engines; i++)
+        if (strcmp(engines[i]->name, name) == 0)
+            return engines[i];
+    return NULL;
 }

@@ -11,6 +11,7 @@
 #include <pmap/config.h>
 
 #include "codec/deflate_engine.h"   /* valid PMAP_DEFLATE_ENGINE names */
+#include "codec/inflate_engine.h"   /* valid PMAP_INFLATE_ENGINE names */
 
 int pm_cpu_count(void)
 {
@@ -77,6 +78,12 @@ const char *pm_config_deflate_engine(void)
     return v && *v ? v : NULL;
 }
 
+const char *pm_config_inflate_engine(void)
+{
+    const char *v = getenv("PMAP_INFLATE_ENGINE");
+    return v && *v ? v : NULL;
+}
+
 static int bad(char *msg, size_t cap, const char *var, const char *expected)
 {
     if (cap)
@@ -94,6 +101,9 @@ int pm_config_check(char *msg, size_t cap)
         return bad(msg, cap, "PMAP_IO", "auto, uring or threads");
     const char *d = pm_config_deflate_engine();
     if (d && !pm__deflate_engine_find(d))
-        return bad(msg, cap, "PMAP_DEFLATE_ENGINE", "libdeflate or zlib");
+        return bad(msg, cap, "PMAP_DEFLATE_ENGINE", "libdeflate, isal or zlib");
+    const char *i = pm_config_inflate_engine();
+    if (i && !pm__inflate_engine_find(i))
+        return bad(msg, cap, "PMAP_INFLATE_ENGINE", "isal or zlib");
     return 0;
 }

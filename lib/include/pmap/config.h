@@ -9,7 +9,10 @@
  *   PMAP_IO              I/O engine of the event loop: auto, uring (or
  *                        io_uring), threads.
  *   PMAP_DEFLATE_ENGINE  deflate engine for testing and comparisons:
- *                        libdeflate, zlib.
+ *                        libdeflate, isal, zlib (every block, at the same
+ *                        level number where the engine has it).
+ *   PMAP_INFLATE_ENGINE  the streaming decoder's inflate engine: isal (the
+ *                        default), zlib.
  *
  * A variable that is set, even to the empty string, must be well formed: a
  * malformed one is an error (-EINVAL) wherever its default is asked for,
@@ -57,6 +60,8 @@ PM_API int pm_config_io_engine(void);
 /* PMAP_DEFLATE_ENGINE: its value, or NULL when unset or empty. Which names
  * are valid is the codec's business (pm_config_check asks it). */
 PM_API const char *pm_config_deflate_engine(void);
+/* PMAP_INFLATE_ENGINE, likewise. */
+PM_API const char *pm_config_inflate_engine(void);
 
 #ifdef __cplusplus
 }

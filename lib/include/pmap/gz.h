@@ -35,8 +35,24 @@ PM_API uint32_t pm_crc32_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
 /* A reusable block compressor; one per thread (not thread-safe). */
 typedef struct pm_gz_deflater pm_gz_deflater;
 
-/* level 1..9 (0 is rejected with -EINVAL). Returns 0 or -errno. */
+/* For one gzip member made of blocks chained by preset dictionaries
+ * (pigz's scheme): level 1..9 (else -EINVAL). zlib does the blocks, a
+ * faster engine a file that fits in one block. Returns 0 or -errno. */
 PM_API int pm_gz_deflater_new(int level, pm_gz_deflater **d_ret);
+
+#define PM_GZ_LEVEL_MAX 12          /* with PM_GZ_INDEPENDENT */
+#define PM_GZ_INDEPENDENT 1u        /* every block a complete stream of its own */
+
+/* pm_gz_deflater_new() with flags. PM_GZ_INDEPENDENT: for blocks that are
+ * complete streams (no dictionary, last: the blocked format's members),
+ * levels 1..PM_GZ_LEVEL_MAX, each done by the engine and engine level that
+ * measured fastest at no more than pigz's size for that level (ISA-L at 1-2,
+ * libdeflate above; BENCHMARKS.md). Such a deflater still accepts any
+ * block, with zlib at min(level, 9) for what its engine cannot do. */
+PM_API int pm_gz_deflater_new_ex(int level, unsigned flags, pm_gz_deflater **d_ret);
+/* The name of the engine d gives its complete streams to ("isal",
+ * "libdeflate", "zlib"). */
+PM_API const char *pm_gz_deflater_engine(const pm_gz_deflater *d);
 PM_API void pm_gz_deflater_free(pm_gz_deflater *d);   /* NULL: no-op */
 
 /* Upper bound on pm_gz_deflate_block()'s output for len input bytes, last
@@ -61,7 +77,7 @@ typedef struct pm_gz_header {
                                 after the last '/' is written (none if
                                 that is empty), bytes as given */
     uint32_t mtime;          /* seconds since the epoch, or 0 */
-    int level;               /* sets XFL: 9 -> 2 (best), 1 -> 4 (fastest) */
+    int level;               /* sets XFL: 9 and up -> 2 (best), 1 -> 4 (fastest) */
     int blocked;             /* a member of pmap's blocked format: FEXTRA with
                                 the "PM" subfield (docs/format.md), sizes
                                 filled in later by pm_gz_set_member_sizes() */
