@@ -1,19 +1,22 @@
-/* compress.c - parallel gzip compression, pigz's way, on a pm_pipeline.
+/* compress.c - parallel gzip compression on a pm_pipeline.
  *
- * Stages:
+ * By default (pmp_opts.one_member 0) pmap's blocked format, one stage:
+ *   member (parallel)    each chunk (1 MiB by default) becomes a whole gzip
+ *                        member of its own, with its sizes in the header's
+ *                        "PM" subfield (docs/format.md): members can be
+ *                        found without inflating and inflated in parallel.
+ *                        The engine per level is the codec's (gz.h,
+ *                        PM_GZ_INDEPENDENT): ISA-L, libdeflate; levels 1-12.
+ *
+ * With pmp_opts.one_member (pmap compress --one-member), pigz's scheme:
  *   deflate (parallel)   each chunk is deflated on its own, with the 32 KiB
  *                        of input before it as a preset dictionary (the
  *                        pipeline's overlap gives those bytes), and its CRC-32
  *                        is computed; chunk 0 also gets the gzip header.
  *   crc (serial)         the file's CRC-32 and length are joined in order
  *                        with crc32_combine; the last chunk gets the trailer.
- * The result is one ordinary gzip member per file, readable by any gzip.
- *
- * With pmp_opts.blocked (pmap compress --blocked), one stage instead:
- *   member (parallel)    each chunk (1 MiB by default) becomes a whole gzip
- *                        member of its own, with its sizes in the header's
- *                        "PM" subfield (docs/format.md): members can be
- *                        found without inflating and inflated in parallel.
+ * The result is one ordinary gzip member per file (levels 1-9).
+ * Either way any gzip reads the output.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -39,7 +42,13 @@ typedef struct compress_ctx {
     int blocked;             /* pmap's blocked format (member_stage) */
 } compress_ctx;
 
-#define BLOCKED_CHUNK (1024 * 1024)   /* B: input bytes per member */
+/* B: input bytes per member. Larger members come out a little smaller
+ * (libdeflate -6 and -7 on English-like text: 0.25% at 2 MiB) but
+ * decompress slower within the same memory: the parallel reader's chunk
+ * must hold whole members and its output buffer their output, and at 2 MiB
+ * it lost a fifth of its speed at the same memory (bench/bench_codec,
+ * BENCHMARKS.md). */
+#define BLOCKED_CHUNK (1024 * 1024)
 
 typedef struct compress_state {
     uint32_t crc;
@@ -69,7 +78,8 @@ static int deflater_init(void **state_ret, unsigned worker, void *arg)
     (void)worker;
     pmp_run *run = arg;
     const compress_ctx *cx = run->ctx;
-    return pm_gz_deflater_new(cx->level, (pm_gz_deflater **)state_ret);
+    return pm_gz_deflater_new_ex(cx->level, cx->blocked ? PM_GZ_INDEPENDENT : 0,
+                                 (pm_gz_deflater **)state_ret);
 }
 
 static void deflater_fini(void *state, unsigned worker, void *arg)
@@ -102,7 +112,7 @@ static int deflate_stage(pm_chunk *c, void *arg, unsigned worker)
 
 /* Blocked format: each chunk becomes a whole gzip member on its own --
  * header with the "PM" subfield, an independent deflate stream (no preset
- * dictionary: the whole-stream engine, libdeflate), trailer -- so members
+ * dictionary: a whole-stream engine), trailer -- so members
  * can be found and inflated in parallel (docs/format.md). */
 static int member_stage(pm_chunk *c, void *arg, unsigned worker)
 {
@@ -162,11 +172,11 @@ int pmp_compress(const pmp_opts *o, const char *const *paths, size_t n,
 {
     pmp_run run;
     pmp_run_init(&run, o);
-    compress_ctx cx = {.level = o->level ? o->level : 6, .no_name = o->no_name};
-    if (cx.level < 1 || cx.level > 9)
+    compress_ctx cx = {.level = o->level ? o->level : 6, .no_name = o->no_name,
+                       .blocked = !o->one_member};
+    if (cx.level < 1 || cx.level > (cx.blocked ? PM_GZ_LEVEL_MAX : 9))
         return -EINVAL;
     pm_pipeline_opts *pl = &run.pl;
-    cx.blocked = o->blocked;
     if (!pl->chunk_size)
         pl->chunk_size = cx.blocked ? BLOCKED_CHUNK : default_chunk(cx.level);
     if (pl->chunk_size < (cx.blocked ? 1 : PM_GZ_DICT_SIZE) ||

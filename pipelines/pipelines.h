@@ -39,13 +39,15 @@ typedef struct pmp_opts {
      * on_event, on_progress, arg. The pipelines fill in the stages, sink,
      * out_path, overlap, out_size and file hooks themselves. */
     pm_pipeline_opts pl;
-    int level;               /* compress: 1..9; 0 means 6 */
+    int level;               /* compress: 1..12 (1..9 with one_member); 0 means 6 */
     const char *suffix;      /* ".gz" when NULL */
     int no_name;             /* compress -n: store neither name nor mtime;
                                 decompress -N is the opposite: see restore_name */
-    int blocked;             /* compress: pmap's blocked format, independent
-                                members of chunk_size bytes (0: 1 MiB) with
-                                their sizes in the header (docs/format.md) */
+    int one_member;          /* compress: one gzip member per file, pigz's
+                                format, instead of pmap's blocked format
+                                (independent members of chunk_size bytes,
+                                0: 1 MiB, with their sizes in the header:
+                                docs/format.md) */
     int restore_name;        /* decompress -N: output named after the stored
                                 name, with the stored mtime */
     int to_stdout;           /* -c: everything to stdout (fd 1), inputs kept */

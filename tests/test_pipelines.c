@@ -140,8 +140,9 @@ static void test_header_name(void)
                                "import sys, struct\n"
                                "b = open(sys.argv[1], 'rb').read()\n"
                                "assert b[3] & 8, 'no FNAME'\n"
+                               "assert b[3] & 4 and b[12:14] == b'PM', 'not blocked'\n"
                                "assert struct.unpack('<I', b[4:8])[0] == 1600000000\n"
-                               "assert b[10:b.index(0, 10)] == b'named.txt'\n"
+                               "assert b[24:b.index(0, 24)] == b'named.txt'\n"
                                "EOF", in), 0);
     pmp_opts o = opts(&t, 6, PM_PL_OVERWRITE);
     o.no_name = 1;
@@ -165,7 +166,12 @@ static void test_header_name(void)
     free(dir);
 }
 
-/* Ratio within 0.1% of pigz -p 2 at the same level and block size. */
+/* Ratio against pigz -p 2 at the same level: --one-member (pigz's scheme,
+ * zlib, the same block size) within 0.1%; the blocked format (independent
+ * 1 MiB members, ISA-L or libdeflate per level) within 1% on this text,
+ * where pigz's dictionaries across blocks and zlib's matcher do best
+ * (measured: 0.951, 1.0023 and 1.0072 at levels 1, 5 and 9; on the log and
+ * tar of BENCHMARKS.md it is smaller than pigz at every level). */
 static void test_ratio_vs_pigz(void)
 {
     if (pm_test_sh("command -v pigz >/dev/null") != 0) {
@@ -179,9 +185,13 @@ static void test_ratio_vs_pigz(void)
     CU_ASSERT_EQUAL(pm_test_sh("{ cat /usr/share/common-licenses/* 2>/dev/null; "
                                "find /usr/share/man -name '*.gz' | sort | head -3000 | xargs zcat 2>/dev/null; "
                                "} | head -c 20000000 > '%s'", in), 0);
-    for (int level = 1; level <= 9; level += 4) {
+    for (int run = 0; run < 6; run++) {
+        int level = 1 + 4 * (run % 3), one_member = run < 3;
         tally t;
-        CU_ASSERT_EQUAL(compress_one(in, level, &t), 0);
+        pmp_opts o = opts(&t, level, PM_PL_OVERWRITE);
+        o.one_member = one_member;
+        const char *paths[] = {in};
+        CU_ASSERT_EQUAL(pmp_compress(&o, paths, 1, NULL), 0);
         CU_ASSERT_EQUAL(pm_test_sh("pigz -p 2 -%d -c '%s' > '%s.pigz'", level, in, in), 0);
         struct stat a, b;
         char p1[600], p2[600];
@@ -190,9 +200,10 @@ static void test_ratio_vs_pigz(void)
         CU_ASSERT_EQUAL_FATAL(stat(p1, &a), 0);
         CU_ASSERT_EQUAL_FATAL(stat(p2, &b), 0);
         double ratio = (double)a.st_size / (double)b.st_size;
-        fprintf(stderr, "  level %d: pmap %lld bytes, pigz %lld bytes, ratio %.5f\n", level,
-                (long long)a.st_size, (long long)b.st_size, ratio);
-        CU_ASSERT(ratio <= 1.001);
+        fprintf(stderr, "  level %d%s: pmap %lld bytes, pigz %lld bytes, ratio %.5f\n", level,
+                one_member ? " --one-member" : "", (long long)a.st_size, (long long)b.st_size,
+                ratio);
+        CU_ASSERT(ratio <= (one_member ? 1.001 : 1.01));
     }
     pm_test_rmtree(dir);
     free(dir);

@@ -1,10 +1,11 @@
 #!/bin/bash
-# test_blocked.sh - pmap compress --blocked (issue 11's format, docs/format.md):
-# every chunk an independent gzip member with its sizes in the header's "PM"
-# subfield. Round trips at sizes 0, 1, B-1, B, B+1 and several B, levels 1,
-# 6 and 9, through gzip, zcat, pigz (when installed), Python's gzip module
-# and pmap; the subfields are walked member by member and checked against
-# the members themselves.
+# test_blocked.sh - pmap's blocked format (issue 11, docs/format.md), the
+# default of pmap compress: every chunk an independent gzip member with its
+# sizes in the header's "PM" subfield. Round trips at sizes 0, 1, B-1, B, B+1
+# and several B, at levels done by each engine (1-2 ISA-L, 3-12 libdeflate),
+# through gzip, zcat, pigz (when installed), Python's gzip module and pmap;
+# the subfields are walked member by member and checked against the members
+# themselves. Also --one-member (pigz's format) and the level options.
 . "$(dirname "$0")/lib.sh"
 
 B=65536
@@ -37,8 +38,8 @@ PY
 
 for size in 0 1 $((B - 1)) $B $((B + 1)) $((3 * B + 5)); do
     gen_text in.$size "$size" "$size"
-    for L in 1 6 9; do
-        pmap compress --blocked -b 64K -$L -n -c in.$size > out.gz || fail "compress --blocked -$L of $size bytes"
+    for L in 1 2 3 6 9 12; do
+        pmap compress -b 64K -$L -n -c in.$size > out.gz || fail "compress -$L of $size bytes"
         check_members out.gz "$size"
         gzip -dc out.gz | cmp -s - in.$size || fail "gzip -d: $size bytes at -$L"
         zcat out.gz | cmp -s - in.$size || fail "zcat: $size bytes at -$L"
@@ -50,7 +51,7 @@ for size in 0 1 $((B - 1)) $B $((B + 1)) $((3 * B + 5)); do
         pmap decompress -c out.gz | cmp -s - in.$size || fail "pmap decompress: $size bytes at -$L"
     done
 done
-ok "sizes 0, 1, B-1, B, B+1, 3B+5 at -1/-6/-9: gzip, zcat, python$(command -v pigz >/dev/null && echo ', pigz') and pmap read them; PM subfields exact"
+ok "sizes 0, 1, B-1, B, B+1, 3B+5 at -1/-2/-3/-6/-9/-12: gzip, zcat, python$(command -v pigz >/dev/null && echo ', pigz') and pmap read them; PM subfields exact"
 
 # In place with the name: only the first member names the file; gzip -N restores it.
 gen_text named $((2 * B + 7)) 9 && cp named orig
@@ -121,3 +122,52 @@ run pmap decompress trunc.gz; expect_rc 1 "a truncated blocked file"
 expect_err "trunc.gz: unexpected end of file" "truncated"
 [ ! -e trunc ] && [ -f trunc.gz ] || fail "truncated: output left or input gone"
 ok "a bad CRC in a middle member, a truncated file: clear errors, nothing left behind"
+
+# Incompressible data through each engine (ISA-L and libdeflate fall back
+# to stored blocks, or zlib does the block): still exact members.
+head -c $((3 * B + 11)) /dev/urandom > rnd
+for L in 1 6 12; do
+    pmap compress -b 64K -$L -n -c rnd > rnd.gz || fail "compress -$L of random data"
+    check_members rnd.gz $((3 * B + 11))
+    gzip -dc rnd.gz | cmp -s - rnd || fail "random data at -$L"
+done
+ok "incompressible data at -1/-6/-12: exact members"
+
+# The format by default; --one-member writes one member as pigz does.
+gen_text one $((3 * B + 5)) 4
+pmap compress -b 64K -k -n -c one > dflt.gz || fail "compress (default)"
+check_members dflt.gz $((3 * B + 5))
+pmap compress -b 64K --one-member -k -c one > single.gz || fail "compress --one-member"
+python3 - single.gz <<'PY' || fail "--one-member: not one member without the subfield"
+import sys, zlib
+d = open(sys.argv[1], 'rb').read()
+assert d[3] & 4 == 0, 'FEXTRA in --one-member output'
+z = zlib.decompressobj(31)
+z.decompress(d)
+assert z.eof and z.unused_data == b'', 'more than one member'
+PY
+gzip -dc single.gz | cmp -s - one || fail "--one-member output does not round-trip"
+if command -v pigz >/dev/null; then
+    pigz -b 64 -6 -n -c one > pigz.gz
+    pmap compress -b 64K --one-member -6 -n -c one | cmp -s - pigz.gz ||
+        fail "--one-member -6 is not byte-identical to pigz -6"
+fi
+ok "blocked by default; --one-member writes one member$(command -v pigz >/dev/null && echo ', byte-identical to pigz')"
+
+# Levels: -10 to -12 as pigz reads -11 (digits in a row), smaller than -9;
+# -13 and --one-member with a level above 9 are refused, nothing written.
+gen_text lv $((4 * B)) 5
+for L in 9 10 11 12; do
+    pmap compress -$L -c lv > lv$L.gz || fail "compress -$L"
+    gzip -dc lv$L.gz | cmp -s - lv || fail "-$L does not round-trip"
+done
+[ "$(stat -c %s lv12.gz)" -lt "$(stat -c %s lv9.gz)" ] || fail "-12 is not smaller than -9"
+[ "$(head -c 9 lv11.gz | tail -c 1 | od -An -tu1 | tr -d ' ')" = 2 ] || fail "-11: XFL is not 2 (best)"
+run pmap compress -13 -c lv; expect_rc 1 "-13"
+expect_err "invalid compression level" "-13"
+run pmap compress -k --one-member -10 lv; expect_rc 1 "--one-member -10"
+expect_err "levels 10 to 12 need the blocked format" "--one-member -10"
+[ ! -e lv.gz ] || fail "--one-member -10 wrote an output"
+run pmap compress -k -9 -1 lv; expect_rc 0 "-9 -1: the last level wins, as in gzip"
+[ "$(head -c 9 lv.gz | tail -c 1 | od -An -tu1 | tr -d ' ')" = 4 ] || fail "-9 -1: XFL is not 4 (fastest)"
+ok "-10 to -12 (digits in a row) are smaller than -9; -13 and --one-member -10 refused"

@@ -19,7 +19,8 @@ import struct, sys
 b = open(sys.argv[1], 'rb').read()
 assert b[:3] == b'\x1f\x8b\x08', 'not gzip'
 flg, mtime = b[3], struct.unpack('<I', b[4:8])[0]
-name = b[10:b.index(b'\0', 10)].decode('latin-1') if flg & 8 else '-'
+pos = 12 + (b[10] | b[11] << 8) if flg & 4 else 10     # FEXTRA: the blocked format's sizes
+name = b[pos:b.index(b'\0', pos)].decode('latin-1') if flg & 8 else '-'
 print(flg, mtime, name)
 EOF2
 }

@@ -70,11 +70,11 @@ ok "--progress draws on stderr; --no-progress and non-terminals get none"
 
 command -v script >/dev/null || skip "no script(1) for a terminal"
 gen_words long 6000000 3
-script -qec "'$PM_BIN' compress -k -9 -p1 long" tty.log >/dev/null 2>&1 || fail "tty run failed"
+script -qec "'$PM_BIN' compress -k --one-member -9 -p1 long" tty.log >/dev/null 2>&1 || fail "tty run failed"
 grep -q 'ETA' tty.log || fail "no automatic bar on a terminal for a long job"
 grep -q $'\033\\[K' tty.log || fail "bar not redrawn in place"
 rm long.gz
-script -qec "'$PM_BIN' compress -k -q -9 -p1 long" tty.log >/dev/null 2>&1 || fail "tty -q run failed"
+script -qec "'$PM_BIN' compress -k -q --one-member -9 -p1 long" tty.log >/dev/null 2>&1 || fail "tty -q run failed"
 ! grep -q 'ETA' tty.log || fail "-q still shows the bar"
 script -qec "'$PM_BIN' checksum d/a" tty.log >/dev/null 2>&1
 ! grep -q 'ETA' tty.log || fail "a short job shows the bar"

@@ -18,6 +18,7 @@
 #include "pipelines.h"
 
 /* Exit statuses (gzip's convention). */
+#define CLI_LEVEL_MAX 12       /* compress -10 .. -12 */
 #define CLI_EXIT_OK      0
 #define CLI_EXIT_ERROR   1     /* an error, or a usage error */
 #define CLI_EXIT_WARNING 2     /* only warnings or skipped files */
@@ -41,12 +42,12 @@ struct cli_command;
 /* Everything the command line said. */
 typedef struct cli_opts {
     const struct cli_command *cmd;
-    int level;               /* 1..9, 0: default (6) */
+    int level;               /* 1..CLI_LEVEL_MAX, 0: default (6) */
     int jobs;                /* 0: PMAP_JOBS or online CPUs */
     size_t chunk_size;       /* 0: the pipeline's default */
     int keep, force, to_stdout, quiet, verbose;
     int no_name;             /* -n given last (1), -N given last (0), else -1 */
-    int blocked;             /* compress --blocked: independent members */
+    int one_member;          /* compress --one-member: pigz's format */
     int decompress, test, list;   /* compress -d/-t/-l switch to decompress */
     const char *suffix;      /* -S, or NULL */
     int progress;            /* CLI_PROGRESS_* */

@@ -17,14 +17,18 @@ void cli_help_compress(FILE *f)
         "and removes F once F.gz is safely on disk. Directories are walked\n"
         "recursively. With no PATH, or PATH '-', compresses stdin to stdout.\n"
         "\n"
-        "  -1 ... -9, --fast, --best  compression level (default 6)\n"
+        "  -1 ... -9, --fast, --best  compression level (default 6); -10 to -12\n"
+        "                        smaller still and much slower\n"
         "  -k, --keep            keep the input files\n"
         "  -c, --stdout          write everything to stdout, keep the inputs\n"
         "  -S, --suffix=SUF      suffix of compressed files (default .gz)\n"
         "  -n, --no-name         store neither the original name nor the mtime\n"
         "  -N, --name            store them (the default)\n"
-        "      --blocked         independent members of -b bytes (default 1M) that\n"
-        "                        any gzip reads (docs/format.md)\n"
+        "      --one-member      one gzip member per file, pigz's format (levels\n"
+        "                        1-9); the default is pmap's blocked format:\n"
+        "                        members of -b bytes (default 1M) that any gzip\n"
+        "                        reads and pmap decompresses in parallel\n"
+        "      --blocked         the blocked format (the default)\n"
         "  -d, -t, -l            decompress, test or list instead, as gzip does\n",
         cli_argv0);
     cli_help_common(f, "overwrite existing outputs, follow symbolic links,\n"
@@ -51,11 +55,15 @@ int cli_run_compress(cli_opts *o)
                       "Use -f to force compression.");
         return CLI_EXIT_ERROR;
     }
+    if (o->one_member && o->level > 9) {
+        cli_error(&r, "levels 10 to 12 need the blocked format, not --one-member");
+        return CLI_EXIT_ERROR;
+    }
     pmp_opts p = { .level = o->level };
     cli_report_pipeline_opts(&r, &p);
     p.suffix = o->suffix;
     p.no_name = o->no_name == 1;
-    p.blocked = o->blocked;
+    p.one_member = o->one_member;
     p.to_stdout = o->to_stdout;
     p.pl.skip_suffix = o->suffix ? o->suffix : ".gz";
     p.pl.flags = PM_PL_PRESERVE_META;

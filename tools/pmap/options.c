@@ -21,7 +21,7 @@ enum opt_id {
     O_SUFFIX, O_NO_NAME, O_NAME, O_QUIET, O_VERBOSE, O_RECURSIVE,
     O_PROGRESS, O_NO_PROGRESS, O_JSON, O_HELP, O_VERSION, O_DECOMPRESS, O_TEST,
     O_LIST, O_WC_LINES, O_WC_WORDS, O_WC_CHARS, O_WC_BYTES, O_CHECK, O_STATUS,
-    O_BLOCKED,
+    O_BLOCKED, O_ONE_MEMBER,
 };
 
 #define ALL (CLI_COMPRESS | CLI_DECOMPRESS | CLI_CHECKSUM | CLI_WC)
@@ -71,6 +71,7 @@ static const optdef optdefs[] = {
     { 'c', "check", 0, O_CHECK, CLI_CHECKSUM },
     { 0, "status", 0, O_STATUS, CLI_CHECKSUM },
     { 0, "blocked", 0, O_BLOCKED, CLI_COMPRESS },
+    { 0, "one-member", 0, O_ONE_MEMBER, CLI_COMPRESS },
 };
 #define N_OPTDEFS (sizeof optdefs / sizeof optdefs[0])
 
@@ -154,7 +155,8 @@ static int apply(cli_opts *o, const optdef *d, char letter, const char *arg)
         o->suffix = arg;
         break;
     case O_NO_NAME: o->no_name = 1; break;
-    case O_BLOCKED: o->blocked = 1; break;
+    case O_BLOCKED: o->one_member = 0; break;
+    case O_ONE_MEMBER: o->one_member = 1; break;
     case O_NAME: o->no_name = 0; break;
     case O_QUIET: o->quiet = 1; o->verbose = 0; break;
     case O_VERBOSE: o->verbose++; o->quiet = 0; break;
@@ -243,6 +245,15 @@ static int parse_short(cli_opts *o, int argc, char **argv, int *i)
     const char *s = argv[*i];
     for (size_t k = 1; s[k]; k++) {
         char opt[3] = { '-', s[k], 0 };
+        /* Digits in a row are one level, as pigz reads -11: -10 to -12. */
+        if (k > 1 && s[k] >= '0' && s[k] <= '9' && s[k - 1] >= '1' && s[k - 1] <= '9' &&
+            (o->cmd->bit & CLI_COMPRESS)) {
+            int level = o->level * 10 + (s[k] - '0');
+            if (level > CLI_LEVEL_MAX)
+                return usage_error(o, "invalid compression level in '%s' (1 to 12)", s);
+            o->level = level;
+            continue;
+        }
         const optdef *d = find_short(o, s[k]);
         if (!d)
             return usage_error(o, "unknown option '%s'", opt);
@@ -292,7 +303,8 @@ void cli_help_common(FILE *f, const char *force)
 {
     fputs("  -j, -p, --jobs=N      worker threads (default: $PMAP_JOBS or online CPUs)\n"
           "  -b, --blocksize=SIZE  chunk size, K/M/G suffixes (a bare number is KiB,\n"
-          "                        as in pigz; 32K to 1G; default 256K, 128K at -1..-3)\n", f);
+          "                        as in pigz; 32K to 1G; compress: 1M, with\n"
+          "                        --one-member 256K, 128K at -1..-3)\n", f);
     fprintf(f, "  -f, --force           %s\n", force);
     fputs("  -q, --quiet           no warnings\n"
           "  -v, --verbose         a line per file\n"
