@@ -158,8 +158,9 @@ static const pm__deflate_engine *const engines[] = {
 
 /* Independent blocks (the blocked format): pmap's level -> engine and the
  * engine's own level. Each is the fastest setting whose output was no
- * larger than pigz's at that level on three kinds of data (the suite's
- * log, English-like text, a tar of system files) with 2 MiB blocks;
+ * larger than pigz's at that level on the suite's log and a tar of system
+ * files with 1 MiB blocks, and on English-like text no more than 0.2%
+ * larger (at 6 and 9: where pigz's dictionaries across blocks help most);
  * measured with bench/bench_codec, the table and figures in BENCHMARKS.md
  * ("Engines per level"). 10-12 are libdeflate's slowest, smallest levels. */
 static const struct level_plan {
