@@ -1,7 +1,9 @@
 /* test_framing.c - chunk boundaries that follow the content: with
  * pm_frame_records every chunk but a file's last ends with the record byte,
  * the chunks still add up to the file in order, records longer than a
- * chunk pass whole (split), for regular files and streams. */
+ * chunk pass whole (split), for regular files and streams; a framer that
+ * defers (PM_FRAME_DEFER) gets records longer than a read whole, up to the
+ * carry room (carry_size). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -148,6 +150,106 @@ static void test_stream(void)
     free(dir);
 }
 
+/* Length-prefixed records (4-byte little-endian length, then the bytes),
+ * up to 20,000 bytes: longer than a 4 KiB read. */
+static size_t rec_len(const unsigned char *p)
+{
+    return 4 + ((size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 | (size_t)p[3] << 24);
+}
+
+/* The framer: ends after the last whole record; defers when not even the
+ * first one is complete. */
+static size_t frame_recs(const unsigned char *data, size_t len, void *arg)
+{
+    (void)arg;
+    size_t pos = 0;
+    while (len - pos >= 4 && rec_len(data + pos) <= len - pos)
+        pos += rec_len(data + pos);
+    return pos ? pos : PM_FRAME_DEFER;
+}
+
+typedef struct rec_check {
+    int misaligned;              /* non-last chunks that are not whole records */
+    int empty;                   /* deferred chunks */
+    uint64_t records;
+} rec_check;
+
+static int rec_stage(pm_chunk *c, void *arg, unsigned worker)
+{
+    (void)worker;
+    rec_check *k = arg;
+    size_t pos = 0;
+    while (c->len - pos >= 4 && rec_len(c->data + pos) <= c->len - pos) {
+        pos += rec_len(c->data + pos);
+        k->records++;
+    }
+    if (!c->last && pos != c->len)
+        k->misaligned++;
+    if (c->len == 0 && !c->last)
+        k->empty++;
+    return pm_chunk_emit(c, c->data, c->len);
+}
+
+static void run_recs(const char *path, const char *out, const unsigned char *data, size_t len,
+                     size_t carry, rec_check *k)
+{
+    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CU_ASSERT_FATAL(fd >= 0);
+    memset(k, 0, sizeof *k);
+    pm_pipeline_opts o = {.jobs = 2, .chunk_size = 4096, .carry_size = carry, .max_chunks = 5,
+                          .sink = PM_SINK_FD, .out_fd = fd, .frame = frame_recs};
+    pm_pipeline *pl;
+    CU_ASSERT_EQUAL_FATAL(pm_pipeline_new(&o, &pl), 0);
+    CU_ASSERT_EQUAL(pm_pipeline_add_stage(pl, "recs", PM_STAGE_SERIAL_IN_ORDER, rec_stage, k), 0);
+    const char *paths[] = {path};
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, paths, 1, NULL), 0);
+    close(fd);
+    pm_pipeline_free(pl);
+    size_t n;
+    unsigned char *got = pm_test_read_file(out, &n);
+    CU_ASSERT(got && n == len && memcmp(got, data, len) == 0);
+    free(got);
+}
+
+static void test_deferred_records(void)
+{
+    char *dir = pm_test_tmpdir();
+    char in[512], out[512];
+    snprintf(in, sizeof in, "%s/in", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    size_t cap = 600000, len = 0;
+    uint64_t records = 0;
+    unsigned char *d = malloc(cap);
+    unsigned x = 12345;
+    while (1) {
+        x = x * 1103515245u + 12345u;
+        size_t r = 1 + (x >> 8) % 20000;
+        if (len + 4 + r > cap)
+            break;
+        d[len] = (unsigned char)r;
+        d[len + 1] = (unsigned char)(r >> 8);
+        d[len + 2] = (unsigned char)(r >> 16);
+        d[len + 3] = 0;
+        memset(d + len + 4, (int)(records & 0xff), r);
+        len += 4 + r;
+        records++;
+    }
+    CU_ASSERT_EQUAL_FATAL(pm_test_write_file(in, d, len), 0);
+    rec_check k;
+    /* Carry room for the longest record: every chunk whole records. */
+    run_recs(in, out, d, len, 24 * 1024, &k);
+    CU_ASSERT_EQUAL(k.misaligned, 0);
+    CU_ASSERT(k.empty > 0);
+    CU_ASSERT_EQUAL(k.records, records);
+    /* Too little room: records that do not fit pass split, nothing lost. */
+    run_recs(in, out, d, len, 8 * 1024, &k);
+    CU_ASSERT(k.misaligned > 0);
+    CU_ASSERT(k.records < records);
+    free(d);
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
 static void test_records_framer(void)
 {
     const unsigned char s[] = "ab\ncd\nef";
@@ -163,6 +265,7 @@ int main(void)
 {
     static const pm_test_case cases[] = {
         {"pm_frame_records", test_records_framer},
+        {"records longer than a read: deferred, whole up to carry_size", test_deferred_records},
         {"regular file: whole lines per chunk, all bytes in order", test_regular_file},
         {"stream: whole lines per chunk, all bytes in order", test_stream},
         {NULL, NULL},

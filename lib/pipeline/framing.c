@@ -15,11 +15,13 @@
  *     read them;
  *   - the file's last chunk, a chunk without a record end, and every chunk
  *     of a failed file go out as they are.
- * The carry area holds chunk_size bytes: a cut that would leave a longer
- * tail is not made (the chunk goes whole). A framer that cuts at its last
- * record end never leaves one (the tail holds no record end, so it is
- * shorter than the part of k+1 that was read); one that cuts earlier (to
- * bound a chunk's output) must keep its tails within chunk_size.
+ * The carry area holds carry_size bytes (chunk_size unless set): a cut that
+ * would leave a longer tail is not made (the chunk goes whole). A framer
+ * that cuts at its last record end never leaves one when its records fit a
+ * read; one that cuts earlier (to bound a chunk's output) or defers a whole
+ * chunk (PM_FRAME_DEFER: a record longer than what was read so far) must
+ * keep its tails within carry_size. A deferred chunk goes to the stages
+ * empty, in its place in the file's order.
  * Streams are framed in io.c's held-chunk logic with the same cut.
  */
 #define _GNU_SOURCE
@@ -40,7 +42,11 @@ static size_t cut(pm_pipeline *pl, pl_chunk *c)
     if (c->pub.last || c->pub.len == 0 || atomic_load(&c->file->status))
         return 0;
     size_t n = pl->o.frame(c->pub.data, c->pub.len, pl->o.frame_arg);
-    if (n == 0 || n >= c->pub.len || c->pub.len - n > pl->o.chunk_size)
+    if (n == PM_FRAME_DEFER)
+        n = 0;                         /* all of it is the tail */
+    else if (n == 0 || n >= c->pub.len)
+        return 0;
+    if (c->pub.len - n > pl->o.carry_size)
         return 0;                      /* the tail must fit the carry room */
     size_t tail = c->pub.len - n;
     c->pub.len = n;

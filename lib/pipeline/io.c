@@ -53,7 +53,7 @@ static void dispatch(pm_pipeline *pl, pl_chunk *c)
  * the carry room when framing. */
 static unsigned char *read_area(const pm_pipeline *pl, pl_chunk *c)
 {
-    return c->in + pl->o.overlap + (pl->o.frame ? pl->o.chunk_size : 0);
+    return c->in + pl->o.overlap + (pl->o.frame ? pl->o.carry_size : 0);
 }
 
 static void on_file_read(void *arg, ssize_t res)

@@ -106,6 +106,8 @@ static void fill_defaults(pm_pipeline_opts *o, unsigned jobs)
 {
     if (!o->chunk_size)
         o->chunk_size = PL_DEFAULT_CHUNK;
+    if (!o->carry_size)
+        o->carry_size = o->chunk_size;
     if (!o->max_chunks)
         o->max_chunks = 4 * jobs + 2;
     if (o->max_chunks < 2)
@@ -269,7 +271,7 @@ static int tokens_new(pm_pipeline *pl)
 {
     const pm_pipeline_opts *o = &pl->o;
     pl_tokens *t = &pl->tok;
-    size_t carry = o->frame ? o->chunk_size : 0;      /* framing's carried tail */
+    size_t carry = o->frame ? o->carry_size : 0;      /* framing's carried tail */
     size_t in_size = (o->overlap + carry + o->chunk_size + 63) & ~(size_t)63;
     size_t out_size = (o->out_size + 63) & ~(size_t)63;
     size_t st_size = (o->chunk_state_size + 63) & ~(size_t)63;

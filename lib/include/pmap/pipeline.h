@@ -83,9 +83,15 @@ typedef struct pm_chunk {
  * chunk that is not its file's last (len > 0), it returns how many of them
  * form whole records, 1..len; the chunk ends there and the rest begins the
  * next chunk. 0 means no record ends in it: the chunk is passed whole (a
- * record longer than chunk_size is split). Called on the I/O thread, one
- * chunk at a time, in each file's order. */
+ * record longer than the carry room is split). PM_FRAME_DEFER asks for all
+ * of it to begin the next chunk (a record not complete yet; this chunk
+ * then reaches the stages empty). The rest must fit the carry room
+ * (pm_pipeline_opts.carry_size): when it does not, the chunk is passed
+ * whole. Called on the I/O thread, one chunk at a time, in each file's
+ * order. */
 typedef size_t (*pm_frame_fn)(const unsigned char *data, size_t len, void *arg);
+
+#define PM_FRAME_DEFER ((size_t)-1)
 
 /* The ready-made framer for records that end in one byte: arg points to
  * that byte (e.g. static const unsigned char nl = '\n'; .frame_arg = &nl).
@@ -275,9 +281,12 @@ typedef struct pm_pipeline_opts {
 
     /* Framing (see pm_frame_fn): chunks end where frame says, so stages
      * see whole records. Needs overlap 0. Each token then also holds up to
-     * chunk_size bytes carried over from the chunk before it. */
+     * carry_size bytes (0: chunk_size) carried over from the chunk before
+     * it: a framer whose records can be longer than a read sets it to the
+     * longest record it wants whole. */
     pm_frame_fn frame;
     void *frame_arg;
+    size_t carry_size;
 } pm_pipeline_opts;
 
 /* Creates a pipeline. NULL opts: defaults. Returns 0 or -EINVAL (bad
