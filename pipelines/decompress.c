@@ -46,7 +46,7 @@ typedef struct decompress_ctx {
     const char **operands;       /* -c, -t, -l: the operands, sorted, which
                                     are read whatever their suffix */
     size_t noperands;
-    size_t chunk_size;           /* the framer's bound on what it leaves */
+    size_t carry_size;           /* the framer's bound on what it leaves */
 } decompress_ctx;
 
 typedef struct decompress_state {
@@ -101,7 +101,8 @@ static void buf_fini(void *state, unsigned worker, void *arg)
  * never trusted: a member whose inflate does not end exactly where its
  * subfield says, or produce exactly its size, is left to the streaming
  * decoder, which decodes the file as any gzip. */
-#define MEMBERS_CHUNK (1280 * 1024)      /* room for a whole 1 MiB member */
+#define MEMBERS_READ (256 * 1024)        /* bytes per read */
+#define MEMBERS_CARRY (1280 * 1024)      /* carry room: a whole 1 MiB member, stored */
 #define MEMBERS_OUT (3 * 1024 * 1024)    /* decoded bytes per chunk, at most */
 #define MEMBER_MIN (24 + 2 + PM_GZ_TRAILER_SIZE)
 
@@ -129,15 +130,19 @@ static int member_at(const unsigned char *p, size_t avail, uint32_t *msize, uint
 
 /* The framer: when the chunk starts with a member, it ends after the last
  * whole member whose output still fits in the chunk's output buffer (by
- * the subfields' word) -- or later, as far as needed to leave at most
- * chunk_size bytes for the next chunk (framing.c's carry room); when that
- * is impossible (a member longer than a chunk), or the chunk does not start
- * with a member, it is passed whole. */
+ * the subfields' word) -- or later, as far as needed to leave at most the
+ * carry room for the next chunk; when the first member is not all here
+ * yet, the chunk is deferred whole into the next one (reads are smaller
+ * than members, so that a chunk's members are bounded by their output, not
+ * by a read). When that is impossible (a member longer than the carry
+ * room), or the chunk does not start with a member, it is passed whole. */
 static size_t frame_members(const unsigned char *data, size_t len, void *arg)
 {
-    const size_t chunk = *(const size_t *)arg;
+    const size_t carry = *(const size_t *)arg;
     size_t pos = 0, out = 0, budget = 0;
     uint32_t ms, us;
+    if (member_at(data, len, &ms, &us) && ms > len)
+        return len <= carry ? PM_FRAME_DEFER : 0;
     while (member_at(data + pos, len - pos, &ms, &us) && ms <= len - pos) {
         if (pos == 0 || us <= MEMBERS_OUT - out) {
             if (budget == pos)
@@ -145,12 +150,12 @@ static size_t frame_members(const unsigned char *data, size_t len, void *arg)
             out += us;
         }
         pos += ms;
-        if (budget < pos && len - budget <= chunk)
+        if (budget < pos && len - budget <= carry)
             break;                        /* the budget's cut leaves a small tail */
     }
-    if (len - budget <= chunk)
+    if (len - budget <= carry)
         return budget;
-    return len - pos <= chunk ? pos : 0;
+    return len - pos <= carry ? pos : 0;
 }
 
 static int members_stage(pm_chunk *c, void *arg, unsigned worker)
@@ -477,13 +482,14 @@ int pmp_decompress(const pmp_opts *o, const char *const *paths, size_t n,
     if (blocked) {
         pl->frame = frame_members;
         if (!pl->chunk_size)
-            pl->chunk_size = MEMBERS_CHUNK;
-        cx.chunk_size = pl->chunk_size;
-        pl->frame_arg = &cx.chunk_size;
+            pl->chunk_size = MEMBERS_READ;
+        pl->carry_size = cx.carry_size =
+            pl->chunk_size > MEMBERS_CARRY ? pl->chunk_size : MEMBERS_CARRY;
+        pl->frame_arg = &cx.carry_size;
         pl->out_size = MEMBERS_OUT;
         pl->chunk_state_size = sizeof(members_done);
         int jobs = pm_resolve_jobs(pl->jobs);
-        if (!pl->max_chunks && jobs > 0) /* chunk, carry and output: 6.5 MiB each */
+        if (!pl->max_chunks && jobs > 0) /* carry, read and output: 4.5 MiB each */
             pl->max_chunks = 2 * (unsigned)jobs + 2;
     }
     static const pmp_stage stages[] = {
