@@ -159,10 +159,11 @@ static const pm__deflate_engine *const engines[] = {
 /* Independent blocks (the blocked format): pmap's level -> engine and the
  * engine's own level. Each is the fastest setting whose output was no
  * larger than pigz's at that level on the suite's log and a tar of system
- * files with 1 MiB blocks, and on English-like text no more than 0.2%
- * larger (at 6 and 9: where pigz's dictionaries across blocks help most);
- * measured with bench/bench_codec, the table and figures in BENCHMARKS.md
- * ("Engines per level"). 10-12 are libdeflate's slowest, smallest levels. */
+ * files with 1 MiB blocks (issue 11's targets); on text it can be larger at
+ * 5-9, where pigz's dictionaries across blocks and zlib's matcher do best:
+ * up to 0.2% on English-like text, 0.7% on man pages at 9. Measured with
+ * bench/bench_codec; the table and figures in BENCHMARKS.md ("Engines per
+ * level"). 10-12 are libdeflate's slowest, smallest levels. */
 static const struct level_plan {
     const pm__deflate_engine *engine;
     int level;
