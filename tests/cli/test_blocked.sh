@@ -171,3 +171,36 @@ expect_err "levels 10 to 12 need the blocked format" "--one-member -10"
 run pmap compress -k -9 -1 lv; expect_rc 0 "-9 -1: the last level wins, as in gzip"
 [ "$(head -c 9 lv.gz | tail -c 1 | od -An -tu1 | tr -d ' ')" = 4 ] || fail "-9 -1: XFL is not 4 (fastest)"
 ok "-10 to -12 (digits in a row) are smaller than -9; -13 and --one-member -10 refused"
+
+# Multi-member files from other tools: BGZF (bgzip's format: 64 KiB members
+# with a "BC" subfield, and its empty end-of-file member), gzip files
+# concatenated, and all of them mixed with pmap's members in one file.
+gen_text mm $((5 * B + 77)) 6
+python3 - mm mm.bgzf <<'PY' || fail "cannot write BGZF"
+import struct, sys, zlib
+data = open(sys.argv[1], 'rb').read()
+out = bytearray()
+def member(piece):
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    body = c.compress(piece) + c.flush()
+    hdr = b'\x1f\x8b\x08\x04' + b'\0\0\0\0' + b'\0\xff' + struct.pack('<H', 6) + b'BC' + struct.pack('<HH', 2, 18 + len(body) + 8 - 1)
+    return hdr + body + struct.pack('<II', zlib.crc32(piece), len(piece))
+for i in range(0, len(data), 65280):
+    out += member(data[i:i + 65280])
+out += member(b'')                       # bgzip's end-of-file marker
+open(sys.argv[2], 'wb').write(out)
+PY
+gzip -dc mm.bgzf | cmp -s - mm || fail "gzip does not read the test's BGZF (the test's premise)"
+head -c $((2 * B)) mm > mm.a && tail -c +$((2 * B + 1)) mm > mm.b
+{ gzip -c mm.a; gzip -1 -c mm.b; } > mm.cat
+pmap compress -b 64K -c mm.a > mm.pa && cat mm.pa mm.bgzf > mm.mix
+{ cat mm.a; cat mm; } > mm.mixed-ref
+for cs in 32K 100K 1M; do
+    pmap decompress -b $cs -c mm.bgzf | cmp -s - mm || fail "BGZF at -b $cs"
+    pmap decompress -b $cs -c mm.cat | cmp -s - mm || fail "concatenated gzip at -b $cs"
+    pmap decompress -b $cs -c mm.mix | cmp -s - mm.mixed-ref || fail "pmap members then BGZF at -b $cs"
+done
+run pmap decompress -l mm.bgzf; expect_rc 0 "-l of BGZF"
+awk 'NR == 2 { exit !($2 == '$((5 * B + 77))') }' "$T/.out" || fail "-l of BGZF: $(cat "$T/.out")"
+run pmap decompress -t mm.mix; expect_rc 0 "-t of a mixed file"
+ok "BGZF, concatenated gzip files, pmap's members followed by BGZF: exact at chunks 32K-1M; -l, -t"
