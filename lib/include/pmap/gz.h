@@ -146,6 +146,21 @@ PM_API int pm_gz_inflate(pm_gz_inflater *z, const void *in, size_t in_len,
 PM_API int pm_gz_inflater_skip_members(pm_gz_inflater *z, uint64_t n, uint64_t in_bytes,
                                        uint64_t out_bytes);
 
+/* One whole member, decoded in one call (pmap's blocked format, where the
+ * sizes are known): one decoder per thread. */
+typedef struct pm_gz_member_decoder pm_gz_member_decoder;
+
+PM_API int pm_gz_member_decoder_new(pm_gz_member_decoder **d_ret);
+PM_API void pm_gz_member_decoder_free(pm_gz_member_decoder *d);     /* NULL: no-op */
+/* Decodes the gzip member that is exactly in[0..in_len) into out, which
+ * must receive exactly out_len bytes: any header flags, the deflate stream
+ * ending right before the 8-byte trailer, CRC-32 and ISIZE matching.
+ * Returns 0, -EBADMSG when the member is not exactly that (corrupt, or the
+ * sizes are wrong: the caller may then decode it as a stream to learn
+ * why), or -EINVAL. */
+PM_API int pm_gz_member_decode(pm_gz_member_decoder *d, const void *in, size_t in_len, void *out,
+                               size_t out_len);
+
 /* Text of the last error or warning ("" if none); valid until the next call. */
 PM_API const char *pm_gz_inflater_message(const pm_gz_inflater *z);
 
