@@ -158,17 +158,18 @@ static const pm__deflate_engine *const engines[] = {
 
 /* Independent blocks (the blocked format): pmap's level -> engine and the
  * engine's own level. Each is the fastest setting whose output was no
- * larger than pigz's at that level on the suite's log and a tar of system
- * files with 1 MiB blocks (issue 11's targets); on text it can be larger at
- * 5-9, where pigz's dictionaries across blocks and zlib's matcher do best:
- * up to 0.2% on English-like text, 0.7% on man pages at 9. Measured with
- * bench/bench_codec; the table and figures in BENCHMARKS.md ("Engines per
- * level"). 10-12 are libdeflate's slowest, smallest levels. */
+ * larger than pigz's at that level on the suite's log and on a tar of this
+ * system's files (issue 11's targets), with 1 MiB blocks; on text it can be
+ * larger at 5-9, where pigz's dictionaries across blocks and zlib's matcher
+ * do best: up to 0.2% on English-like text, 1% on man pages. (ISA-L's level
+ * 2, faster still, came out 0.3% larger than pigz -1 on the system tar.)
+ * Measured with bench/bench_codec; the table and figures in BENCHMARKS.md
+ * ("Engines per level"). 10-12 are libdeflate's slowest, smallest levels. */
 static const struct level_plan {
     const pm__deflate_engine *engine;
     int level;
 } plans[PM_GZ_LEVEL_MAX + 1] = {
-    [1] = {&pm__deflate_isal, 2},        [2] = {&pm__deflate_isal, 3},
+    [1] = {&pm__deflate_isal, 3},        [2] = {&pm__deflate_libdeflate, 1},
     [3] = {&pm__deflate_libdeflate, 2},  [4] = {&pm__deflate_libdeflate, 3},
     [5] = {&pm__deflate_libdeflate, 5},  [6] = {&pm__deflate_libdeflate, 6},
     [7] = {&pm__deflate_libdeflate, 7},  [8] = {&pm__deflate_libdeflate, 7},

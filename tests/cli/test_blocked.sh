@@ -2,7 +2,7 @@
 # test_blocked.sh - pmap's blocked format (issue 11, docs/format.md), the
 # default of pmap compress: every chunk an independent gzip member with its
 # sizes in the header's "PM" subfield. Round trips at sizes 0, 1, B-1, B, B+1
-# and several B, at levels done by each engine (1-2 ISA-L, 3-12 libdeflate),
+# and several B, at levels done by each engine (1 ISA-L, 2-12 libdeflate),
 # through gzip, zcat, pigz (when installed), Python's gzip module and pmap;
 # the subfields are walked member by member and checked against the members
 # themselves. Also --one-member (pigz's format) and the level options.

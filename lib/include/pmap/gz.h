@@ -46,7 +46,7 @@ PM_API int pm_gz_deflater_new(int level, pm_gz_deflater **d_ret);
 /* pm_gz_deflater_new() with flags. PM_GZ_INDEPENDENT: for blocks that are
  * complete streams (no dictionary, last: the blocked format's members),
  * levels 1..PM_GZ_LEVEL_MAX, each done by the engine and engine level that
- * measured fastest at no more than pigz's size for that level (ISA-L at 1-2,
+ * measured fastest at no more than pigz's size for that level (ISA-L at 1,
  * libdeflate above; BENCHMARKS.md). Such a deflater still accepts any
  * block, with zlib at min(level, 9) for what its engine cannot do. */
 PM_API int pm_gz_deflater_new_ex(int level, unsigned flags, pm_gz_deflater **d_ret);
