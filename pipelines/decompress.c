@@ -73,12 +73,13 @@ static int buf_init(void **state_ret, unsigned worker, void *arg)
     (void)worker;
     const decompress_ctx *cx = ((pmp_run *)arg)->ctx;
     worker_bufs *w = malloc(sizeof *w);
-    if (w && cx->codec->unpacker_new(&w->unpacker) < 0) {
+    int rc = w ? cx->codec->unpacker_new(&w->unpacker) : -ENOMEM;
+    if (rc < 0) {
         free(w);
         w = NULL;
     }
     *state_ret = w;
-    return w ? 0 : -ENOMEM;
+    return rc;
 }
 
 static void buf_fini(void *state, unsigned worker, void *arg)
