@@ -1,160 +1,137 @@
-/* compress.c - parallel gzip compression on a pm_pipeline.
+/* compress.c - parallel compression on a pm_pipeline, in any codec
+ * (pmap/codec.h; pmp_opts.codec, gzip by default). This file knows no
+ * format: headers, blocks, trailers, checks and suffixes are the codec's.
  *
- * By default (pmp_opts.one_member 0) pmap's blocked format, one stage:
- *   member (parallel)    each chunk (1 MiB by default) becomes a whole gzip
- *                        member of its own, with its sizes in the header's
- *                        "PM" subfield (docs/format.md): members can be
- *                        found without inflating and inflated in parallel.
- *                        The engine per level is the codec's (gz.h,
- *                        PM_GZ_INDEPENDENT): ISA-L, libdeflate; levels 1-12.
+ * By default (pmp_opts.one_member 0) the codec's blocked layout, one stage:
+ *   member (parallel)    each chunk (the codec's default size: gzip 1 MiB)
+ *                        becomes a whole member of its own, whose header
+ *                        states its sizes (gzip: the "PM" subfield,
+ *                        docs/format.md), so that members can be found
+ *                        without decoding and decoded in parallel.
  *
- * With pmp_opts.one_member (pmap compress --one-member), pigz's scheme:
- *   deflate (parallel)   each chunk is deflated on its own, with the 32 KiB
- *                        of input before it as a preset dictionary (the
- *                        pipeline's overlap gives those bytes), and its CRC-32
- *                        is computed; chunk 0 also gets the gzip header.
- *   crc (serial)         the file's CRC-32 and length are joined in order
- *                        with crc32_combine; the last chunk gets the trailer.
- * The result is one ordinary gzip member per file (levels 1-9).
- * Either way any gzip reads the output.
+ * With pmp_opts.one_member (pmap compress --one-member), the chained layout
+ * (gzip: pigz's scheme):
+ *   deflate (parallel)   each chunk is encoded as a block of the file's one
+ *                        member, with the codec's dict_size bytes of input
+ *                        before it as history (the pipeline's overlap gives
+ *                        those bytes), and its check value is computed;
+ *                        chunk 0 also gets the header.
+ *   crc (serial)         the file's check and length are combined in order;
+ *                        the last chunk gets the trailer.
+ * The result is one ordinary member per file. Either way any reader of the
+ * format (gzip) reads the output.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <pmap/gz.h>
+#include <pmap/codec.h>
 #include "common.h"
 
-/* The default chunk size. pigz uses 128 KiB. From level 4 up (zlib's lazy
- * matcher) 256 KiB is measurably faster (half the dictionary set-ups) and a
- * little smaller; at levels 1-3 (the fast matcher, which skips hashing
- * inside long matches) the fully hashed dictionary of each chunk helps the
- * ratio, and 256 KiB comes out about 0.2% larger than pigz: keep 128 KiB.
- * Figures in BENCHMARKS.md. */
-static size_t default_chunk(int level)
-{
-    return level <= 3 ? 128 * 1024 : 256 * 1024;
-}
-
 typedef struct compress_ctx {
+    const pm_codec *codec;
     int level;
     int no_name;
-    int blocked;             /* pmap's blocked format (member_stage) */
+    int blocked;             /* the blocked layout (member_stage) */
 } compress_ctx;
 
-/* B: input bytes per member. Larger members come out a little smaller
- * (libdeflate -6 and -7 on English-like text: 0.25% at 2 MiB) but
- * decompress slower within the same memory: the parallel reader's chunk
- * must hold whole members and its output buffer their output, and at 2 MiB
- * it lost a fifth of its speed at the same memory (bench/bench_codec,
- * BENCHMARKS.md). */
-#define BLOCKED_CHUNK (1024 * 1024)
-
 typedef struct compress_state {
-    uint32_t crc;
+    uint64_t check;          /* the file's check so far (crc_stage) */
     uint64_t length;
 } compress_state;
 
-/* The member header of a file's first chunk (name and mtime unless -n), or
- * of a later member of the blocked format (neither). */
-static size_t header_into(const compress_ctx *cx, const pm_chunk *c, unsigned char *out,
-                          size_t cap)
+/* What the file's first header stores: name and mtime, unless -n or stdin. */
+static pm_codec_meta file_meta(const compress_ctx *cx, const pm_chunk *c)
 {
     const pm_file *f = c->file;
-    const char *base = NULL;
-    pm_gz_header h = {.level = cx->level, .blocked = cx->blocked};
-    if (c->seq == 0 && !cx->no_name && strcmp(f->path, "-") != 0) {
-        base = strrchr(f->path, '/');
-        h.name = base ? base + 1 : f->path;
-        h.mtime = (uint32_t)f->st.st_mtim.tv_sec;
+    pm_codec_meta m = {0};
+    if (!cx->no_name && strcmp(f->path, "-") != 0) {
+        m.name = f->path;
+        m.mtime = (uint32_t)f->st.st_mtim.tv_sec;
     }
-    ssize_t n = pm_gz_write_header(&h, out, cap);
-    return n < 0 ? 0 : (size_t)n;
+    return m;
 }
 
-/* Each worker keeps one deflater (its per-worker state) for the run. */
-static int deflater_init(void **state_ret, unsigned worker, void *arg)
+static int encode_failed(pm_chunk *c, const compress_ctx *cx, ssize_t rc)
+{
+    if (rc == -ENAMETOOLONG)
+        return pm_chunk_fail(c, -ENAMETOOLONG, "file name too long for the %s header",
+                             cx->codec->name);
+    return pm_chunk_fail(c, (int)rc, "compression failed");
+}
+
+/* Each worker keeps one encoder (its per-worker state) for the run. */
+static int encoder_init(void **state_ret, unsigned worker, void *arg)
 {
     (void)worker;
     pmp_run *run = arg;
     const compress_ctx *cx = run->ctx;
-    return pm_gz_deflater_new_ex(cx->level, cx->blocked ? PM_GZ_INDEPENDENT : 0,
-                                 (pm_gz_deflater **)state_ret);
+    return cx->codec->encoder_new(cx->level, cx->blocked ? PM_CODEC_BLOCKED : 0, state_ret);
 }
 
-static void deflater_fini(void *state, unsigned worker, void *arg)
+static void encoder_fini(void *state, unsigned worker, void *arg)
 {
     (void)worker;
-    (void)arg;
-    pm_gz_deflater_free(state);
+    pmp_run *run = arg;
+    const compress_ctx *cx = run->ctx;
+    cx->codec->encoder_free(state);
 }
 
+/* Chained: one block, with the overlap as history; the header on chunk 0. */
 static int deflate_stage(pm_chunk *c, void *arg, unsigned worker)
 {
     (void)worker;
     compress_ctx *cx = arg;
-    pm_gz_deflater *d = c->worker_state;
-    size_t pos = 0;
-    if (c->seq == 0) {
-        pos = header_into(cx, c, c->out, c->out_cap);
-        if (pos == 0)
-            return pm_chunk_fail(c, -ENAMETOOLONG, "file name too long for the gzip header");
-    }
-    c->value = pm_crc32(0, c->data, c->len);
-    ssize_t n = pm_gz_deflate_block(d, c->data - c->prefix_len, c->prefix_len, c->data,
-                                    c->len, c->last, c->out + pos,
-                                    c->out_cap - pos - PM_GZ_TRAILER_SIZE);
+    const pm_codec *k = cx->codec;
+    pm_codec_meta meta = file_meta(cx, c);
+    c->value = k->check(0, c->data, c->len);
+    ssize_t n = k->encode_block(c->worker_state, c->seq == 0 ? &meta : NULL,
+                                c->data - c->prefix_len, c->prefix_len, c->data, c->len,
+                                c->last, c->out, c->out_cap);
     if (n < 0)
-        return pm_chunk_fail(c, (int)n, "deflate failed");
-    c->out_len = pos + (size_t)n;
+        return encode_failed(c, cx, n);
+    c->out_len = (size_t)n;
     return 0;
 }
 
-/* Blocked format: each chunk becomes a whole gzip member on its own --
- * header with the "PM" subfield, an independent deflate stream (no preset
- * dictionary: a whole-stream engine), trailer -- so members
- * can be found and inflated in parallel (docs/format.md). */
+/* Blocked: the chunk becomes a whole member on its own; only the file's
+ * first one stores the name and mtime. */
 static int member_stage(pm_chunk *c, void *arg, unsigned worker)
 {
     (void)worker;
     compress_ctx *cx = arg;
-    pm_gz_deflater *d = c->worker_state;
-    size_t pos = header_into(cx, c, c->out, c->out_cap);
-    if (pos == 0)
-        return pm_chunk_fail(c, -ENAMETOOLONG, "file name too long for the gzip header");
-    ssize_t n = pm_gz_deflate_block(d, NULL, 0, c->data, c->len, 1, c->out + pos,
-                                    c->out_cap - pos - PM_GZ_TRAILER_SIZE);
+    pm_codec_meta meta = file_meta(cx, c);
+    ssize_t n = cx->codec->encode_member(c->worker_state, c->seq == 0 ? &meta : NULL,
+                                         c->data, c->len, c->out, c->out_cap);
     if (n < 0)
-        return pm_chunk_fail(c, (int)n, "deflate failed");
-    pos += (size_t)n;
-    pm_gz_write_trailer(pm_crc32(0, c->data, c->len), c->len, c->out + pos);
-    pos += PM_GZ_TRAILER_SIZE;
-    pm_gz_set_member_sizes(c->out, (uint32_t)pos, (uint32_t)c->len);
-    c->out_len = pos;
+        return encode_failed(c, cx, n);
+    c->out_len = (size_t)n;
     return 0;
 }
 
 static int crc_stage(pm_chunk *c, void *arg, unsigned worker)
 {
-    (void)arg;
     (void)worker;
+    const pm_codec *k = ((compress_ctx *)arg)->codec;
     compress_state *st = c->file->state;
-    st->crc = pm_crc32_combine(st->crc, (uint32_t)c->value, c->len);
+    st->check = k->check_combine(st->check, c->value, c->len);
     st->length += c->len;
     if (c->last) {
-        pm_gz_write_trailer(st->crc, st->length, c->out + c->out_len);
-        c->out_len += PM_GZ_TRAILER_SIZE;
+        k->write_trailer(st->check, st->length, c->out + c->out_len);
+        c->out_len += k->trailer_size;
     }
     return 0;
 }
 
-/* As gzip: a name that already ends in one of gzip's suffixes, in any case
- * (x.GZ, x.tgz, x-z; skip_suffix catches the -S one or ".gz" first), is
- * left unchanged. */
+/* As gzip: a name that already ends in one of the codec's suffixes, in any
+ * case (x.GZ, x.tgz, x-z; skip_suffix catches the -S one or ".gz" first),
+ * is left unchanged. */
 static int accept(const char *path, char *msg, size_t cap, void *arg)
 {
     pmp_run *run = arg;
-    int m = pmp_has_gz_suffix(path, run->o->suffix);
+    const compress_ctx *cx = run->ctx;
+    size_t m = pm_codec_suffix_len(cx->codec, path, run->o->suffix);
     if (m == 0)
         return 0;
     snprintf(msg, cap, "already has %s suffix -- unchanged", path + strlen(path) - m);
@@ -164,7 +141,23 @@ static int accept(const char *path, char *msg, size_t cap, void *arg)
 static int out_path(const pm_file *f, char *buf, size_t cap, void *arg)
 {
     pmp_run *run = arg;
-    return pmp_compressed_name(f->path, run->o->suffix, buf, cap);
+    const compress_ctx *cx = run->ctx;
+    return pm_codec_compressed_name(cx->codec, f->path, run->o->suffix, buf, cap);
+}
+
+/* The level and chunk size within the codec's limits: 0 or -EINVAL. */
+static int check_opts(compress_ctx *cx, pm_pipeline_opts *pl)
+{
+    const pm_codec *k = cx->codec;
+    if (cx->level < k->level_min ||
+        cx->level > (cx->blocked ? k->level_max : k->level_max_chained))
+        return -EINVAL;
+    if (!pl->chunk_size)
+        pl->chunk_size = k->chunk_size(cx->level, cx->blocked ? PM_CODEC_BLOCKED : 0);
+    if (pl->chunk_size < (cx->blocked ? 1 : k->dict_size) ||
+        (cx->blocked && pl->chunk_size > k->member_max))
+        return -EINVAL;
+    return 0;
 }
 
 int pmp_compress(const pmp_opts *o, const char *const *paths, size_t n,
@@ -172,24 +165,22 @@ int pmp_compress(const pmp_opts *o, const char *const *paths, size_t n,
 {
     pmp_run run;
     pmp_run_init(&run, o);
-    compress_ctx cx = {.level = o->level ? o->level : 6, .no_name = o->no_name,
+    compress_ctx cx = {.codec = pm_codec_find(o->codec), .no_name = o->no_name,
                        .blocked = !o->one_member};
-    if (cx.level < 1 || cx.level > (cx.blocked ? PM_GZ_LEVEL_MAX : 9))
+    if (!cx.codec)
         return -EINVAL;
+    cx.level = o->level ? o->level : cx.codec->level_default;
     pm_pipeline_opts *pl = &run.pl;
-    if (!pl->chunk_size)
-        pl->chunk_size = cx.blocked ? BLOCKED_CHUNK : default_chunk(cx.level);
-    if (pl->chunk_size < (cx.blocked ? 1 : PM_GZ_DICT_SIZE) ||
-        (cx.blocked && pl->chunk_size > PM_GZ_BLOCKED_MAX))
+    if (check_opts(&cx, pl) < 0)
         return -EINVAL;
-    pl->overlap = cx.blocked ? 0 : PM_GZ_DICT_SIZE;
-    pl->out_size = pm_gz_block_bound(pl->chunk_size) + 4096 + 64 + PM_GZ_TRAILER_SIZE;
-    pl->skip_suffix = o->suffix ? o->suffix : ".gz";
+    pl->overlap = cx.blocked ? 0 : cx.codec->dict_size;
+    pl->out_size = cx.codec->bound(pl->chunk_size);
+    pl->skip_suffix = o->suffix ? o->suffix : cx.codec->suffix;
     pl->accept = accept;
     run.state_size = sizeof(compress_state);
     pmp_file_outputs(&run, paths, n, out_path);
-    pl->worker_init = deflater_init;
-    pl->worker_fini = deflater_fini;
+    pl->worker_init = encoder_init;
+    pl->worker_fini = encoder_fini;
     run.ctx = &cx;
     static const pmp_stage stages[] = {
         {"deflate", PM_STAGE_PARALLEL, deflate_stage},

@@ -1,5 +1,6 @@
 /* pipelines.h - ready-made pipelines built on libpmap's public API:
- * compress, decompress (also test and list), checksum and wc.
+ * compress, decompress (also test and list), checksum and wc. Compress and
+ * decompress know no format: they drive a codec (pmap/codec.h).
  *
  * Each is a small file (pipelines/<name>.c) meant to be read and copied:
  * it sets up a pm_pipeline with its stages and hooks and runs it. The CLI
@@ -39,8 +40,11 @@ typedef struct pmp_opts {
      * on_event, on_progress, arg. The pipelines fill in the stages, sink,
      * out_path, overlap, out_size and file hooks themselves. */
     pm_pipeline_opts pl;
-    int level;               /* compress: 1..12 (1..9 with one_member); 0 means 6 */
-    const char *suffix;      /* ".gz" when NULL */
+    const char *codec;       /* compress, decompress: the codec's name
+                                (pmap/codec.h); NULL: gzip, the only one */
+    int level;               /* compress: the codec's levels (gzip: 1..12,
+                                1..9 with one_member); 0: its default (6) */
+    const char *suffix;      /* the codec's (".gz") when NULL */
     int no_name;             /* compress -n: store neither name nor mtime;
                                 decompress -N is the opposite: see restore_name */
     int one_member;          /* compress: one gzip member per file, pigz's
@@ -76,7 +80,8 @@ int pmp_checksum(const pmp_opts *o, const char *const *paths, size_t n,
 int pmp_wc(const pmp_opts *o, const char *const *paths, size_t n,
            pm_pipeline_stats *stats);
 
-/* Output names. Compress appends the suffix. Decompress strips gzip's
+/* Output names, by the gzip codec's rules (pm_codec_compressed_name() and
+ * friends apply any codec's). Compress appends the suffix. Decompress strips gzip's
  * suffixes, in any case: `suffix` (-S) if given, and always ".gz", ".z",
  * ".taz", ".tgz", "-gz", "-z", "_z" (".tgz" and ".taz" become ".tar"), and
  * fails with -EINVAL when `in` has none of them or nothing would be left.

@@ -8,6 +8,11 @@
  * pm_crc32_combine(). The result is one ordinary gzip member. The deflate
  * engine sits behind an internal interface (lib/codec/deflate_engine.h) so that
  * faster engines can replace zlib without changing this API.
+ *
+ * A header can also be read from a buffer (pm_gz_parse_header), which is
+ * how members of pmap's blocked format are found without inflating them.
+ * The pipelines do not call this header directly: they use gzip through the
+ * codec interface (pmap/codec.h), which is built on it.
  */
 #ifndef PMAP_GZ_H
 #define PMAP_GZ_H
@@ -99,6 +104,67 @@ PM_API void pm_gz_write_trailer(uint32_t crc, uint64_t length, void *out);
 /* Fills in the "PM" subfield of a blocked member's header (written with
  * .blocked = 1 at `header`). */
 PM_API void pm_gz_set_member_sizes(void *header, uint32_t member_size, uint32_t data_size);
+
+/* ---- reading a member header ---- */
+
+/* FLG bits (RFC 1952). */
+#define PM_GZ_FTEXT 0x01u
+#define PM_GZ_FHCRC 0x02u
+#define PM_GZ_FEXTRA 0x04u
+#define PM_GZ_FNAME 0x08u
+#define PM_GZ_FCOMMENT 0x10u
+#define PM_GZ_FRESERVED 0xe0u
+
+typedef enum pm_gz_header_status {
+    PM_GZ_HEADER_OK = 0,        /* a whole header; every field is set */
+    PM_GZ_HEADER_MORE = 1,      /* the bytes are a proper prefix of a header
+                                   (possibly empty): more are needed */
+    PM_GZ_HEADER_NOT_GZIP = 2,  /* the first bytes are not the magic 1f 8b */
+    PM_GZ_HEADER_BAD = 3,       /* the magic, then what no gzip reader takes:
+                                   a method other than 8, reserved flag bits,
+                                   or an FHCRC that does not match */
+} pm_gz_header_status;
+
+/* A parsed member header. Offsets count from the header's first byte. The
+ * parts come in the order of RFC 1952 (fixed 10 bytes, extra, name,
+ * comment, header CRC); a part's fields are set once it is complete in the
+ * bytes given, even when the status is not PM_GZ_HEADER_OK. */
+typedef struct pm_gz_header_info {
+    size_t size;             /* bytes of the complete parts: with _OK the
+                                header's length, where the deflate data starts */
+    unsigned flags;          /* FLG (set from 4 bytes on) */
+    unsigned parts;          /* the optional parts complete: PM_GZ_FEXTRA,
+                                _FNAME, _FCOMMENT, _FHCRC bits */
+    uint32_t mtime;          /* MTIME (from the fixed part) */
+    unsigned xfl, os;        /* XFL, OS (from the fixed part) */
+    size_t extra_off;        /* FEXTRA: the field's data, after XLEN */
+    size_t extra_len;        /*   XLEN */
+    size_t name_off;         /* FNAME: the name's first byte */
+    size_t name_len;         /*   its length without the terminating zero */
+    size_t comment_off;      /* FCOMMENT: as the name */
+    size_t comment_len;
+    uint16_t hcrc;           /* FHCRC: the stored value (it matched, or _BAD) */
+    int blocked;             /* the extra field is exactly one "PM" subfield
+                                of pmap's blocked format (XLEN 12, LEN 8) */
+    uint32_t member_size;    /* blocked: MSIZE as stored, not checked */
+    uint32_t data_size;      /* blocked: USIZE as stored, not checked */
+} pm_gz_header_info;
+
+/* Parses the member header at p[0..n) into *info (zeroed first). Reads no
+ * byte outside p[0..n); n may be 0. Returns a pm_gz_header_status, or
+ * -EINVAL when info is NULL or p is NULL with n > 0. Method and flags are
+ * judged as soon as their byte is there, as gzip does (1f 8b 07 is _BAD,
+ * not _MORE). Pure function, thread-safe. */
+PM_API int pm_gz_parse_header(const void *p, size_t n, pm_gz_header_info *info);
+
+/* Is p[0..n) the start of a member of pmap's blocked format with sizes
+ * that can be true? 1 with *member_size, *data_size set when the header is
+ * complete in p[0..n), has no flags but FEXTRA and FNAME, its extra field
+ * is the "PM" subfield, MSIZE is at least the header plus 10 bytes and
+ * USIZE at most PM_GZ_BLOCKED_MAX; else 0. MSIZE may still run past n and
+ * the member may still be corrupt: callers check both. */
+PM_API int pm_gz_blocked_member(const void *p, size_t n, uint32_t *member_size,
+                                uint32_t *data_size);
 
 /* ---- decompression ---- */
 

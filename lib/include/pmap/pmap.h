@@ -24,6 +24,7 @@
 #include <pmap/aio.h>
 #include <pmap/pipeline.h>
 #include <pmap/gz.h>
+#include <pmap/codec.h>
 #include <pmap/app.h>
 
 #endif
