@@ -1,5 +1,5 @@
 /* test_gz_member.c - pm_gz_member_decode: one whole gzip member in one call
- * (ISA-L's stateless inflate), exact or refused. Members of every header
+ * (libdeflate), exact or refused. Members of every header
  * shape (FEXTRA, FNAME, FCOMMENT, FHCRC) and size decode to their bytes;
  * a wrong expected size, a member cut short or followed by a byte, a bad
  * CRC, ISIZE, header CRC, magic, method or reserved flag, and corrupt

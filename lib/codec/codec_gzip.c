@@ -8,9 +8,9 @@
  * pigz's scheme: one member, each chunk raw deflate with the 32 KiB before
  * it as a preset dictionary, CRC-32s combined (levels 1-9).
  *
- * Decompression: whole blocked members go to libdeflate's gzip decoder,
- * which checks CRC-32 and ISIZE (one decompressor per worker); the
- * streaming decoder is pm_gz_inflater. Headers are read with
+ * Decompression: whole blocked members go to pm_gz_member_decode (ISA-L's
+ * stateless inflate; exact sizes, CRC-32 and ISIZE checked; one decoder
+ * per worker); the streaming decoder is pm_gz_inflater. Headers are read with
  * pm_gz_parse_header(): the member splitter (pm_gz_blocked_member) and the
  * stored name for -N.
  *
@@ -19,8 +19,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <libdeflate.h>
 
 #include <pmap/codec.h>
 #include <pmap/gz.h>
@@ -171,25 +169,18 @@ static int gzip_member_at(const void *p, size_t avail, uint64_t *member_size,
 
 static int gzip_unpacker_new(void **u_ret)
 {
-    *u_ret = libdeflate_alloc_decompressor();
-    return *u_ret ? 0 : -ENOMEM;
+    return pm_gz_member_decoder_new((pm_gz_member_decoder **)u_ret);
 }
 
 static void gzip_unpacker_free(void *u)
 {
-    if (u)
-        libdeflate_free_decompressor(u);
+    pm_gz_member_decoder_free(u);
 }
 
 static int gzip_unpack_member(void *u, const void *in, size_t in_len, void *out,
                               size_t out_len)
 {
-    size_t ain = 0, aout = 0;
-    if (libdeflate_gzip_decompress_ex(u, in, in_len, out, out_len, &ain, &aout) !=
-            LIBDEFLATE_SUCCESS ||
-        ain != in_len || aout != out_len)
-        return -EBADMSG;
-    return 0;
+    return pm_gz_member_decode(u, in, in_len, out, out_len);
 }
 
 /* ---- the streaming decoder: pm_gz_inflater ---- */

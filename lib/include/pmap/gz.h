@@ -213,7 +213,7 @@ PM_API int pm_gz_inflater_skip_members(pm_gz_inflater *z, uint64_t n, uint64_t i
                                        uint64_t out_bytes);
 
 /* One whole member, decoded in one call (pmap's blocked format, where the
- * sizes are known): one decoder per thread. */
+ * sizes are known; libdeflate): one decoder per thread. */
 typedef struct pm_gz_member_decoder pm_gz_member_decoder;
 
 PM_API int pm_gz_member_decoder_new(pm_gz_member_decoder **d_ret);
