@@ -146,6 +146,7 @@ int pmp_wc(const pmp_opts *o, const char *const *paths, size_t n,
         run.pl.chunk_size = 1024 * 1024;
     run.pl.out_size = sizeof(wc_chunk);
     run.pl.flags &= ~PM_PL_REMOVE_INPUT;
+    run.pl.flags |= PM_PL_MAP_INPUT;   /* the stages only read the data */
     run.state_size = sizeof(wc_counts);
     run.fill_result = fill_result;
     int chars = o->count_chars;
