@@ -50,6 +50,7 @@ int pmp_checksum(const pmp_opts *o, const char *const *paths, size_t n,
     if (!run.pl.chunk_size)
         run.pl.chunk_size = 1024 * 1024;
     run.pl.flags &= ~PM_PL_REMOVE_INPUT;
+    run.pl.flags |= PM_PL_MAP_INPUT;   /* the stages only read the data */
     run.state_size = sizeof(checksum_state);
     run.fill_result = fill_result;
     static const pmp_stage stages[] = {

@@ -63,6 +63,8 @@ typedef struct pmp_opts {
                                 warning (gzip -v); else they are ignored */
     int count_chars;         /* wc: count characters in the current LC_CTYPE
                                 (wc -m): complete valid ones, as GNU wc */
+    int lines_only;          /* wc: count newlines and bytes only (wc -l, -c):
+                                words and characters stay 0; much faster */
     void (*on_result)(const pmp_result *r, void *arg);  /* arg: pl.arg */
     pm_signals *signals;     /* if set, the run is watched: a signal
                                 cancels it (pmap/app.h) */

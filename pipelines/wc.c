@@ -16,10 +16,17 @@
  *                        (mbrtowc, the shift state carried from chunk to
  *                        chunk): serial, since a character may straddle
  *                        two chunks; files still go in parallel.
+ * With lines_only (wc -l, -c) the count stage counts newlines alone, 16
+ * bytes at a time where SSE2 is there (every x86-64): GNU wc -l counts
+ * that way too, and the byte-by-byte word scan is ten times slower.
+ * The stages only read the chunks, so files are mapped (PM_PL_MAP_INPUT).
  */
 #include <stdlib.h>
 #include <string.h>
 #include <wchar.h>
+#ifdef __SSE2__
+#include <emmintrin.h>               /* count_lines: 16 bytes at a time */
+#endif
 
 #include "common.h"
 
@@ -30,6 +37,11 @@ typedef struct wc_chunk {
     int first;                   /* SIG_*: the chunk's first significant byte */
     int ends_in_word;            /* meaningful when first != SIG_NONE */
 } wc_chunk;
+
+typedef struct wc_opts {
+    int chars;                   /* count characters (pmp_opts.count_chars) */
+    int lines_only;              /* pmp_opts.lines_only */
+} wc_opts;
 
 typedef struct wc_counts {
     uint64_t lines, words, bytes, chars;
@@ -79,11 +91,39 @@ static int is_print(unsigned char ch)
     return ch > ' ' && ch < 0x7f;
 }
 
+/* Newlines in p[0..len). */
+static uint64_t count_lines(const unsigned char *p, size_t len)
+{
+    uint64_t n = 0;
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128i nl = _mm_set1_epi8('\n'), zero = _mm_setzero_si128();
+    while (len - i >= 16) {
+        size_t blocks = (len - i) / 16 < 255 ? (len - i) / 16 : 255;  /* no byte wraps */
+        __m128i acc = zero;
+        for (size_t b = 0; b < blocks; b++, i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
+            acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(v, nl));   /* -1 per newline */
+        }
+        __m128i sums = _mm_sad_epu8(acc, zero);              /* two 64-bit sums */
+        n += (uint64_t)_mm_cvtsi128_si64(sums) + (uint64_t)_mm_extract_epi16(sums, 4);
+    }
+#endif
+    for (; i < len; i++)
+        n += p[i] == '\n';
+    return n;
+}
+
 static int count_stage(pm_chunk *c, void *arg, unsigned worker)
 {
-    (void)arg;
     (void)worker;
+    const wc_opts *wo = arg;
     wc_chunk *k = (wc_chunk *)c->out;
+    c->out_len = 0;            /* the counts are for the next stage, not output */
+    if (wo->lines_only) {      /* no words: first SIG_NONE joins nothing */
+        *k = (wc_chunk){.lines = count_lines(c->data, c->len)};
+        return 0;
+    }
     const unsigned char *p = c->data;
     uint64_t lines = 0, words = 0;
     int in_word = 0, first = SIG_NONE;
@@ -105,14 +145,13 @@ static int count_stage(pm_chunk *c, void *arg, unsigned worker)
     k->words = words;
     k->first = first;
     k->ends_in_word = in_word;
-    c->out_len = 0;            /* the counts are for the next stage, not output */
     return 0;
 }
 
 static int sum_stage(pm_chunk *c, void *arg, unsigned worker)
 {
     (void)worker;
-    const int *chars = arg;
+    const wc_opts *wo = arg;
     wc_counts *total = c->file->state;
     const wc_chunk *k = (const wc_chunk *)c->out;
     total->lines += k->lines;
@@ -122,7 +161,7 @@ static int sum_stage(pm_chunk *c, void *arg, unsigned worker)
     if (k->first != SIG_NONE)
         total->in_word = k->ends_in_word;
     total->bytes += c->len;
-    if (*chars)
+    if (wo->chars)
         total->chars += count_chars(total, c->data, c->len);
     return 0;
 }
@@ -146,10 +185,11 @@ int pmp_wc(const pmp_opts *o, const char *const *paths, size_t n,
         run.pl.chunk_size = 1024 * 1024;
     run.pl.out_size = sizeof(wc_chunk);
     run.pl.flags &= ~PM_PL_REMOVE_INPUT;
+    run.pl.flags |= PM_PL_MAP_INPUT;   /* the stages only read the data */
     run.state_size = sizeof(wc_counts);
     run.fill_result = fill_result;
-    int chars = o->count_chars;
-    run.ctx = &chars;
+    wc_opts wo = {.chars = o->count_chars, .lines_only = o->lines_only && !o->count_chars};
+    run.ctx = &wo;
     static const pmp_stage stages[] = {
         {"count", PM_STAGE_PARALLEL, count_stage},
         {"sum", PM_STAGE_SERIAL_IN_ORDER, sum_stage},

@@ -238,6 +238,16 @@ static void test_checksum_and_wc(void)
                                    p, (unsigned long long)t.last.lines,
                                    (unsigned long long)t.last.words,
                                    (unsigned long long)t.last.bytes), 0);
+        for (int big = 0; big < 2; big++) {   /* lines_only: wc -l's fast way */
+            o = opts(&t, 0, 0);
+            o.lines_only = 1;
+            o.pl.chunk_size = big ? 65536 : 7;
+            CU_ASSERT_EQUAL(pmp_wc(&o, paths, 1, NULL), 0);
+            CU_ASSERT_EQUAL(t.last.words, 0);
+            CU_ASSERT_EQUAL(pm_test_sh("test \"$(wc -l -c < '%s' | tr -s ' ' | sed 's/^ //')\" = '%llu %llu'",
+                                       p, (unsigned long long)t.last.lines,
+                                       (unsigned long long)t.last.bytes), 0);
+        }
     }
     pm_test_rmtree(dir);
     free(dir);

@@ -8,7 +8,8 @@
  * (stdin, a FIFO) is read one chunk at a time and a chunk is held until the
  * next read tells whether it was the last; the held chunk's tail is copied
  * as the next one's prefix. A read chunk goes to the workers at once
- * (stages.c).
+ * (stages.c). With PM_PL_MAP_INPUT a regular file's chunks are not read
+ * but pointed into a mapping of the file (mapping.c) and sent on at once.
  *
  * Writing: PM_SINK_FILES writes pieces at their offsets into the file's
  * temporary output, many in flight; PM_SINK_FD writes one piece at a time,
@@ -30,6 +31,7 @@ void pm__pl_end_reading(pm_pipeline *pl, pl_file *f)
 {
     f->read_eof = 1;
     f->chunks_total = f->reads_issued;
+    pm__pl_map_drop(f);             /* its chunks keep their window */
     if (pl->files.reading == f)
         pl->files.reading = NULL;
 }
@@ -76,7 +78,24 @@ static void on_file_read(void *arg, ssize_t res)
     dispatch(pl, c);
 }
 
-/* Issues the next chunk read of regular file f into c. */
+/* PM_PL_MAP_INPUT: points c into a mapped window of f (mapping.c) instead
+ * of reading it. Not with a framer, which copies each chunk's tail into the
+ * next one's buffer. Returns 1 when c is mapped. */
+static int map_chunk(pm_pipeline *pl, pl_file *f, pl_chunk *c)
+{
+    if (!(pl->o.flags & PM_PL_MAP_INPUT) || pl->o.frame || f->map_failed || c->pub.len == 0)
+        return 0;
+    const unsigned char *p = pm__pl_map_chunk(pl, f, c);
+    if (!p)
+        return 0;
+    c->pub.data = p;
+    pl->stats.bytes_in += c->pub.len;
+    pl->stats.bytes_mapped += c->pub.len;
+    f->pub.bytes_in += c->pub.len;
+    return 1;
+}
+
+/* Issues the next chunk read of regular file f into c (or maps it). */
 static void read_regular(pm_pipeline *pl, pl_file *f, pl_chunk *c)
 {
     const pm_pipeline_opts *o = &pl->o;
@@ -90,9 +109,10 @@ static void read_regular(pm_pipeline *pl, pl_file *f, pl_chunk *c)
     c->pub.prefix_len = pfx;
     c->pub.last = off + len == size;
     f->next_off += len;
+    int mapped = map_chunk(pl, f, c);
     if (c->pub.last)
         pm__pl_end_reading(pl, f);
-    if (len == 0) {                 /* an empty file: one empty last chunk */
+    if (len == 0 || mapped) {       /* an empty file: one empty last chunk */
         dispatch(pl, c);
         return;
     }

@@ -76,6 +76,7 @@ static void file_free(pl_file *f)
     pthread_mutex_lock(&f->lock);
     pthread_mutex_unlock(&f->lock);
     pthread_mutex_destroy(&f->lock);
+    pm__pl_map_drop(f);
     pm__pl_dirh_unref(f->dir);
     free(f->path);
     free(f->out_path);

@@ -316,6 +316,7 @@ pl_chunk *pm__pl_token_get(pm_pipeline *pl, pl_file *f)
     c->pub.last = 0;
     c->held = (pm__fifo){NULL, NULL};
     c->frame_tail = 0;
+    c->map = NULL;
     if (c->pub.state)
         memset(c->pub.state, 0, pl->o.chunk_state_size);
     c->next = NULL;
@@ -324,6 +325,8 @@ pl_chunk *pm__pl_token_get(pm_pipeline *pl, pl_file *f)
 
 void pm__pl_token_put(pm_pipeline *pl, pl_chunk *c)
 {
+    pm__pl_map_put(c->map);          /* the last chunk of a window unmaps it */
+    c->map = NULL;
     c->next = pl->tok.free;
     pl->tok.free = c;
     pl->tok.live--;

@@ -8,6 +8,8 @@
  *   fileops.c    the blocking system calls of a file's life (open, commit,
  *                remove), run as work items on the pool's workers
  *   source.c     the paths given, directories walked
+ *   mapping.c    chunks that point into a mapping of their file
+ *                (PM_PL_MAP_INPUT), and truncation under it (SIGBUS)
  *
  * docs/design.md draws the threads, queues and data flow on one page.
  */
@@ -30,6 +32,7 @@
 
 typedef struct pl_file pl_file;
 typedef struct pl_chunk pl_chunk;
+typedef struct pl_map pl_map;    /* a mapped window of a file (mapping.c) */
 
 /* A directory held open from the walk to the last step of its files: its
  * files are opened, created, linked and removed relative to it (openat,
@@ -59,6 +62,8 @@ struct pl_chunk {
     pm__seqnode sq;              /* waits at a serial point or for framing */
     pl_file *file;
     unsigned char *in;           /* overlap + chunk_size bytes */
+    pl_map *map;                 /* the window pub.data points into, or NULL
+                                    when the bytes were read into `in` */
     unsigned stage;              /* next stage to run */
     size_t frame_tail;           /* framing: bytes after len carried to the next */
     pm__fifo held;               /* emitted before its turn to retire (file->lock) */
@@ -138,6 +143,8 @@ struct pl_file {
     uint64_t chunks_retired;
     int read_eof;                /* no more chunks will be read */
     pl_chunk *held;              /* stream: a chunk kept until we know if it is last */
+    pl_map *map;                 /* PM_PL_MAP_INPUT: the window being filled */
+    int map_failed;              /* a window could not be mapped: read the rest */
     unsigned reads_inflight;
     unsigned writes_inflight;    /* writes and fsyncs in the loop */
     pm__fifo fd_pieces;          /* FD sink: pieces waiting for their turn */
@@ -306,6 +313,17 @@ void pm__pl_check_complete(pm_pipeline *pl, pl_file *f);
 void pm__pl_frame_arrive(pm_pipeline *pl, pl_chunk *c);
 void pm__pl_frame_stream(pm_pipeline *pl, pl_chunk *held, pl_chunk *next);
 void pm__pl_frame_flush(pm_pipeline *pl, pl_file *f);
+
+/* mapping.c, I/O thread: points c (offset, len and prefix_len set) into a
+ * mapped window of f and takes a reference to it; NULL when it cannot (f
+ * is then read from here on). map_put drops a chunk's reference, map_drop
+ * the file's (when its reading ends or it is freed). */
+const unsigned char *pm__pl_map_chunk(pm_pipeline *pl, pl_file *f, pl_chunk *c);
+void pm__pl_map_put(pl_map *m);
+void pm__pl_map_drop(pl_file *f);
+/* Any thread: did a page of c's window lie past the file's end (the file
+ * was cut short while mapped; its bytes there read as zeros)? */
+int pm__pl_map_bus(const pl_chunk *c);
 
 /* stages.c */
 int pm__pl_workers_start(pm_pipeline *pl);

@@ -196,7 +196,9 @@ static void run_stage(pm_pipeline *pl, const pl_stage *s, pl_chunk *c, unsigned 
     if (rc == 0)
         rc = s->fn(&c->pub, s->arg, w);
     c->pub.worker_state = NULL;
-    if (rc != 0)
+    if (pm__pl_map_bus(c))          /* it read zeros where the file was cut */
+        pm__pl_file_fail(c->file, PM_REASON_CHANGED, -EIO, "file changed size while being read");
+    else if (rc != 0)
         fail_file(c->file, PM_REASON_STAGE, rc);
 }
 

@@ -90,6 +90,7 @@ int cli_run_wc(cli_opts *o)
         setlocale(LC_CTYPE, "");     /* before any worker counts */
         p.count_chars = 1;
     }
+    p.lines_only = !(w.fields & (CLI_WC_WORDS | CLI_WC_CHARS));
     p.pl.flags = PM_PL_SKIP_SPECIAL_OK;
     if (o->force)
         p.pl.flags |= PM_PL_FOLLOW_SYMLINKS;

@@ -194,6 +194,8 @@ typedef struct pm_pipeline_stats {
     size_t peak_live_chunks; /* most chunks alive at once (<= max_chunks) */
     uint64_t syncs;          /* fsyncs of outputs and their directories (none
                                 when input and output are on tmpfs/ramfs) */
+    uint64_t bytes_mapped;   /* of bytes_in, those staged from a mapping of
+                                the file instead of read (PM_PL_MAP_INPUT) */
 } pm_pipeline_stats;
 
 /* Flags for pm_pipeline_opts.flags. */
@@ -205,6 +207,21 @@ typedef struct pm_pipeline_stats {
 #define PM_PL_PRESERVE_META   0x10u  /* copy mode, times (and owner as root) */
 #define PM_PL_NO_SYNC         0x20u  /* do not fsync outputs (unsafe; for benchmarks) */
 #define PM_PL_SKIP_SPECIAL_OK 0x40u  /* read FIFOs/devices given by name instead of skipping */
+/* The stages only read chunk data: a regular file's chunks may point into a
+ * read-only mapping of the file instead of a copy, which spares the I/O
+ * thread the copy (a cached file is then staged at the stages' speed, not
+ * at one core's copying speed). The file is mapped a window of about 4 MiB
+ * (at least one chunk) at a time and a window is unmapped when its last
+ * chunk retired, so what is mapped follows the live chunks. Streams (stdin
+ * from a pipe, FIFOs, devices, /proc files), framed pipelines (opts.frame)
+ * and files whose window cannot be mapped are read as usual; so are small
+ * files done in one step. A file cut short while mapped does not crash the
+ * process: the first run that maps installs a SIGBUS handler for the
+ * process (a SIGBUS outside pmap's windows goes on to the handler that was
+ * there before); the missing bytes read as zeros and the file fails with
+ * PM_REASON_CHANGED. A program that installs its own SIGBUS handler later
+ * keeps it, and its pipelines then read instead of mapping. */
+#define PM_PL_MAP_INPUT       0x80u
 
 #define PM_PL_SKIP 1             /* out_path's answer: skip this file */
 
