@@ -58,7 +58,8 @@ typedef struct pm_reader_opts {
     void *arg;               /* for on_chunk */
 } pm_reader_opts;
 
-/* Starts reading fd (which the caller keeps open until pm_reader_free).
+/* Starts reading fd (which the caller keeps open until pm_reader_free and
+ * until the loop has let go of the reads in flight then: see below).
  * In push mode the reader holds the loop (pm_loop_hold) until its final
  * callback has run and every chunk is released, so pm_loop_run() carries on
  * while other threads still hold chunks. Returns 0 and sets *reader_ret, or
@@ -79,8 +80,11 @@ PM_API void pm_reader_release(pm_reader *reader, pm_aio_chunk *chunk);
 
 /* Stops reading: reads in flight are cancelled, and the memory goes once
  * the loop has let go of them (at once if none is in flight; otherwise from
- * the loop, so keep running it or free the loop). Chunks not yet released
- * become invalid. No callback runs after this. NULL: no-op. */
+ * the loop, so keep running it or free the loop). A cancelled read may
+ * still be running on the descriptor (the threads engine's pread), so close
+ * it only after that: when pm_loop_run() returns or pm_loop_pending() is
+ * 0. Chunks not yet released become invalid. No callback runs after this.
+ * NULL: no-op. */
 PM_API void pm_reader_free(pm_reader *reader);
 
 /* Bytes delivered to the consumer so far. */
