@@ -31,6 +31,7 @@
 typedef struct pm__deflate_engine {
     const char *name;                         /* "zlib", ... */
     unsigned flags;                           /* PM__DEFLATE_* */
+    int level_min, level_max;                 /* the engine's own levels */
     /* Creates per-thread state for one of the engine's own levels (zlib
      * 1..9, libdeflate 1..12, ISA-L 0..3); 0 or -errno. */
     int (*new)(int level, void **state_ret);

@@ -82,6 +82,8 @@ static size_t isal_bound(size_t len)
 
 const pm__deflate_engine pm__deflate_isal = {
     .name = "isal",
+    .level_min = 0,
+    .level_max = 3,
     .flags = PM__DEFLATE_WHOLE_ONLY,
     .new = isal_new,
     .free = isal_free,

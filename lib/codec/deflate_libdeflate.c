@@ -59,6 +59,8 @@ static size_t ld_bound(size_t len)
 
 const pm__deflate_engine pm__deflate_libdeflate = {
     .name = "libdeflate",
+    .level_min = 1,
+    .level_max = 12,
     .flags = PM__DEFLATE_WHOLE_ONLY,
     .new = ld_new,
     .free = ld_free,

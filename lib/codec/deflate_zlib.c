@@ -153,6 +153,8 @@ static size_t zl_bound(size_t len)
 
 const pm__deflate_engine pm__deflate_zlib = {
     .name = "zlib",
+    .level_min = 1,
+    .level_max = 9,
     .new = zl_new,
     .free = zl_free,
     .deflate_block = zl_deflate_block,

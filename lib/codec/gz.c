@@ -30,6 +30,7 @@
 #include <pmap/gz.h>
 #include <pmap/config.h>
 #include "deflate_engine.h"
+#include "le.h"
 
 /* ---- CRC-32 ---- */
 
@@ -98,14 +99,6 @@ size_t pm_gz_header_size(const pm_gz_header *h)
     return size;
 }
 
-static void put_le32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
 ssize_t pm_gz_write_header(const pm_gz_header *h, void *out, size_t cap)
 {
     size_t size = pm_gz_header_size(h);
@@ -119,7 +112,7 @@ ssize_t pm_gz_write_header(const pm_gz_header *h, void *out, size_t cap)
     int blocked = h && h->blocked;
     size_t pos = 10;
     p[3] = (blocked ? GZ_FEXTRA : 0) | (size > 10 + (blocked ? GZ_BLOCKED_EXTRA : 0) ? GZ_FNAME : 0);
-    put_le32(p + 4, h ? h->mtime : 0);
+    pm__put_le32(p + 4, h ? h->mtime : 0);
     p[8] = level >= 9 ? 2 : level == 1 ? 4 : 0; /* XFL: best / fastest */
     p[9] = 3;                                   /* OS: Unix */
     if (blocked) {                              /* XLEN 12: one subfield */
@@ -136,14 +129,14 @@ ssize_t pm_gz_write_header(const pm_gz_header *h, void *out, size_t cap)
 void pm_gz_set_member_sizes(void *header, uint32_t member_size, uint32_t data_size)
 {
     unsigned char *p = header;
-    put_le32(p + GZ_BLOCKED_SIZES, member_size);
-    put_le32(p + GZ_BLOCKED_SIZES + 4, data_size);
+    pm__put_le32(p + GZ_BLOCKED_SIZES, member_size);
+    pm__put_le32(p + GZ_BLOCKED_SIZES + 4, data_size);
 }
 
 void pm_gz_write_trailer(uint32_t crc, uint64_t length, void *out)
 {
-    put_le32(out, crc);
-    put_le32((unsigned char *)out + 4, (uint32_t)length);
+    pm__put_le32(out, crc);
+    pm__put_le32((unsigned char *)out + 4, (uint32_t)length);
 }
 
 /* ---- engines and the deflater ---- */
@@ -202,11 +195,7 @@ static const pm__deflate_engine *first_general(void)
  * through PMAP_DEFLATE_ENGINE use the same number where it exists). */
 static int engine_level(const pm__deflate_engine *e, int level)
 {
-    if (e == &pm__deflate_isal)
-        return level > 3 ? 3 : level;
-    if (e == &pm__deflate_zlib)
-        return level > 9 ? 9 : level;
-    return level;
+    return level < e->level_min ? e->level_min : level > e->level_max ? e->level_max : level;
 }
 
 struct pm_gz_deflater {

@@ -14,12 +14,7 @@
 #include <string.h>
 
 #include <pmap/gz.h>
-
-static uint32_t le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
+#include "le.h"
 
 /* The 10 fixed bytes: magic, method and flags judged as soon as they are
  * there. */
@@ -36,7 +31,7 @@ static int fixed_part(const unsigned char *p, size_t n, pm_gz_header_info *h)
     }
     if (n < 10)
         return PM_GZ_HEADER_MORE;
-    h->mtime = le32(p + 4);
+    h->mtime = pm__get_le32(p + 4);
     h->xfl = p[8];
     h->os = p[9];
     h->size = 10;
@@ -50,8 +45,8 @@ static void blocked_subfield(const unsigned char *x, size_t xlen, pm_gz_header_i
         x[2] != 8 || x[3] != 0)
         return;
     h->blocked = 1;
-    h->member_size = le32(x + 4);
-    h->data_size = le32(x + 8);
+    h->member_size = pm__get_le32(x + 4);
+    h->data_size = pm__get_le32(x + 8);
 }
 
 static int extra_part(const unsigned char *p, size_t n, pm_gz_header_info *h)

@@ -31,6 +31,7 @@
 #include <pmap/config.h>
 #include <pmap/gz.h>
 #include "inflate_engine.h"
+#include "le.h"
 
 enum {
     FTEXT = 0x01, FHCRC = 0x02, FEXTRA = 0x04, FNAME = 0x08, FCOMMENT = 0x10,
@@ -113,12 +114,6 @@ static void header_bytes(pm_gz_inflater *z, const void *p, size_t n)
     z->hcrc = pm_crc32(z->hcrc, p, n);
 }
 
-static uint32_t le32(const unsigned char *p)
-{
-    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
 /* Moves to the first optional header part after `from` that the flags ask
  * for, or to the body. */
 static int next_part(pm_gz_inflater *z, gz_state from)
@@ -185,7 +180,7 @@ static int do_fixed(pm_gz_inflater *z, gz_io *io)
     if (!collect(z, io, 10))
         return WAIT;
     if (z->info.members == 0)
-        z->info.mtime = le32(z->buf + 4);
+        z->info.mtime = pm__get_le32(z->buf + 4);
     z->hcrc = 0;
     header_bytes(z, z->buf, 10);
     return next_part(z, ST_FIXED);
@@ -278,7 +273,7 @@ static int do_trailer(pm_gz_inflater *z, gz_io *io)
 {
     if (!collect(z, io, 8))
         return WAIT;
-    uint32_t crc = le32(z->buf), len = le32(z->buf + 4);
+    uint32_t crc = pm__get_le32(z->buf), len = pm__get_le32(z->buf + 4);
     if (crc != z->crc)
         return fail(z, -EBADMSG, "crc error (stored %08x, computed %08x)",
                     crc, z->crc);

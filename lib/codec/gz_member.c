@@ -19,6 +19,7 @@
 #include <libdeflate.h>
 
 #include <pmap/gz.h>
+#include "le.h"
 
 /* The handle is libdeflate's decompressor itself. */
 int pm_gz_member_decoder_new(pm_gz_member_decoder **d_ret)
@@ -33,11 +34,6 @@ void pm_gz_member_decoder_free(pm_gz_member_decoder *d)
 {
     if (d)
         libdeflate_free_decompressor((struct libdeflate_decompressor *)d);
-}
-
-static uint32_t le32(const unsigned char *p)
-{
-    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 int pm_gz_member_decode(pm_gz_member_decoder *d, const void *in, size_t in_len, void *out,
@@ -59,7 +55,7 @@ int pm_gz_member_decode(pm_gz_member_decoder *d, const void *in, size_t in_len, 
         used != deflated || made != out_len)
         return -EBADMSG;
     const unsigned char *t = p + in_len - PM_GZ_TRAILER_SIZE;
-    if (le32(t) != pm_crc32(0, out, out_len) || le32(t + 4) != (uint32_t)out_len)
+    if (pm__get_le32(t) != pm_crc32(0, out, out_len) || pm__get_le32(t + 4) != (uint32_t)out_len)
         return -EBADMSG;
     return 0;
 }

@@ -20,9 +20,8 @@ typedef struct pm__inflate_result {
     size_t used;                /* input bytes consumed by this call */
     size_t made;                /* output bytes written */
     int end;                    /* the deflate stream ended in this call */
-    /* end only: the stream ended inside input consumed by earlier calls, and
-     * these bytes, the last ones consumed before this call, follow it (they
-     * belong to the trailer); used is then 0. At most 8. */
+    /* end only: bytes after the stream that the engine had read ahead and
+     * counted as consumed (they begin the trailer). At most 8. */
     unsigned char back[8];
     size_t back_len;
     const char *msg;            /* on error: what is wrong (static text) */

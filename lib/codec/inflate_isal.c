@@ -4,13 +4,13 @@
  *
  * ISA-L reads input ahead into a 64-bit bit buffer, so when the stream
  * ends up to 8 bytes after it may have been taken in already. ISA-L 2.30
- * (Debian 12's) leaves those bytes in the bit buffer, where the engine
- * takes them out (whole bytes above the final byte's padding bits); later
- * versions give them back by moving next_in back, which may reach into
- * input consumed by an earlier call when the input came in small pieces, so
- * the engine also keeps the last 8 bytes it consumed. Either way they come
- * back to the decoder as pm__inflate_result.back: the trailer's first
- * bytes.
+ * (Debian 12's, what pmap builds with) leaves those bytes in the bit
+ * buffer, where the engine takes them out (whole bytes above the final
+ * byte's padding bits) and hands them to the decoder as
+ * pm__inflate_result.back: the trailer's first bytes. Later ISA-L versions
+ * give them back by moving next_in back instead; that is handled while it
+ * stays within this call's input, and reported as an error (never a wrong
+ * result) if it ever reached into an earlier call's.
  *
  * State: one struct inflate_state (85 KiB, most of it the 64 KiB history
  * buffer ISA-L needs when output comes in small pieces) per decoder.
@@ -26,24 +26,17 @@
 
 #define SLICE ((size_t)1 << 30)     /* largest avail_in/avail_out we pass */
 
-typedef struct isal_inflater {
-    struct inflate_state s;
-    unsigned char tail[8];      /* the last bytes consumed, oldest first */
-    size_t tail_len;
-} isal_inflater;
-
 static void isal_reset(void *state)
 {
-    isal_inflater *e = state;
-    isal_inflate_init(&e->s);
-    e->s.crc_flag = ISAL_DEFLATE;       /* raw deflate: the decoder does the gzip framing */
-    e->s.hist_bits = 0;                 /* the full 32 KiB window */
-    e->tail_len = 0;
+    struct inflate_state *s = state;
+    isal_inflate_init(s);
+    s->crc_flag = ISAL_DEFLATE;         /* raw deflate: the decoder does the gzip framing */
+    s->hist_bits = 0;                   /* the full 32 KiB window */
 }
 
 static int isal_new(void **state_ret)
 {
-    isal_inflater *e = malloc(sizeof *e);
+    struct inflate_state *e = malloc(sizeof *e);
     if (!e)
         return -ENOMEM;
     isal_reset(e);
@@ -54,20 +47,6 @@ static int isal_new(void **state_ret)
 static void isal_free(void *state)
 {
     free(state);
-}
-
-/* Remembers in[0..n), the bytes this call consumed, as the newest. */
-static void keep_tail(isal_inflater *e, const unsigned char *in, size_t n)
-{
-    if (n >= sizeof e->tail) {
-        memcpy(e->tail, in + n - sizeof e->tail, sizeof e->tail);
-        e->tail_len = sizeof e->tail;
-        return;
-    }
-    size_t keep = sizeof e->tail - n < e->tail_len ? sizeof e->tail - n : e->tail_len;
-    memmove(e->tail, e->tail + e->tail_len - keep, keep);
-    memcpy(e->tail + keep, in, n);
-    e->tail_len = keep + n;
 }
 
 static const char *isal_message(int rc)
@@ -83,8 +62,7 @@ static const char *isal_message(int rc)
 static int isal_run(void *state, const unsigned char *in, size_t in_len, unsigned char *out,
                     size_t out_cap, pm__inflate_result *r)
 {
-    isal_inflater *e = state;
-    struct inflate_state *s = &e->s;
+    struct inflate_state *s = state;
     size_t ai = in_len < SLICE ? in_len : SLICE, ao = out_cap < SLICE ? out_cap : SLICE;
     memset(r, 0, sizeof *r);
     s->next_in = (uint8_t *)in;
@@ -93,34 +71,24 @@ static int isal_run(void *state, const unsigned char *in, size_t in_len, unsigne
     s->avail_out = (uint32_t)ao;
     int rc = isal_inflate(s);
     r->made = ao - s->avail_out;
-    /* Negative when the stream ended in bytes of earlier calls. */
-    long long net = (long long)ai - (long long)s->avail_in;
     if (rc < 0) {
-        r->used = net > 0 ? (size_t)net : 0;
         r->msg = isal_message(rc);
         return -EBADMSG;
     }
-    r->end = s->block_state == ISAL_BLOCK_FINISH;
-    if (net >= 0) {
-        r->used = (size_t)net;
-        keep_tail(e, in, r->used);
-        if (r->end && s->read_in_length >= 8) {     /* read ahead, kept */
-            uint64_t bits = s->read_in >> (s->read_in_length % 8);
-            r->back_len = (size_t)s->read_in_length / 8;
-            for (size_t i = 0; i < r->back_len; i++)
-                r->back[i] = (unsigned char)(bits >> (8 * i));
-            s->read_in = 0;
-            s->read_in_length = 0;
-        }
-        return 0;
-    }
-    size_t back = (size_t)-net;
-    if (!r->end || back > e->tail_len) {
+    if (s->avail_in > ai) {     /* a later ISA-L rewound into an earlier call's input */
         r->msg = "inflate engine state error";
         return -EBADMSG;
     }
-    memcpy(r->back, e->tail + e->tail_len - back, back);
-    r->back_len = back;
+    r->used = ai - s->avail_in;
+    r->end = s->block_state == ISAL_BLOCK_FINISH;
+    if (r->end && s->read_in_length >= 8) {     /* read ahead and kept (ISA-L 2.30) */
+        uint64_t bits = s->read_in >> (s->read_in_length % 8);
+        r->back_len = (size_t)s->read_in_length / 8;
+        for (size_t i = 0; i < r->back_len; i++)
+            r->back[i] = (unsigned char)(bits >> (8 * i));
+        s->read_in = 0;
+        s->read_in_length = 0;
+    }
     return 0;
 }
 
