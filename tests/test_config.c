@@ -1,6 +1,6 @@
-/* test_config.c - one source of configuration: PMAP_JOBS, PMAP_IO and
- * PMAP_DEFLATE_ENGINE parsed strictly, the CPU count from the affinity mask,
- * and the pool and the pipeline taking their defaults from it. */
+/* test_config.c - one source of configuration: PMAP_JOBS, PMAP_IO,
+ * PMAP_DEFLATE_ENGINE and PMAP_INFLATE_ENGINE parsed strictly, the CPU count
+ * from the affinity mask, and the pool and the pipeline taking their defaults from it. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
@@ -113,6 +113,16 @@ static void test_io_and_deflate_env(void)
     unsetenv("PMAP_DEFLATE_ENGINE");
     CU_ASSERT_PTR_NULL(pm_config_deflate_engine());
     CU_ASSERT_EQUAL(pm_config_check(NULL, 0), 0);
+    setenv("PMAP_INFLATE_ENGINE", "zlib", 1);
+    CU_ASSERT_STRING_EQUAL(pm_config_inflate_engine(), "zlib");
+    CU_ASSERT_EQUAL(pm_config_check(msg, sizeof msg), 0);
+    setenv("PMAP_INFLATE_ENGINE", "libdeflate", 1);   /* a deflate engine only */
+    CU_ASSERT_EQUAL(pm_config_check(msg, sizeof msg), -EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "PMAP_INFLATE_ENGINE='libdeflate'"));
+    setenv("PMAP_INFLATE_ENGINE", "", 1);               /* empty: the default */
+    CU_ASSERT_PTR_NULL(pm_config_inflate_engine());
+    CU_ASSERT_EQUAL(pm_config_check(NULL, 0), 0);
+    unsetenv("PMAP_INFLATE_ENGINE");
 }
 
 int main(void)
@@ -121,7 +131,7 @@ int main(void)
         {"pm_parse_count", test_parse_count},
         {"PMAP_JOBS, strictly, everywhere", test_jobs_env},
         {"CPU count from the affinity mask", test_affinity},
-        {"PMAP_IO and PMAP_DEFLATE_ENGINE", test_io_and_deflate_env},
+        {"PMAP_IO, PMAP_DEFLATE_ENGINE, PMAP_INFLATE_ENGINE", test_io_and_deflate_env},
         {NULL, NULL},
     };
     return pm_test_run("config", cases);
