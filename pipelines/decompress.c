@@ -288,22 +288,19 @@ static void fill_result(pmp_run *run, const pm_file *f, pmp_result *r)
     r->name = name;
 }
 
-/* The stored name of the file at path (the codec's stored_name): out has
- * NAME_MAX + 1 bytes. */
-static int stored_name(const pm_codec *k, const char *path, char *out)
+/* The stored name of f (the codec's stored_name), read from the input the
+ * pipeline opened (f->fd during out_path): out has NAME_MAX + 1 bytes. */
+static int stored_name(const pm_codec *k, const pm_file *f, char *out)
 {
+    if (f->fd < 0)
+        return -EBADF;
     unsigned char *h = malloc(k->name_bytes);
     if (!h)
         return -ENOMEM;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    int err = fd < 0 ? -errno : 0;
-    ssize_t n = fd < 0 ? 0 : read(fd, h, k->name_bytes);
-    if (n < 0)
-        err = -errno;
-    if (fd >= 0)
-        close(fd);
-    if (err == 0)
-        err = k->stored_name(h, (size_t)n, out, NAME_MAX + 1);
+    ssize_t n = pread(f->fd, h, k->name_bytes, 0);
+    /* Not seekable (a FIFO given with -f): no peeking, so no stored name. */
+    int err = n < 0 ? (errno == ESPIPE ? -ENOENT : -errno)
+                    : k->stored_name(h, (size_t)n, out, NAME_MAX + 1);
     free(h);
     return err;
 }
@@ -336,7 +333,7 @@ static int out_path(const pm_file *f, char *buf, size_t cap, void *arg)
     pmp_run *run = arg;
     const pm_codec *k = ((const decompress_ctx *)run->ctx)->codec;
     char name[NAME_MAX + 1];
-    int rc = run->o->restore_name ? stored_name(k, f->path, name) : -ENOENT;
+    int rc = run->o->restore_name ? stored_name(k, f, name) : -ENOENT;
     if (rc >= 0) {
         const char *slash = strrchr(f->path, '/');
         int dir = slash ? (int)(slash - f->path) + 1 : 0;

@@ -156,9 +156,17 @@ static int end_state(pm_file *f, int status, void *arg)
     return r->late_name && ends_with(f->path, r->late_name) ? -EBADMSG : 0;
 }
 
+/* Also checks that out_path gets the input the pipeline opened (f->fd,
+ * the same inode as f->st), as decompress -N relies on. */
 static int suffix_out(const pm_file *f, char *buf, size_t cap, void *arg)
 {
     (void)arg;
+    struct stat st;
+    if (f->fd < 0 || fstat(f->fd, &st) != 0 || st.st_ino != f->st.st_ino ||
+        st.st_dev != f->st.st_dev) {
+        snprintf(buf, cap, "out_path: no descriptor of the opened input");
+        return -EBADF;
+    }
     int n = snprintf(buf, cap, "%s.out", f->path);
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }

@@ -214,7 +214,9 @@ static int output_name(pm_pipeline *pl, pl_file *f, char **msg)
 {
     char buf[PATH_MAX];
     buf[0] = '\0';
+    f->pub.fd = f->fd;
     int rc = pl->o.out_path(&f->pub, buf, sizeof buf, pl->o.arg);
+    f->pub.fd = -1;
     f->op_reason = rc == PM_PL_SKIP ? PM_REASON_REFUSED : PM_REASON_OUTPUT;
     if (rc != 0) {
         *msg = buf[0] ? strdup(buf) : NULL;

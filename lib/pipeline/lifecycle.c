@@ -58,6 +58,7 @@ static pl_file *file_new(pm_pipeline *pl, char *path)
     f->pub.path = path;
     f->pub.index = pl->files.seen++;
     f->fd = f->out_fd = f->dir_fd = -1;
+    f->pub.fd = -1;
     f->stream_op = -1;
     pthread_mutex_init(&f->lock, NULL);
     pl_files *t = &pl->files;

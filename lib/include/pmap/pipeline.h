@@ -56,6 +56,11 @@ typedef struct pm_file {
                                 the hooks to set) */
     int64_t out_mtime;       /* if set (> 0) by a hook, the output's mtime
                                 instead of the input's (with PRESERVE_META) */
+    int fd;                  /* while out_path runs: the open input (read it
+                                with pread; do not close it or move its
+                                offset), so that out_path reads the file the
+                                pipeline opened, not whatever its path names
+                                by then; -1 everywhere else */
 } pm_file;
 
 /* One chunk of one file. The stages read `data` and fill `out`. */
