@@ -167,6 +167,7 @@ static int task_inits(void *arg, void **result_ret)
     return 0;
 }
 
+#ifndef PM_TEST_SANITIZED
 static int task_alloc(void *arg, void **result_ret)
 {
     (void)result_ret;
@@ -178,6 +179,7 @@ static int task_alloc(void *arg, void **result_ret)
     free(p);
     return 0;
 }
+#endif
 
 static int task_omp(void *arg, void **result_ret)
 {

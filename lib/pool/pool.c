@@ -39,6 +39,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,7 +230,7 @@ typedef struct rtask {
     void *arg;                   /* opaque (arg_size 0) or data */
     size_t arg_size, result_size;
     int procs;
-    _Alignas(64) unsigned char data[];   /* arg bytes, then the result */
+    _Alignas(max_align_t) unsigned char data[];   /* arg bytes, then the result */
 } rtask;
 
 static unsigned char *rtask_result(rtask *t)
