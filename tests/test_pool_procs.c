@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <pmap/error.h>
+#include <pmap/pipeline.h>
 #include <pmap/pool.h>
 #include "testutil.h"
 
@@ -781,6 +782,33 @@ static void test_no_process_left_after_sigkill(void)
     CU_ASSERT(wait_gone(pids[1], 10));      /* the fork server */
 }
 
+static void test_fork_server_killed(void)
+{
+    pm_pool *p = new_procs(1, NULL);
+    int pids[2] = {0, 0};
+    CU_ASSERT_EQUAL(run_task(p, task_pid, NULL, 0, pids, sizeof pids), 0);
+    CU_ASSERT_FATAL(pids[1] > 0);
+    CU_ASSERT_EQUAL(kill(pids[1], SIGKILL), 0);    /* the server; its worker follows */
+    CU_ASSERT(wait_gone(pids[0], 10));
+    double t0 = pm_test_now();
+    CU_ASSERT_EQUAL(run_task(p, task_pid, NULL, 0, pids, sizeof pids), -EPIPE);
+    CU_ASSERT_EQUAL(run_task(p, task_pid, NULL, 0, pids, sizeof pids), -EPIPE);
+    CU_ASSERT(pm_test_now() - t0 < 10);
+    pm_pool_free(p);
+    CU_ASSERT_EQUAL(waitpid(-1, NULL, WNOHANG), -1);
+}
+
+static void test_pipeline_refuses_process_pool(void)
+{
+    pm_pool *p = new_procs(2, NULL);
+    pm_pipeline_opts o = {0};
+    o.pool = p;
+    pm_pipeline *pl = NULL;
+    CU_ASSERT_EQUAL(pm_pipeline_new(&o, &pl), -EINVAL);
+    CU_ASSERT_PTR_NULL(pl);
+    pm_pool_free(p);
+}
+
 /* ---- OpenMP in the parent, then in the workers (GCC bug 60035) ---- */
 
 static void test_openmp_after_parent_region(void)
@@ -844,6 +872,8 @@ int main(void)
         {"memory limit", test_memory_limit},
         {"no process left after pm_pool_free", test_no_process_left_after_free},
         {"no process left after the parent's SIGKILL", test_no_process_left_after_sigkill},
+        {"fork server killed: work fails with -EPIPE", test_fork_server_killed},
+        {"a pipeline refuses a process pool", test_pipeline_refuses_process_pool},
         {"OpenMP in workers after the parent ran a region", test_openmp_after_parent_region},
         {NULL, NULL},
     };

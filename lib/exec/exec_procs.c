@@ -88,6 +88,7 @@
 #define DEAD_BIT 0x80000000u
 #define SPIN_NS 20000
 #define TICK_S 0.2                     /* re-check a silent worker this often */
+#define GONE_TICKS 5                   /* ticks a dead worker's server may take */
 
 extern char **environ;
 
@@ -535,6 +536,7 @@ static _Noreturn void srv_exit(srv *s)
 static _Noreturn void server_main(int sock)
 {
     srv s = {.sock = sock};
+    signal(SIGCHLD, SIG_DFL);      /* an ignored SIGCHLD survives exec: no reaping */
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
@@ -687,19 +689,37 @@ static int pw_grow(pw *w, size_t need)
     return 0;
 }
 
+/* 1 once w's process has exited (its pidfd reads ready). */
+static int pw_exited(const pw *w)
+{
+    struct pollfd p = {w->pidfd, POLLIN, 0};
+    return poll(&p, 1, 0) > 0;
+}
+
+/* A tick passed without news: 1 when the worker is gone and the server,
+ * which should have said so, is silent for GONE_TICKS (it was killed). */
+static int pw_orphaned(const pw *w, int *ticks)
+{
+    if (!pw_exited(w))
+        return 0;
+    return ++*ticks > GONE_TICKS;
+}
+
 /* Waits until the worker finished request seq (0) or died (its status,
  * or -ETIMEDOUT if we killed it for its timeout). */
 static int pw_wait(procs *P, pw *w, uint32_t seq)
 {
     slot_hdr *h = w->hdr;
     int64_t spin_end = pm__now_ns() + SPIN_NS;
-    int killed = 0;
+    int killed = 0, ticks = 0;
     for (;;) {
         uint32_t d = atomic_load_explicit(&h->done, memory_order_acquire);
         if (d & DEAD_BIT)
             return killed ? -ETIMEDOUT : status_of_wait(h->wstatus);
         if (d == seq)
             return 0;
+        if (ticks && pw_orphaned(w, &ticks))
+            return -EPIPE;                 /* the fork server is gone */
         int64_t now = pm__now_ns();
         if (now < spin_end) {
             pm__cpu_relax();
@@ -717,8 +737,9 @@ static int pw_wait(procs *P, pw *w, uint32_t seq)
         }
         struct timespec ts = {(time_t)(wait / 1000000000), (long)(wait % 1000000000)};
         atomic_store(&h->parent_waits, 1);
-        if (atomic_load(&h->done) == d)
-            futex(&h->done, FUTEX_WAIT, d, &ts);
+        if (atomic_load(&h->done) == d && futex(&h->done, FUTEX_WAIT, d, &ts) < 0 &&
+            errno == ETIMEDOUT && !ticks)
+            ticks = pw_exited(w);
         atomic_store(&h->parent_waits, 0);
     }
 }
@@ -751,8 +772,9 @@ static void pw_retire(procs *P, pw *w)
     if (w->pidfd < 0)
         return;
     syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
-    while (!(atomic_load(&w->hdr->done) & DEAD_BIT)) {
-        struct timespec ts = {0, 100000000};
+    int ticks = 0;
+    while (!(atomic_load(&w->hdr->done) & DEAD_BIT) && !pw_orphaned(w, &ticks)) {
+        struct timespec ts = {0, (long)(TICK_S * 1e9)};
         uint32_t d = atomic_load(&w->hdr->done);
         atomic_store(&w->hdr->parent_waits, 1);
         if (!(d & DEAD_BIT))
@@ -833,6 +855,8 @@ int pm__procs_task(pm__exec *ex, pm_task_fn fn, void *arg, size_t arg_size,
 {
     procs *P = P_of(ex);
     pw *w = self;
+    if (!w)
+        return -EINVAL;                    /* not on one of ex's proxies */
     int rc = pw_ready(P, w);
     if (rc)
         return rc;
@@ -921,6 +945,10 @@ size_t pm__procs_map(pm__exec *ex, const pm__rmap *m, const void *in, void *out,
     procs *P = P_of(ex);
     pw *w = self;
     size_t i = 0;
+    if (!w) {                              /* not on one of ex's proxies */
+        m->fail(m->ctx, 0, -EINVAL);
+        return count ? 1 : 0;
+    }
     while (i < count && !stopped(ex, m)) {
         int rc = pw_ready(P, w);
         if (rc) {
