@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <omp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -460,6 +461,86 @@ static void test_imap_bounded_in_flight(void)
     pm_pool_free(p);
 }
 
+static int slow_item(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    sleep_s(0.005);
+    *(uint64_t *)out = *(const uint64_t *)in + 1;
+    return 0;
+}
+
+typedef struct map_thread_arg {
+    pm_pool *p;
+    pm_map_spec s;
+    size_t fi;
+    int rc;
+    double secs;
+} map_thread_arg;
+
+static void *map_thread(void *arg)
+{
+    map_thread_arg *m = arg;
+    double t0 = pm_test_now();
+    m->rc = pm_pool_map(m->p, &m->s, &m->fi);
+    m->secs = pm_test_now() - t0;
+    return NULL;
+}
+
+/* 1000 items of 5 ms on 2 workers (2.5 s); terminate after 0.2 s: the map
+ * returns -ECANCELED at once, every item below the reported index ran. */
+static void test_terminate_stops_a_map(void)
+{
+    pm_pool *p = new_procs(2, NULL);
+    size_t n = 1000;
+    uint64_t *in = iota(n), *out = calloc(n, sizeof *out);
+    map_thread_arg m = {.p = p, .s = {.fn = slow_item, .in = in, .in_size = 8, .n = n,
+                                      .out = out, .out_size = 8}};
+    pthread_t th;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, map_thread, &m), 0);
+    sleep_s(0.2);
+    double t0 = pm_test_now();
+    CU_ASSERT_EQUAL(pm_pool_terminate(p), 0);
+    CU_ASSERT_EQUAL(pm_pool_join(p), 0);
+    CU_ASSERT(pm_test_now() - t0 < 1.0);
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(m.rc, -ECANCELED);
+    CU_ASSERT(m.fi > 0 && m.fi < n);
+    CU_ASSERT(m.secs < 2.0);
+    size_t wrong = 0;
+    for (size_t i = 0; i < m.fi && i < n; i++)
+        wrong += out[i] != i + 1;
+    CU_ASSERT_EQUAL(wrong, 0);
+    free(in);
+    free(out);
+    pm_pool_free(p);
+}
+
+static void test_imap_free_early(void)
+{
+    pm_pool *p = new_procs(2, NULL);
+    size_t n = 2000;
+    uint64_t *in = iota(n);
+    pm_map_spec s = {.fn = slow_item, .in = in, .in_size = 8, .n = n, .out_size = 8,
+                     .chunksize = 4};
+    pm_imap *it;
+    CU_ASSERT_EQUAL_FATAL(pm_pool_imap(p, &s, &it), 0);
+    uint64_t v;
+    int st;
+    size_t idx;
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(pm_imap_next(it, &v, &idx, &st, WAIT_S), 1);
+        CU_ASSERT_EQUAL(idx, (size_t)i);
+        CU_ASSERT_EQUAL(v, (uint64_t)i + 1);
+    }
+    double t0 = pm_test_now();
+    pm_imap_free(it);             /* 10 s of work left */
+    CU_ASSERT(pm_test_now() - t0 < 1.0);
+    int r[2];
+    CU_ASSERT_EQUAL(run_task(p, task_pid, NULL, 0, r, sizeof r), 0);
+    free(in);
+    pm_pool_free(p);
+}
+
 /* ---- tasks ---- */
 
 static void test_apply_async_data_and_opaque(void)
@@ -862,6 +943,8 @@ int main(void)
         {"map with items larger than the shared area", test_map_large_items},
         {"imap ordered and unordered, errors continue", test_imap_ordered_unordered_errors},
         {"imap keeps a bounded number in flight", test_imap_bounded_in_flight},
+        {"terminate stops a running map", test_terminate_stops_a_map},
+        {"imap free early stops the rest", test_imap_free_early},
         {"apply_async_data bytes, apply_async opaque", test_apply_async_data_and_opaque},
         {"cancel, terminate, close, join", test_cancel_terminate_close_join},
         {"map_async cancel before start", test_map_async_cancel_before_start},
