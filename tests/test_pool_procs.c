@@ -692,7 +692,14 @@ static void test_crashes_in_a_map(void)
             wrong += out[i] != i + 1;
     CU_ASSERT_EQUAL(wrong, 0);
 
-    c.segv = c.abrt = c.exit3 = c.slow = UINT64_MAX;   /* the pool goes on */
+    c.abrt = c.exit3 = c.slow = UINT64_MAX;            /* blocking map */
+    memset(out, 0, NCRASH * sizeof *out);
+    CU_ASSERT_EQUAL(pm_pool_map(p, &s, &fi), -(PM_EWORKER_SIGNALED + SIGSEGV));
+    CU_ASSERT_EQUAL(fi, 1234);
+    CU_ASSERT_EQUAL(out[1233], 1234);
+    CU_ASSERT_EQUAL(out[1235], 1236);
+
+    c.segv = UINT64_MAX;                                /* the pool goes on */
     memset(out, 0, NCRASH * sizeof *out);
     CU_ASSERT_EQUAL(pm_pool_map(p, &s, &fi), 0);
     CU_ASSERT_EQUAL(fi, NCRASH);

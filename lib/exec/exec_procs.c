@@ -502,6 +502,8 @@ static void srv_spawn(srv *s, const spawn_msg *m, int fd)
     pid_t server = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        for (size_t i = 0; i < s->n; i++)
+            munmap(s->recs[i].hdr, HDR_SIZE);    /* other workers' headers */
         close(s->sock);
         close(s->sfd);
         sigset_t all;

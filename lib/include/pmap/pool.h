@@ -83,6 +83,11 @@
  *     the workers exit too.
  *   - Not on processes: pipelines (a pipeline given such a pool fails with
  *     -EINVAL), and calling this pool's functions from inside its tasks.
+ *     Done-callbacks run in the caller's process, on a proxy thread: a
+ *     blocking pm_pool_map there waits like a task waiting on a future.
+ *     Under AddressSanitizer or ThreadSanitizer a worker's SIGSEGV is
+ *     reported as an exit unless handle_segv=0 is in their options, and
+ *     mem_limit does not mix with their shadow memory.
  */
 #ifndef PMAP_POOL_H
 #define PMAP_POOL_H
