@@ -8,8 +8,10 @@
  * never entered an OpenMP region and holds no lock. Workers are forked from
  * it, so they inherit that clean state whatever the parent did before (GNU
  * libgomp is not fork-safe after a parallel region, GCC bug 60035). The
- * server talks to the parent over a socket pair: "spawn" carries a worker's
- * shared-memory file (SCM_RIGHTS), the reply its pid and a pidfd.
+ * server talks to the parent over a socket pair: it says hello first (a
+ * program that runs its main instead is killed: -ENOEXEC), then each
+ * "spawn" carries a worker's shared-memory file (SCM_RIGHTS), the reply its
+ * pid and a pidfd.
  *
  * Proxies. The parent keeps the thread backend (exec_threads.c) unchanged:
  * `workers` threads and one queue, so submit, cancel, close, terminate,
@@ -89,6 +91,8 @@
 #define SPIN_NS 20000
 #define TICK_S 0.2                     /* re-check a silent worker this often */
 #define GONE_TICKS 5                   /* ticks a dead worker's server may take */
+#define SERVER_HELLO 0x706d6170        /* the server's first message ("pmap") */
+#define HELLO_MS 20000                 /* how long a server may take to start */
 
 extern char **environ;
 
@@ -545,7 +549,8 @@ static _Noreturn void server_main(int sock)
     sigprocmask(SIG_BLOCK, &chld, NULL);
     s.sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     prctl(PR_SET_NAME, "pmap-forksrv");
-    if (s.sfd < 0)
+    spawn_reply hello = {0, SERVER_HELLO};
+    if (s.sfd < 0 || send_fd(sock, &hello, sizeof hello, -1) < 0)
         _exit(122);
     for (;;) {
         struct pollfd p[2] = {{sock, POLLIN, 0}, {s.sfd, POLLIN, 0}};
@@ -613,6 +618,29 @@ static procs *P_of(pm__exec *ex)
     return ex->procs;
 }
 
+/* Waits for the server's hello: a program that does not run libpmap's
+ * constructor before main (libpmap loaded with dlopen, say) would run its
+ * main instead; it is killed and pm_pool_new fails with -ENOEXEC. */
+static int server_hello(procs *P)
+{
+    struct pollfd p = {P->sock, POLLIN, 0};
+    spawn_reply hello = {0, 0};
+    int fd = -1;
+    int r;
+    while ((r = poll(&p, 1, HELLO_MS)) < 0 && errno == EINTR)
+        ;
+    if (r == 1 && recv_fd(P->sock, &hello, sizeof hello, &fd) == 0 &&
+        hello.err == SERVER_HELLO && fd < 0)
+        return 0;
+    if (fd >= 0)
+        close(fd);
+    kill(P->server, SIGKILL);
+    close(P->sock);
+    P->sock = -1;
+    waitpid(P->server, NULL, 0);
+    return -ENOEXEC;
+}
+
 static int start_server(procs *P)
 {
     int sv[2];
@@ -647,7 +675,7 @@ static int start_server(procs *P)
         return rc;
     }
     P->sock = sv[0];
-    return 0;
+    return server_hello(P);
 }
 
 /* Maps a new worker's slot (once per proxy). */

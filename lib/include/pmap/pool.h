@@ -225,8 +225,13 @@ typedef struct pm_map_spec {
 /* Creates a pool. NULL opts: defaults. Starts the workers, runs their
  * initializers and waits for them. Returns 0 and sets *pool_ret, or -EINVAL
  * (workers negative or above PM_POOL_MAX_WORKERS, PMAP_JOBS set but
- * malformed when the default is asked for, NULL pool_ret), -ENOMEM, -EAGAIN (no threads), or the first
- * initializer failure (the pool is then already torn down). */
+ * malformed when the default is asked for, NULL pool_ret, an unknown backend,
+ * a negative task_timeout, initarg_size without initarg), -ENOMEM, -EAGAIN
+ * (no threads), or the first initializer failure (the pool is then already
+ * torn down). Processes: also the fork server's failures (posix_spawn's
+ * error; -ENOEXEC when the program, re-executed, runs its main instead of
+ * libpmap's constructor: libpmap loaded with dlopen) and, for a worker that
+ * dies in its initializer, its PM_EWORKER_* status. */
 PM_API int pm_pool_new(const pm_pool_opts *opts, pm_pool **pool_ret);
 
 /* Terminates and joins the pool if that was not done, then frees it. NULL:
