@@ -49,7 +49,10 @@
  *     60035): workers may run OpenMP regions of their own. The program's
  *     other constructors do run in the server (keep them free of side
  *     effects such as writing files). A program started through an
- *     explicit loader (ld.so ./prog) cannot be re-executed that way.
+ *     explicit loader (ld.so ./prog) cannot be re-executed that way, and
+ *     one that loads libpmap with dlopen runs its main again up to that
+ *     dlopen (if it never gets there, pm_pool_new fails with -ENOEXEC
+ *     after 20 s): link libpmap into programs that use process pools.
  *   - Functions cross as (loaded module, offset) pairs, so any function of
  *     the program or of a shared library works, static ones included.
  *     Pointers do not cross: a map's arg is copied when
@@ -229,8 +232,8 @@ typedef struct pm_map_spec {
  * a negative task_timeout, initarg_size without initarg), -ENOMEM, -EAGAIN
  * (no threads), or the first initializer failure (the pool is then already
  * torn down). Processes: also the fork server's failures (posix_spawn's
- * error; -ENOEXEC when the program, re-executed, runs its main instead of
- * libpmap's constructor: libpmap loaded with dlopen) and, for a worker that
+ * error; -ENOEXEC when the program, re-executed, does not reach libpmap's
+ * constructor: see "Processes") and, for a worker that
  * dies in its initializer, its PM_EWORKER_* status. */
 PM_API int pm_pool_new(const pm_pool_opts *opts, pm_pool **pool_ret);
 
