@@ -313,10 +313,9 @@ static void *worker_arg(slot_hdr *h, unsigned char *data, layout l)
     return h->arg_size ? (void *)(data + l.arg) : (void *)(uintptr_t)h->arg;
 }
 
-static void worker_items(slot_hdr *h, unsigned char *data)
+static void worker_items(slot_hdr *h, unsigned char *data, pm_map_fn fn)
 {
     layout l = layout_of(h->arg_size, h->in_size, h->out_size, h->count, 0);
-    pm_map_fn fn = (pm_map_fn)fn_resolve(&h->fn);
     void *arg = worker_arg(h, data, l);
     int32_t *st = (int32_t *)(data + l.st);
     size_t i, n = h->count;
@@ -349,7 +348,7 @@ static void worker_serve(slot_hdr *h, unsigned char *data)
         break;
     }
     case REQ_ITEMS:
-        worker_items(h, data);
+        worker_items(h, data, (pm_map_fn)fn);
         break;
     }
 }
@@ -386,7 +385,9 @@ static void worker_limit(uint64_t extra)
             pages = 0;
         fclose(f);
     }
-    rlim_t lim = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + extra;
+    /* The shared area is not the task's: it may grow to DATA_MAX (more
+     * only for a batch of one item larger than that). */
+    rlim_t lim = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + HDR_SIZE + DATA_MAX + extra;
     struct rlimit rl = {lim, lim};
     setrlimit(RLIMIT_AS, &rl);
 }

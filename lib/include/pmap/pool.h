@@ -177,9 +177,10 @@ typedef struct pm_pool_opts {
                                   map: a chunk, or less when items are
                                   large); 0: never */
     size_t mem_limit;          /* bytes of address space a worker may add to
-                                  what it has when it starts (RLIMIT_AS):
-                                  allocations beyond it fail inside the
-                                  task; 0: none */
+                                  what it has when it starts, besides its
+                                  share of the item area (up to 64 MiB)
+                                  (RLIMIT_AS): allocations beyond it fail
+                                  inside the task; 0: none */
 } pm_pool_opts;
 
 #define PM_POOL_OPTS_INIT { .workers = PM_POOL_AUTO }
