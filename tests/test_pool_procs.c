@@ -298,6 +298,43 @@ static void test_initializer_per_worker(void)
     CU_ASSERT_EQUAL(waitpid(-1, NULL, WNOHANG), -1);   /* nothing left */
 }
 
+/* Fails while the file named by arg exists. */
+static int init_unless_file(void *arg)
+{
+    return access(arg, F_OK) == 0 ? -EACCES : 0;
+}
+
+/* A replacement worker whose initializer fails fails the task that needed
+ * it, with the initializer's status; the next one tries again. */
+static void test_initializer_fails_in_replacement(void)
+{
+    char *dir = pm_test_tmpdir();
+    char path[256];
+    snprintf(path, sizeof path, "%s/no-init", dir);
+    pm_pool_opts o = PM_POOL_OPTS_INIT;
+    o.initializer = init_unless_file;
+    o.initarg = path;
+    o.initarg_size = strlen(path) + 1;
+    o.max_tasks = 1;
+    pm_pool *p = new_procs(1, &o);
+    int r[2];
+    CU_ASSERT_EQUAL(run_task(p, task_pid, NULL, 0, r, sizeof r), 0);
+    CU_ASSERT_EQUAL(pm_test_write_file(path, "x", 1), 0);
+    CU_ASSERT_EQUAL(run_task(p, task_pid, NULL, 0, r, sizeof r), -EACCES);
+    uint64_t in[4] = {1, 2, 3, 4}, out[4] = {0};
+    pm_map_spec s = {.fn = times_k, .in = in, .in_size = 8, .n = 4, .out = out, .out_size = 8};
+    size_t fi = 9;
+    CU_ASSERT_EQUAL(pm_pool_map(p, &s, &fi), -EACCES);
+    CU_ASSERT_EQUAL(fi, 0);
+    CU_ASSERT_EQUAL(unlink(path), 0);
+    CU_ASSERT_EQUAL(run_task(p, task_pid, NULL, 0, r, sizeof r), 0);
+    CU_ASSERT_EQUAL(pm_pool_map(p, &s, &fi), 0);
+    CU_ASSERT_EQUAL(out[3], 5);
+    pm_pool_free(p);
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
 /* ---- maps ---- */
 
 static void test_map_in_order(void)
@@ -945,6 +982,7 @@ int main(void)
     static const pm_test_case cases[] = {
         {"new: processes, invalid options", test_new_and_invalid},
         {"initializer once per worker, initarg bytes, failure", test_initializer_per_worker},
+        {"initializer failing in a replacement fails its task", test_initializer_fails_in_replacement},
         {"map in order, chunksize 1/20/auto, arg bytes", test_map_in_order},
         {"map and map_async: lowest failing index", test_map_lowest_failing_index},
         {"map with items larger than the shared area", test_map_large_items},
