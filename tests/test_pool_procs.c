@@ -420,6 +420,34 @@ static void test_map_large_items(void)
     pm_pool_free(p);
 }
 
+/* An argument larger than the whole shared area: one item per request. */
+static int sum_big_arg(const void *in, void *out, void *arg)
+{
+    const uint32_t *a = arg;
+    uint64_t i = *(const uint64_t *)in;
+    *(uint64_t *)out = a[i] + a[(80u << 20) / 4 - 1 - i];
+    return 0;
+}
+
+static void test_map_huge_arg(void)
+{
+    pm_pool *p = new_procs(2, NULL);
+    size_t asz = (size_t)80 << 20, n = 6;
+    uint32_t *a = malloc(asz);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    for (size_t i = 0; i < asz / 4; i++)
+        a[i] = (uint32_t)i;
+    uint64_t *in = iota(n), out[6] = {0};
+    pm_map_spec s = {.fn = sum_big_arg, .arg = a, .arg_size = asz, .in = in, .in_size = 8,
+                     .n = n, .out = out, .out_size = 8};
+    CU_ASSERT_EQUAL(pm_pool_map(p, &s, NULL), 0);
+    for (size_t i = 0; i < n; i++)
+        CU_ASSERT_EQUAL(out[i], (uint64_t)(asz / 4 - 1));
+    free(a);
+    free(in);
+    pm_pool_free(p);
+}
+
 static void test_imap_ordered_unordered_errors(void)
 {
     pm_pool *p = new_procs(2, NULL);
@@ -986,6 +1014,7 @@ int main(void)
         {"map in order, chunksize 1/20/auto, arg bytes", test_map_in_order},
         {"map and map_async: lowest failing index", test_map_lowest_failing_index},
         {"map with items larger than the shared area", test_map_large_items},
+        {"map with an argument larger than the shared area", test_map_huge_arg},
         {"imap ordered and unordered, errors continue", test_imap_ordered_unordered_errors},
         {"imap keeps a bounded number in flight", test_imap_bounded_in_flight},
         {"terminate stops a running map", test_terminate_stops_a_map},

@@ -913,8 +913,8 @@ int pm__procs_task(pm__exec *ex, pm_task_fn fn, void *arg, size_t arg_size,
 static size_t batch_of(const pm__rmap *m, size_t count)
 {
     size_t per = m->in_size + m->out_size + sizeof(int32_t);
-    size_t room = DATA_MAX - up64(m->arg_size) - 4 * 64;
-    size_t b = room / per;
+    size_t fixed = up64(m->arg_size) + 4 * 64;
+    size_t b = fixed < DATA_MAX ? (DATA_MAX - fixed) / per : 1;
     return b == 0 ? 1 : b < count ? b : count;
 }
 

@@ -83,7 +83,11 @@
  *     server. Workers are children of the server, not of the caller, so a
  *     waitpid(-1) of the program never reaps them. pm_pool_free leaves no
  *     process behind; if the caller dies (even by SIGKILL), the server and
- *     the workers exit too.
+ *     the workers exit too. A child forked from the caller shares the
+ *     pool's connection to its server (and gets -ECHILD, as above): the
+ *     server and workers then stay until the child exits as well. Each
+ *     worker's item area keeps the largest size a request needed until
+ *     the pool is freed.
  *   - Not on processes: pipelines (a pipeline given such a pool fails with
  *     -EINVAL), and calling this pool's functions from inside its tasks.
  *     Done-callbacks run in the caller's process, on a proxy thread: a
