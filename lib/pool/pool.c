@@ -15,6 +15,13 @@
  * without waiting, and a map nested in a map runs serially on its thread's
  * slot, so nesting cannot deadlock on slots.
  *
+ * Processes (PM_POOL_PROCESSES: exec_procs.c). The same queue and worker
+ * threads, each the proxy of a worker process: a task is wrapped in an
+ * rtask (below) whose run sends the function and its argument bytes to the
+ * proxy's process; map and imap chunks do the same with their items
+ * (pool_map.c, pool_imap.c), and a blocking map is map_async plus a wait.
+ * apply_async_data uses an rtask on threads too, for the same ownership.
+ *
  * Cancellation is a state change of the future (future.c): a cancelled
  * future stays in the queue and is dropped when popped. Terminate makes the
  * executor drop its whole queue: every queued future is cancelled; running

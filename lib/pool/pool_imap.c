@@ -31,6 +31,10 @@
  * serves one list at a time: free (consumer), dispatched (ordered,
  * consumer) or ready (unordered, under the mutex).
  *
+ * On a process pool a chunk's items run in its proxy's worker process
+ * (chunk_run_procs); pm_imap_free's cancel then takes effect between
+ * requests to it, not between items.
+ *
  * Ending early. pm_imap_free sets `cancelled` (running chunks stop after
  * their current item), cancels the chunks still queued, and waits until no
  * chunk is in flight before freeing the slots. A terminated pool cancels

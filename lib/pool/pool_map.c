@@ -29,6 +29,10 @@
  * map on a thread that led one before a fork returns -ECHILD instead of
  * hanging; so does any map on a pool made before the fork.
  *
+ * Processes. pm_pool_map is map_async plus a wait; a runner hands each
+ * chunk's items to its proxy's worker process (run_items_procs), where a
+ * worker's death fails one item and terminate stops between items.
+ *
  * map_async. The map becomes a job: min(workers, chunks) runner tasks go to
  * the queue at once, each claiming chunks from the job's atomic counter
  * until none is left. The first runner to start moves the user's future to
