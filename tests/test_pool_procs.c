@@ -634,6 +634,38 @@ static void test_apply_async_data_and_opaque(void)
     pm_pool_free(p);
 }
 
+/* Writes its result elsewhere and points *result_ret there. */
+static int task_result_elsewhere(void *arg, void **result_ret)
+{
+    static uint64_t r;
+    r = *(const uint64_t *)arg * 3;
+    *result_ret = &r;
+    return 0;
+}
+
+/* The same contract on threads: the argument is a copy, the result a
+ * buffer the future owns (filled from wherever the task pointed). */
+static void test_apply_async_data_on_threads(void)
+{
+    pm_pool_opts o = PM_POOL_OPTS_INIT;
+    o.workers = 2;
+    pm_pool *p;
+    CU_ASSERT_EQUAL_FATAL(pm_pool_new(&o, &p), 0);
+    for (int backend = 0; backend < 2; backend++) {
+        uint32_t a[64];
+        for (int i = 0; i < 64; i++)
+            a[i] = 2;
+        uint64_t r = 0, x = 14;
+        CU_ASSERT_EQUAL(run_task(p, task_sum, a, sizeof a, &r, sizeof r), 7);
+        CU_ASSERT_EQUAL(r, 128);
+        CU_ASSERT_EQUAL(run_task(p, task_result_elsewhere, &x, sizeof x, &r, sizeof r), 0);
+        CU_ASSERT_EQUAL(r, 42);
+        pm_pool_free(p);
+        p = new_procs(2, NULL);
+    }
+    pm_pool_free(p);
+}
+
 static void test_cancel_terminate_close_join(void)
 {
     pm_pool *p = new_procs(1, NULL);
@@ -1020,6 +1052,7 @@ int main(void)
         {"terminate stops a running map", test_terminate_stops_a_map},
         {"imap free early stops the rest", test_imap_free_early},
         {"apply_async_data bytes, apply_async opaque", test_apply_async_data_and_opaque},
+        {"apply_async_data on threads and processes alike", test_apply_async_data_on_threads},
         {"cancel, terminate, close, join", test_cancel_terminate_close_join},
         {"map_async cancel before start", test_map_async_cancel_before_start},
         {"crashes in a map of 10000: only those items fail", test_crashes_in_a_map},

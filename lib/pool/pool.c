@@ -263,6 +263,26 @@ static int rtask_run(void *arg, void **result_ret)
     return rc;
 }
 
+/* A future (the caller's and the queue's references) running fn through
+ * an rtask it owns; NULL when out of memory. */
+static pm_future *rtask_future(pm_pool *pool, pm_task_fn fn, const void *arg,
+                               size_t arg_size, size_t result_size)
+{
+    size_t len = sizeof(rtask) + ((arg_size + 63) & ~(size_t)63) + result_size;
+    rtask *t = calloc(1, len);
+    pm_future *f = t ? pm__future_new(rtask_run, t, 2) : NULL;
+    if (!f) {
+        free(t);
+        return NULL;
+    }
+    *t = (rtask){.ex = pool->ex, .fn = fn, .arg = (void *)arg, .arg_size = arg_size,
+                 .result_size = result_size, .procs = pm__pool_procs(pool)};
+    if (arg_size)
+        t->arg = memcpy(t->data, arg, arg_size);
+    f->owned = t;
+    return f;
+}
+
 static int submit_task(pm_pool *pool, pm_task_fn fn, const void *arg, size_t arg_size,
                        size_t result_size, int data, pm_future **future_ret)
 {
@@ -272,23 +292,8 @@ static int submit_task(pm_pool *pool, pm_task_fn fn, const void *arg, size_t arg
     if (pm__pool_forked(pool))
         return -ECHILD;
     int procs = pm__pool_procs(pool);
-    pm_future *f;
-    if (!procs && !data) {
-        f = pm__future_new(fn, (void *)arg, 2);    /* the caller's, the queue's */
-    } else {
-        size_t len = sizeof(rtask) + ((arg_size + 63) & ~(size_t)63) + result_size;
-        rtask *t = calloc(1, len);
-        f = t ? pm__future_new(rtask_run, t, 2) : NULL;
-        if (!f) {
-            free(t);
-            return -ENOMEM;
-        }
-        *t = (rtask){.ex = pool->ex, .fn = fn, .arg = (void *)arg, .arg_size = arg_size,
-                     .result_size = result_size, .procs = procs};
-        if (arg_size)
-            t->arg = memcpy(t->data, arg, arg_size);
-        f->owned = t;
-    }
+    pm_future *f = !procs && !data ? pm__future_new(fn, (void *)arg, 2)
+                                   : rtask_future(pool, fn, arg, arg_size, result_size);
     if (!f)
         return -ENOMEM;
     int rc = pm__pool_submit(pool, &f, 1, 0);
