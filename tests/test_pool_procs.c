@@ -833,6 +833,30 @@ static void test_crashing_tasks(void)
     pm_pool_free(p);
 }
 
+/* A caller with every signal blocked and SIGCHLD ignored (both survive
+ * exec): the server still reaps and reports its workers' deaths. */
+static void test_crash_with_signals_blocked_and_sigchld_ignored(void)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    struct sigaction ign = {.sa_handler = SIG_IGN}, prev;
+    sigaction(SIGCHLD, &ign, &prev);
+    pm_pool *p = new_procs(1, NULL);
+    pm_future *f;
+    CU_ASSERT_EQUAL_FATAL(pm_pool_apply_async(p, task_crash, (void *)(intptr_t)1, &f), 0);
+    CU_ASSERT_EQUAL(pm_future_wait(f, WAIT_S), 0);
+    CU_ASSERT_EQUAL(pm_future_status(f), -(PM_EWORKER_SIGNALED + SIGSEGV));
+    pm_future_free(f);
+    int r[2];
+    CU_ASSERT_EQUAL(run_task(p, task_pid, NULL, 0, r, sizeof r), 0);
+    pm_pool_free(p);
+    sigaction(SIGCHLD, &prev, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    CU_ASSERT(wait_gone(r[0], 10));
+    CU_ASSERT(wait_gone(r[1], 10));
+}
+
 static void test_kill9_from_outside(void)
 {
     char *dir = pm_test_tmpdir();
@@ -1057,6 +1081,7 @@ int main(void)
         {"map_async cancel before start", test_map_async_cancel_before_start},
         {"crashes in a map of 10000: only those items fail", test_crashes_in_a_map},
         {"crashing tasks: status, pm_strerror, pool goes on", test_crashing_tasks},
+        {"crash with signals blocked and SIGCHLD ignored", test_crash_with_signals_blocked_and_sigchld_ignored},
         {"kill -9 of a worker fails just its item", test_kill9_from_outside},
         {"max_tasks replaces workers", test_max_tasks_replaces_workers},
         {"memory limit", test_memory_limit},

@@ -663,8 +663,17 @@ static int start_server(procs *P)
         env[k] = NULL;
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_adddup2(&fa, child, SERVER_FD);
+        posix_spawnattr_t at;          /* no blocked signal, no caught one */
+        sigset_t none, all;
+        sigemptyset(&none);
+        sigfillset(&all);
+        posix_spawnattr_init(&at);
+        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        posix_spawnattr_setsigmask(&at, &none);
+        posix_spawnattr_setsigdefault(&at, &all);
         char *argv[] = {"pmap-forkserver", NULL};
-        rc = -posix_spawn(&P->server, "/proc/self/exe", &fa, NULL, argv, env);
+        rc = -posix_spawn(&P->server, "/proc/self/exe", &fa, &at, argv, env);
+        posix_spawnattr_destroy(&at);
         posix_spawn_file_actions_destroy(&fa);
     }
     free(env);
