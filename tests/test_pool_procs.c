@@ -912,6 +912,59 @@ static void test_max_tasks_replaces_workers(void)
             CU_ASSERT_NOT_EQUAL(pids[i], pids[i - 1]);   /* then a new one */
     }
     CU_ASSERT(wait_gone(pids[0], 5));
+
+    uint64_t in[40], out[40];             /* a map: one worker per item */
+    for (int i = 0; i < 40; i++)
+        in[i] = (uint64_t)i;
+    pm_map_spec s = {.fn = times_k, .in = in, .in_size = 8, .n = 40, .out = out,
+                     .out_size = 8, .chunksize = 1};
+    CU_ASSERT_EQUAL(pm_pool_map(p, &s, NULL), 0);
+    for (int i = 0; i < 40; i++)
+        CU_ASSERT_EQUAL(out[i], (uint64_t)i + 1);
+    pm_pool_free(p);
+}
+
+static int task_crash_some(void *arg, void **result_ret)
+{
+    (void)result_ret;
+    intptr_t i = (intptr_t)arg;
+    if (i % 500 == 499)
+        raise(SIGSEGV);
+    return (int)(i & 0xfff);
+}
+
+/* Many tasks from two threads, one in 500 crashing: every status right. */
+static void *submit_many(void *arg)
+{
+    pm_pool *p = arg;
+    enum { N = 5000 };
+    pm_future **fs = calloc(N, sizeof *fs);
+    intptr_t wrong = 0;
+    for (intptr_t i = 0; i < N; i++)
+        if (pm_pool_apply_async(p, task_crash_some, (void *)i, &fs[i]))
+            wrong++;
+    if (pm_wait_all(fs, N, WAIT_S))
+        wrong++;
+    for (intptr_t i = 0; i < N; i++) {
+        int want = i % 500 == 499 ? -(PM_EWORKER_SIGNALED + SIGSEGV) : (int)(i & 0xfff);
+        wrong += fs[i] && pm_future_status(fs[i]) != want;
+        pm_future_free(fs[i]);
+    }
+    free(fs);
+    return (void *)wrong;
+}
+
+static void test_stress_tasks_with_crashes(void)
+{
+    pm_pool *p = new_procs(2, NULL);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, submit_many, p), 0);
+    for (int i = 0; i < 2; i++) {
+        void *wrong;
+        pthread_join(th[i], &wrong);
+        CU_ASSERT_EQUAL((intptr_t)wrong, 0);
+    }
     pm_pool_free(p);
 }
 
@@ -1085,6 +1138,7 @@ int main(void)
         {"kill -9 of a worker fails just its item", test_kill9_from_outside},
         {"max_tasks replaces workers", test_max_tasks_replaces_workers},
         {"memory limit", test_memory_limit},
+        {"stress: 10^4 tasks from two threads, 1 in 500 crashing", test_stress_tasks_with_crashes},
         {"no process left after pm_pool_free", test_no_process_left_after_free},
         {"no process left after the parent's SIGKILL", test_no_process_left_after_sigkill},
         {"fork server killed: work fails with -EPIPE", test_fork_server_killed},
