@@ -37,9 +37,12 @@
  * as of a completion. For a map, the worker stores in `cur` the index of
  * the item it starts before running it, so the proxy fails exactly that
  * item (PM_EWORKER_* status) and sends the rest of the batch to a new
- * worker. A timeout is measured per task or per item (`cur` moving): the
+ * worker. A timeout runs from the start of each task or item (the worker
+ * stamps `item_ns` as it starts one, when a timeout is set): past it the
  * proxy kills the worker through its pidfd, and the item fails with
  * -ETIMEDOUT. A worker is replaced lazily, by the next request of its proxy.
+ * A worker that vanishes with no word from the server for about a second
+ * means the server was killed: the work fails with -EPIPE.
  *
  * Functions cross processes as (module, offset) pairs: the module holding
  * the address (dl_iterate_phdr; "" is the main program) and the offset from
