@@ -18,6 +18,9 @@
 
 static const char pm__unknown_error[] = "unknown error";
 
+/* exec/exec_procs.c: a worker process's death (PM_EWORKER_*), or NULL. */
+const char *pm__worker_strerror(int err);
+
 /* glibc's description of a positive errno value, or NULL when it has none. */
 static const char *pm__libc_desc(int err)
 {
@@ -34,6 +37,9 @@ const char *pm_strerror(int err)
 {
     if (err == INT_MIN)
         return pm__unknown_error;
+    const char *w = pm__worker_strerror(err < 0 ? err : -err);
+    if (w)
+        return w;
     if (err < 0)
         err = -err;
     switch (err) {

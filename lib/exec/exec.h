@@ -15,9 +15,11 @@
  *   join     wait for the workers to exit
  *
  * Backends: exec_threads.c (pthreads; blocking maps add OpenMP teams on the
- * same slot budget, pool/pool_map.c). A process backend (issue 12) plugs in
- * here with the same ops; work that needs shared memory (pipeline stages)
- * asks for PM__EXEC_SHARED_MEMORY.
+ * same slot budget, pool/pool_map.c) and exec_procs.c (the same threads as
+ * proxies of worker processes: user functions run in the workers through
+ * pm__procs_task / pm__procs_map, called from a work item on a proxy). Work
+ * that needs shared memory (pipeline stages) asks for
+ * PM__EXEC_SHARED_MEMORY, which only the thread backend has.
  *
  * Thread budget: the executor owns `workers` execution slots. A worker
  * holds one while it runs items; a blocking map holds the slots its OpenMP
@@ -121,9 +123,45 @@ struct pm__exec {
                                     close (live imap iterators): closed
                                     workers wait for them */
     void *be;                    /* the backend's state */
+    void *procs;                 /* exec_procs.c's own state (its be is
+                                    the thread backend's) */
+    pm_pool_opts opts;           /* the pool's options (backend fields) */
 };
 
 extern const pm__exec_ops pm__exec_threads;
+extern const pm__exec_ops pm__exec_procs;
+
+/* ---- the process backend's calls (on a proxy thread only) ---- */
+
+/* A map's items for pm__procs_map: fn(in, out, arg) in the worker, arg
+ * copied when arg_size > 0. Each non-zero status goes to fail(ctx, i, st)
+ * (on the calling thread, index relative to the call); stop, when set, is
+ * read between requests. */
+typedef struct pm__rmap {
+    pm_map_fn fn;
+    void *arg;
+    size_t arg_size, in_size, out_size;
+    void (*fail)(void *ctx, size_t i, int status);
+    void *ctx;
+    _Atomic int *stop;
+} pm__rmap;
+
+/* Runs items [0, count) (in[], out[] as in pm_map_spec) on the calling
+ * proxy's worker process. An item whose worker died or timed out fails
+ * with a PM_EWORKER_* status or -ETIMEDOUT and the others run on a
+ * replacement. Returns how many items ran or failed; fewer than count
+ * only when stopped (terminate or *stop). */
+size_t pm__procs_map(pm__exec *ex, const pm__rmap *m, const void *in, void *out, size_t count);
+
+/* Runs fn(arg, &result) on the calling proxy's worker: arg is arg_size
+ * bytes copied (or, for 0, the opaque value); result_size bytes of result
+ * come back in result. Returns the task's status, or a PM_EWORKER_* status,
+ * -ETIMEDOUT, -EINVAL (fn in no loaded module), -ENOMEM. */
+int pm__procs_task(pm__exec *ex, pm_task_fn fn, void *arg, size_t arg_size,
+                   void *result, size_t result_size);
+
+/* pm_strerror's text for a PM_EWORKER_* status, NULL for other codes. */
+const char *pm__worker_strerror(int err);
 
 /* The executor behind a pool (pool.c): how other subsystems (the pipeline)
  * run work on a user's pool. */

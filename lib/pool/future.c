@@ -53,6 +53,7 @@ pm_future *pm__future_new(pm_task_fn fn, void *arg, int refs)
     f->cbs = NULL;
     f->cbs_tail = &f->cbs;
     f->waiters = NULL;
+    f->owned = NULL;
     return f;
 }
 
@@ -61,6 +62,7 @@ void pm__future_unref(pm_future *f)
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
     pthread_mutex_destroy(&f->mu);
+    free(f->owned);
     free(f);
 }
 

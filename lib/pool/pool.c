@@ -15,6 +15,13 @@
  * without waiting, and a map nested in a map runs serially on its thread's
  * slot, so nesting cannot deadlock on slots.
  *
+ * Processes (PM_POOL_PROCESSES: exec_procs.c). The same queue and worker
+ * threads, each the proxy of a worker process: a task is wrapped in an
+ * rtask (below) whose run sends the function and its argument bytes to the
+ * proxy's process; map and imap chunks do the same with their items
+ * (pool_map.c, pool_imap.c), and a blocking map is map_async plus a wait.
+ * apply_async_data uses an rtask on threads too, for the same ownership.
+ *
  * Cancellation is a state change of the future (future.c): a cancelled
  * future stays in the queue and is dropped when popped. Terminate makes the
  * executor drop its whole queue: every queued future is cancelled; running
@@ -39,6 +46,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,13 +131,29 @@ int pm__pool_thread_init(pm_pool *pool)
 
 /* ---- lifecycle ---- */
 
+/* The backend's ops for opts, NULL for an invalid choice. */
+static const pm__exec_ops *backend_of(const pm_pool_opts *opts)
+{
+    if (!opts || opts->backend == PM_POOL_THREADS)
+        return &pm__exec_threads;
+    if (opts->backend != PM_POOL_PROCESSES || !(opts->task_timeout >= 0) ||
+        opts->task_timeout > 1e9 || (opts->initarg_size && !opts->initarg))
+        return NULL;
+    return &pm__exec_procs;
+}
+
 static int pool_alloc(int workers, const pm_pool_opts *opts, pm_pool **pool_ret)
 {
+    const pm__exec_ops *ops = backend_of(opts);
+    if (!ops)
+        return -EINVAL;
     pm_pool *pool = calloc(1, sizeof *pool);
     if (!pool)
         return -ENOMEM;
-    int rc = pm__exec_new(&pm__exec_threads, workers, opts ? opts->initializer : NULL,
+    int rc = pm__exec_new(ops, workers, opts ? opts->initializer : NULL,
                           opts ? opts->initarg : NULL, &pool->ex);
+    if (rc == 0 && opts)
+        pool->ex->opts = *opts;
     if (rc == 0) {
         pthread_mutexattr_t ma;
         pthread_mutexattr_init(&ma);
@@ -204,14 +229,71 @@ int pm_pool_workers(const pm_pool *pool)
     return pool ? pool->workers : -EINVAL;
 }
 
-int pm_pool_apply_async(pm_pool *pool, pm_task_fn fn, void *arg,
-                        pm_future **future_ret)
+/* apply_async_data's task and, on processes, every task: what to run and
+ * where its bytes are (the future owns it). */
+typedef struct rtask {
+    pm__exec *ex;
+    pm_task_fn fn;
+    void *arg;                   /* opaque (arg_size 0) or data */
+    size_t arg_size, result_size;
+    int procs;
+    _Alignas(max_align_t) unsigned char data[];   /* arg bytes, then the result */
+} rtask;
+
+static unsigned char *rtask_result(rtask *t)
 {
-    if (!pool || !fn || !future_ret)
+    return t->data + ((t->arg_size + 63) & ~(size_t)63);
+}
+
+static int rtask_run(void *arg, void **result_ret)
+{
+    rtask *t = arg;
+    void *res = t->result_size ? rtask_result(t) : NULL;
+    if (t->procs) {
+        int rc = pm__procs_task(t->ex, t->fn, t->arg, t->arg_size, res, t->result_size);
+        int died = rc == -ETIMEDOUT || PM_WORKER_SIGNAL(rc) || PM_WORKER_EXIT(rc) >= 0;
+        *result_ret = died ? NULL : res;
+        return rc;
+    }
+    void *mine = res;
+    int rc = t->fn(t->arg, &mine);
+    if (res && mine && mine != res)
+        memmove(res, mine, t->result_size);    /* as the process workers do */
+    *result_ret = res;
+    return rc;
+}
+
+/* A future (the caller's and the queue's references) running fn through
+ * an rtask it owns; NULL when out of memory. */
+static pm_future *rtask_future(pm_pool *pool, pm_task_fn fn, const void *arg,
+                               size_t arg_size, size_t result_size)
+{
+    size_t len = sizeof(rtask) + ((arg_size + 63) & ~(size_t)63) + result_size;
+    rtask *t = calloc(1, len);
+    pm_future *f = t ? pm__future_new(rtask_run, t, 2) : NULL;
+    if (!f) {
+        free(t);
+        return NULL;
+    }
+    *t = (rtask){.ex = pool->ex, .fn = fn, .arg = (void *)arg, .arg_size = arg_size,
+                 .result_size = result_size, .procs = pm__pool_procs(pool)};
+    if (arg_size)
+        t->arg = memcpy(t->data, arg, arg_size);
+    f->owned = t;
+    return f;
+}
+
+static int submit_task(pm_pool *pool, pm_task_fn fn, const void *arg, size_t arg_size,
+                       size_t result_size, int data, pm_future **future_ret)
+{
+    if (!pool || !fn || !future_ret || (arg_size && !arg) ||
+        arg_size > SIZE_MAX / 4 || result_size > SIZE_MAX / 4)
         return -EINVAL;
     if (pm__pool_forked(pool))
         return -ECHILD;
-    pm_future *f = pm__future_new(fn, arg, 2);    /* the caller's, the queue's */
+    int procs = pm__pool_procs(pool);
+    pm_future *f = !procs && !data ? pm__future_new(fn, (void *)arg, 2)
+                                   : rtask_future(pool, fn, arg, arg_size, result_size);
     if (!f)
         return -ENOMEM;
     int rc = pm__pool_submit(pool, &f, 1, 0);
@@ -222,6 +304,18 @@ int pm_pool_apply_async(pm_pool *pool, pm_task_fn fn, void *arg,
     }
     *future_ret = f;
     return 0;
+}
+
+int pm_pool_apply_async(pm_pool *pool, pm_task_fn fn, void *arg,
+                        pm_future **future_ret)
+{
+    return submit_task(pool, fn, arg, 0, 0, 0, future_ret);
+}
+
+int pm_pool_apply_async_data(pm_pool *pool, pm_task_fn fn, const void *arg,
+                             size_t arg_size, size_t result_size, pm_future **future_ret)
+{
+    return submit_task(pool, fn, arg, arg_size, result_size, 1, future_ret);
 }
 
 int pm_pool_close(pm_pool *pool)

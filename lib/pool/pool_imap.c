@@ -31,6 +31,10 @@
  * serves one list at a time: free (consumer), dispatched (ordered,
  * consumer) or ready (unordered, under the mutex).
  *
+ * On a process pool a chunk's items run in its proxy's worker process
+ * (chunk_run_procs); pm_imap_free's cancel then takes effect between
+ * requests to it, not between items.
+ *
  * Ending early. pm_imap_free sets `cancelled` (running chunks stop after
  * their current item), cancels the chunks still queued, and waits until no
  * chunk is in flight before freeing the slots. A terminated pool cancels
@@ -96,11 +100,33 @@ struct pm_imap {
 
 /* ---- workers' side ---- */
 
+static void chunk_fail(void *ctx, size_t i, int status)
+{
+    imap_slot *s = ctx;
+    s->status[i] = status;
+}
+
+/* A chunk on a process pool: its items run in the proxy's worker. */
+static void chunk_run_procs(imap_slot *s)
+{
+    pm_imap *it = s->it;
+    const pm_map_spec *sp = &it->spec;
+    pm__rmap m = {.fn = sp->fn, .arg = sp->arg, .arg_size = sp->arg_size,
+                  .in_size = sp->in_size, .out_size = sp->out_size,
+                  .fail = chunk_fail, .ctx = s, .stop = &it->cancelled};
+    memset(s->status, 0, s->count * sizeof *s->status);
+    s->ran = pm__procs_map(it->pool->ex, &m, (const void *)s->in, s->out, s->count);
+}
+
 static int chunk_run(void *arg, void **result_ret)
 {
     (void)result_ret;
     imap_slot *s = arg;
     pm_imap *it = s->it;
+    if (pm__pool_procs(it->pool)) {
+        chunk_run_procs(s);
+        return 0;
+    }
     const pm_map_fn fn = it->spec.fn;
     void *const farg = it->spec.arg;
     const size_t isz = it->spec.in_size, osz = it->spec.out_size;

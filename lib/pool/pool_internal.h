@@ -59,6 +59,8 @@ struct pm_future {
     pthread_mutex_t mu;          /* guards cbs, waiters (not the state) */
     pm__cb *cbs, **cbs_tail;
     pm__wlink *waiters;
+    void *owned;                 /* freed with the future (apply_async_data's
+                                    argument and result buffer) */
 };
 
 /* A new PENDING future with refs references. NULL when out of memory. */
@@ -120,6 +122,12 @@ void pm__pool_iter_remove(pm_pool *pool, pm__iter_link *l);
  * done; join waits for running maps. */
 int pm__pool_map_enter(pm_pool *pool);
 void pm__pool_map_leave(pm_pool *pool);
+
+/* 1 when the pool's workers are processes (exec_procs.c). */
+static inline int pm__pool_procs(const pm_pool *pool)
+{
+    return pool->ex->ops == &pm__exec_procs;
+}
 
 /* The chunk size for n items: the spec's, else Pool's rule. */
 size_t pm__auto_chunksize(size_t n, int workers);

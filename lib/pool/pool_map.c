@@ -29,6 +29,10 @@
  * map on a thread that led one before a fork returns -ECHILD instead of
  * hanging; so does any map on a pool made before the fork.
  *
+ * Processes. pm_pool_map is map_async plus a wait; a runner hands each
+ * chunk's items to its proxy's worker process (run_items_procs), where a
+ * worker's death fails one item and terminate stops between items.
+ *
  * map_async. The map becomes a job: min(workers, chunks) runner tasks go to
  * the queue at once, each claiming chunks from the job's atomic counter
  * until none is left. The first runner to start moves the user's future to
@@ -77,6 +81,7 @@ static int spec_arrays_ok(const pm_map_spec *s, int need_out)
 typedef struct fail_rec {
     size_t index;     /* SIZE_MAX: none */
     int code;
+    size_t base;      /* processes: the first index of the current call */
 } fail_rec;
 
 static inline void fail_note(fail_rec *r, size_t i, int code)
@@ -100,6 +105,27 @@ static void run_items(const pm_map_spec *s, size_t lo, size_t hi, fail_rec *r)
         if (PM__UNLIKELY(rc))
             fail_note(r, i, rc);
     }
+}
+
+static void fail_cb(void *ctx, size_t i, int code)
+{
+    fail_rec *r = ctx;
+    fail_note(r, r->base + i, code);
+}
+
+/* Items [lo, hi) on a process pool: in the proxy's worker. Items not run
+ * because the pool was terminated fail with -ECANCELED. */
+static void run_items_procs(pm_pool *pool, const pm_map_spec *s, size_t lo, size_t hi,
+                            fail_rec *r)
+{
+    r->base = lo;
+    pm__rmap m = {.fn = s->fn, .arg = s->arg, .arg_size = s->arg_size, .in_size = s->in_size,
+                  .out_size = s->out_size, .fail = fail_cb, .ctx = r};
+    const unsigned char *in = s->in_size ? (const unsigned char *)s->in + lo * s->in_size : NULL;
+    unsigned char *out = s->out_size ? (unsigned char *)s->out + lo * s->out_size : NULL;
+    size_t ran = pm__procs_map(pool->ex, &m, in, out, hi - lo);
+    if (ran < hi - lo)
+        fail_note(r, lo + ran, -ECANCELED);
 }
 
 static int terminated(pm_pool *pool)
@@ -132,7 +158,7 @@ static void map_thread(map_run *m)
 {
     pm_pool *pool = m->pool;
     const size_t cs = m->cs, n = m->spec->n, nchunks = m->nchunks;
-    fail_rec r = {SIZE_MAX, 0};
+    fail_rec r = {SIZE_MAX, 0, 0};
     int irc = pm__pool_thread_init(pool);
     void *mark = pthread_getspecific(pool->ex->key);
     pthread_setspecific(pool->ex->key, PM__TLS_IN_MAP);
@@ -168,12 +194,33 @@ static int map_take_slots(pm_pool *pool, size_t nchunks, int *own)
     return pm__slots_take_map(&pool->ex->slots, omp_in_parallel() ? 1 : want);
 }
 
+/* pm_pool_map on processes: map_async and a wait (the items run in the
+ * workers; an OpenMP team in the caller would only wait for them). */
+static int map_procs(pm_pool *pool, const pm_map_spec *spec, size_t *fail_index_ret)
+{
+    size_t idx = spec->n;
+    pm_future *f;
+    int rc = pm_pool_map_async(pool, spec, &idx, &f);
+    if (rc)
+        return rc;
+    pm_future_wait(f, PM_FOREVER);
+    rc = pm_future_status(f);
+    pm_future_free(f);
+    if (rc == -ECANCELED && idx == spec->n)
+        idx = 0;                  /* cancelled before it started */
+    if (fail_index_ret)
+        *fail_index_ret = idx;
+    return rc;
+}
+
 int pm_pool_map(pm_pool *pool, const pm_map_spec *spec, size_t *fail_index_ret)
 {
     if (!pool || pm__spec_check(spec) || spec->input || !spec_arrays_ok(spec, 1))
         return -EINVAL;
     if (pm__pool_forked(pool))
         return -ECHILD;
+    if (pm__pool_procs(pool))
+        return map_procs(pool, spec, fail_index_ret);
     int rc = spec->n ? region_forked() : 0;
     if (rc)
         return rc;
@@ -181,7 +228,7 @@ int pm_pool_map(pm_pool *pool, const pm_map_spec *spec, size_t *fail_index_ret)
     if (rc)
         return rc;
     map_run m = {.pool = pool, .spec = spec, .mu = PTHREAD_MUTEX_INITIALIZER,
-                 .fail = {SIZE_MAX, 0}};
+                 .fail = {SIZE_MAX, 0, 0}};
     if (spec->n > 0) {
         m.cs = spec->chunksize ? spec->chunksize
                                : pm__auto_chunksize(spec->n, pool->workers);
@@ -216,6 +263,7 @@ typedef struct map_job {
     pm_future *fut;               /* the caller's future (one ref is ours) */
     size_t *fail_index_ret;
     pm_pool *pool;
+    int procs;                    /* items run in worker processes */
 } map_job;
 
 static int job_runner(void *arg, void **result_ret)
@@ -225,7 +273,7 @@ static int job_runner(void *arg, void **result_ret)
     pm__future_start(j->fut);     /* the first runner to get here wins */
     if (atomic_load(&j->fut->state) != PM__RUNNING)
         return 0;                 /* cancelled by the caller */
-    fail_rec r = {SIZE_MAX, 0};
+    fail_rec r = {SIZE_MAX, 0, 0};
     size_t c;
     while ((c = atomic_fetch_add(&j->next, 1)) < j->nchunks) {
         size_t lo = c * j->cs, hi = j->spec.n - lo < j->cs ? j->spec.n : lo + j->cs;
@@ -233,7 +281,10 @@ static int job_runner(void *arg, void **result_ret)
             fail_note(&r, lo, -ECANCELED);
             break;
         }
-        run_items(&j->spec, lo, hi, &r);
+        if (j->procs)
+            run_items_procs(j->pool, &j->spec, lo, hi, &r);
+        else
+            run_items(&j->spec, lo, hi, &r);
     }
     pthread_mutex_lock(&j->mu);
     fail_note(&j->fail, r.index, r.code);
@@ -301,9 +352,10 @@ static map_job *job_new(pm_pool *pool, const pm_map_spec *spec, size_t *fail_ind
     j->spec = *spec;
     j->cs = spec->chunksize ? spec->chunksize : pm__auto_chunksize(spec->n, pool->workers);
     j->nchunks = spec->n / j->cs + (spec->n % j->cs != 0);
-    j->fail = (fail_rec){SIZE_MAX, 0};
+    j->fail = (fail_rec){SIZE_MAX, 0, 0};
     j->fail_index_ret = fail_index_ret;
     j->pool = pool;
+    j->procs = pm__pool_procs(pool);
     pthread_mutex_init(&j->mu, NULL);
     return j;
 }

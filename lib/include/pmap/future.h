@@ -13,7 +13,10 @@
  *           (NULL if it stored none, and always NULL when cancelled).
  * pmap never dereferences or frees a result: whatever it points to belongs
  * to the caller from the moment the future is done, and stays the caller's
- * to free even if nobody ever reads it.
+ * to free even if nobody ever reads it. The exception is a future of
+ * pm_pool_apply_async_data (pool.h): its result is a buffer the future owns
+ * and pm_future_free() frees. On a process pool, pm_pool_apply_async's
+ * result is always NULL (the task's pointer is in another process).
  *
  * Ownership: the caller owns the future returned to it and releases it with
  * pm_future_free(). Freeing does not cancel: a pending task still runs and

@@ -1,5 +1,6 @@
 /* pmap/pool.h - a worker pool in the shape of Python's multiprocessing.Pool,
- * on threads and OpenMP (no GIL, no pickling).
+ * on threads and OpenMP (no GIL, no pickling), or on worker processes
+ * (pm_pool_opts.backend = PM_POOL_PROCESSES, see "Processes" below).
  *
  * Work comes in two shapes:
  *   - map-like: fn(in[i], out[i], arg) over n fixed-size items, described by
@@ -35,8 +36,65 @@
  * threads (call it from a thread made in the child, or use map_async or
  * imap, which run on the pool's own workers). OpenMP regions of your own on
  * such a thread hang the same way; pmap cannot see those. The answer for
- * programs that fork is the process backend planned in issue 12 (workers
- * that are processes, made after the fork).
+ * programs that fork is the process backend (below).
+ *
+ * Processes (PM_POOL_PROCESSES). The same API runs each map item and task
+ * in one of `workers` worker processes, so a crash cannot corrupt the
+ * caller or the other workers.
+ *   - Workers are forked from a fork server that pm_pool_new starts by
+ *     executing /proc/self/exe again with a marker in its environment; a
+ *     constructor in libpmap takes that process over before main, so it has
+ *     one thread, no OpenMP team and no held lock, whatever the caller did
+ *     (GNU libgomp is not fork-safe after a parallel region, GCC bug
+ *     60035): workers may run OpenMP regions of their own. The program's
+ *     other constructors do run in the server (keep them free of side
+ *     effects such as writing files). A program started through an
+ *     explicit loader (ld.so ./prog) cannot be re-executed that way, and
+ *     one that loads libpmap with dlopen runs its main again up to that
+ *     dlopen (if it never gets there, pm_pool_new fails with -ENOEXEC
+ *     after 20 s): link libpmap into programs that use process pools.
+ *   - Functions cross as (loaded module, offset) pairs, so any function of
+ *     the program or of a shared library works, static ones included.
+ *     Pointers do not cross: a map's arg is copied when
+ *     pm_map_spec.arg_size > 0, else passed as an opaque value (the same
+ *     bits: a pointer into the caller's memory is meaningless there); the
+ *     same holds for initarg (initarg_size). pm_pool_apply_async passes arg
+ *     as an opaque value and its future's result is always NULL: use
+ *     pm_pool_apply_async_data to send bytes and get bytes back. Items and
+ *     results travel through memory shared with each worker (in_size /
+ *     out_size bytes each).
+ *   - Crashes. A worker that dies (a signal such as SIGSEGV, or SIGKILL from
+ *     the OOM killer; abort(); exit()) fails only the item or task it was
+ *     running, with -(PM_EWORKER_SIGNALED + signal) or -(PM_EWORKER_EXITED +
+ *     exit status) (PM_WORKER_SIGNAL / PM_WORKER_EXIT decode them; for
+ *     pm_strerror, "worker killed by signal 11 (Segmentation fault)"); the
+ *     worker is replaced and the pool goes on, the rest of a map's chunk
+ *     running on the replacement. Python's Pool hangs forever in this case
+ *     (CPython gh-66587); ProcessPoolExecutor fails every pending future and
+ *     refuses new work (BrokenProcessPool); pmap fails the one item.
+ *   - task_timeout, max_tasks and mem_limit (pm_pool_opts) bound each
+ *     worker; the initializer runs once in every worker, replacements
+ *     included (if it fails in a replacement, the item or task that needed
+ *     the worker fails with its status).
+ *   - pm_pool_map runs as pm_pool_map_async plus a wait (no OpenMP in the
+ *     caller); terminate stops a running map between two items; an imap
+ *     iterator freed early stops after the batch being run.
+ *   - The parent keeps one thread per worker (its proxy) and the fork
+ *     server. Workers are children of the server, not of the caller, so a
+ *     waitpid(-1) of the program never reaps them. pm_pool_free leaves no
+ *     process behind; if the caller dies (even by SIGKILL), the server and
+ *     the workers exit too. A child forked from the caller shares the
+ *     pool's connection to its server (and gets -ECHILD, as above): the
+ *     server and workers then stay until the child exits as well. Each
+ *     worker's item area keeps the largest size a request needed until
+ *     the pool is freed.
+ *   - Not on processes: pipelines (a pipeline given such a pool fails with
+ *     -EINVAL), and calling this pool's functions from inside its tasks.
+ *     Done-callbacks run in the caller's process, on a proxy thread: a
+ *     blocking pm_pool_map there waits like a task waiting on a future.
+ *     Under AddressSanitizer or ThreadSanitizer a worker's SIGSEGV is
+ *     reported as an exit unless handle_segv=0 is in their options, and
+ *     mem_limit does not mix with their shadow memory.
  */
 #ifndef PMAP_POOL_H
 #define PMAP_POOL_H
@@ -71,6 +129,25 @@ typedef int (*pm_input_fn)(void *item, void *arg);
 /* Per-thread initializer: non-zero fails (see pm_pool_opts.initializer). */
 typedef int (*pm_init_fn)(void *arg);
 
+/* pm_pool_opts.backend */
+typedef enum pm_pool_backend {
+    PM_POOL_THREADS = 0,       /* threads and OpenMP (the default) */
+    PM_POOL_PROCESSES = 1,     /* worker processes (see "Processes" above) */
+} pm_pool_backend;
+
+/* Status of an item or task whose worker process died: the negation of
+ * PM_EWORKER_SIGNALED + the signal number, or of PM_EWORKER_EXITED + the
+ * exit status (0-255; an exit during a task is a failure even with 0).
+ * Above every errno value, so never confused with one. */
+#define PM_EWORKER_SIGNALED 0x10000
+#define PM_EWORKER_EXITED   0x10100
+/* The signal that killed the worker (> 0), or 0 for another status. */
+#define PM_WORKER_SIGNAL(st) \
+    ((st) <= -PM_EWORKER_SIGNALED && (st) > -PM_EWORKER_EXITED ? -(st) - PM_EWORKER_SIGNALED : 0)
+/* The worker's exit status (0-255), or -1 for another status. */
+#define PM_WORKER_EXIT(st) \
+    ((st) <= -PM_EWORKER_EXITED && (st) > -PM_EWORKER_EXITED - 256 ? -(st) - PM_EWORKER_EXITED : -1)
+
 #define PM_POOL_AUTO (-1)          /* pm_pool_opts.workers: the default count */
 #define PM_POOL_MAX_WORKERS 1024   /* = PM_MAX_JOBS of config.h */
 
@@ -90,6 +167,24 @@ typedef struct pm_pool_opts {
     /* Default bound on imap results in flight (see pm_map_spec.max_inflight);
      * 0: 4 x workers x chunksize. */
     size_t imap_inflight;
+    /* Fields below: 0 keeps the thread pool as it always was. */
+    pm_pool_backend backend;
+    /* Processes only (ignored on threads): */
+    size_t initarg_size;       /* > 0: initarg is that many bytes, copied to
+                                  each worker; 0: passed as an opaque value */
+    double task_timeout;       /* seconds one task or map item may run (from
+                                  its start); then the worker is killed and
+                                  replaced, the item fails with -ETIMEDOUT.
+                                  0: none */
+    unsigned max_tasks;        /* a worker is replaced after this many
+                                  requests (an apply task, or one batch of a
+                                  map: a chunk, or less when items are
+                                  large); 0: never */
+    size_t mem_limit;          /* bytes of address space a worker may add to
+                                  what it has when it starts, besides its
+                                  share of the item area (up to 64 MiB)
+                                  (RLIMIT_AS): allocations beyond it fail
+                                  inside the task; 0: none */
 } pm_pool_opts;
 
 #define PM_POOL_OPTS_INIT { .workers = PM_POOL_AUTO }
@@ -129,13 +224,22 @@ typedef struct pm_map_spec {
      * in[] (n is then ignored). */
     pm_input_fn input;
     void *input_arg;
+    /* Processes: > 0 copies arg_size bytes at arg to the workers (fn gets
+     * a pointer to the copy; writes to it are not seen by the caller); 0
+     * passes arg as an opaque value. Ignored on threads (fn gets arg). */
+    size_t arg_size;
 } pm_map_spec;
 
 /* Creates a pool. NULL opts: defaults. Starts the workers, runs their
  * initializers and waits for them. Returns 0 and sets *pool_ret, or -EINVAL
  * (workers negative or above PM_POOL_MAX_WORKERS, PMAP_JOBS set but
- * malformed when the default is asked for, NULL pool_ret), -ENOMEM, -EAGAIN (no threads), or the first
- * initializer failure (the pool is then already torn down). */
+ * malformed when the default is asked for, NULL pool_ret, an unknown backend,
+ * a negative task_timeout, initarg_size without initarg), -ENOMEM, -EAGAIN
+ * (no threads), or the first initializer failure (the pool is then already
+ * torn down). Processes: also the fork server's failures (posix_spawn's
+ * error; -ENOEXEC when the program, re-executed, does not reach libpmap's
+ * constructor: see "Processes") and, for a worker that
+ * dies in its initializer, its PM_EWORKER_* status. */
 PM_API int pm_pool_new(const pm_pool_opts *opts, pm_pool **pool_ret);
 
 /* Terminates and joins the pool if that was not done, then frees it. NULL:
@@ -215,6 +319,20 @@ PM_API void pm_imap_free(pm_imap *it);
  * Thread-safe, never blocks. */
 PM_API int pm_pool_apply_async(pm_pool *pool, pm_task_fn fn, void *arg,
                                pm_future **future_ret);
+
+/* Like pm_pool_apply_async, with bytes in and out, on either backend: fn
+ * gets a private copy of the arg_size bytes at arg (arg is NULL for 0) and
+ * *result_ret pointing to result_size zeroed bytes (NULL for 0) to write its
+ * result into (on processes, if fn points *result_ret elsewhere, result_size
+ * bytes are copied from there). Once the future is done with the task's own
+ * status, pm_future_result() returns that buffer; it belongs to the future
+ * and is freed by pm_future_free(). When the task did not return (cancelled,
+ * worker died or timed out) the result is NULL. Returns 0 and sets
+ * *future_ret, or -EINVAL (as pm_pool_apply_async, or arg NULL with
+ * arg_size > 0), -ENOMEM. Thread-safe, never blocks. */
+PM_API int pm_pool_apply_async_data(pm_pool *pool, pm_task_fn fn, const void *arg,
+                                    size_t arg_size, size_t result_size,
+                                    pm_future **future_ret);
 
 /* No new work: later submissions (apply_async, map*, imap*) fail with
  * -EINVAL; work already queued, and imap iterators already created, run to
