@@ -395,7 +395,7 @@ int cli_main_run(int argc, char **argv)
     free(c.groups);
     free(c.group_len);
     struct signalfd_siginfo si;
-    if (st.cancelled && read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+    if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)   /* non-blocking */
         pm_signals_die((int)si.ssi_signo);
     if (err == -EPIPE)
         pm_signals_die(SIGPIPE);
