@@ -620,7 +620,8 @@ static int on_done(const pm_job_result *r, void *arg)
 {
     pmp_state *st = arg;
     job_info *ji = r->arg;
-    pmp_joblog_write(st, ji->seq, ji->text, r);
+    if (!r->killed || st->stats->halted)   /* stopped by a signal: --resume reruns it */
+        pmp_joblog_write(st, ji->seq, ji->text, r);
     int act = pmp_account(st, r);
     if (st->o->on_job) {
         pmp_run_job j = { .seq = ji->seq, .command = ji->text, .res = r };
@@ -687,6 +688,8 @@ static int run_args(pmp_state *st, pm_runner *r)
         a.slot = r ? pm_runner_acquire(r) : 1;
         if (a.slot < 0) {
             err = a.slot;
+            if (err != -ECANCELED)
+                pmp_err(st->o, "cannot write or keep the jobs' output: %s", pm_strerror(err));
             break;
         }
         err = start_one(st, r, &a);
@@ -723,8 +726,10 @@ int pmp_run_jobs(const pmp_run_opts *o, pmp_run_stats *stats)
         st.stats->cancelled = 1;
     if (err == -ECANCELED)
         err = 0;
-    if (!err && werr != -ECANCELED)
+    if (!err && werr != -ECANCELED && werr) {
         err = werr;
+        pmp_err(o, "cannot write or keep the jobs' output: %s", pm_strerror(err));
+    }
     if (!err && st.joblog_err) {
         err = st.joblog_err;
         pmp_err(o, "cannot write the joblog %s: %s", o->joblog, pm_strerror(err));

@@ -188,7 +188,12 @@ void pm_runner_free(pm_runner *r)
             siginfo_t si;
             kill(-j->pid, SIGKILL);
             waitid(P_PIDFD, (id_t)j->pidfd, &si, WEXITED);
+            j->res.status = -1;
+            j->res.signo = SIGKILL;
         }
+        j->res.killed = 1;
+        if (r->o.on_done)            /* every started job gets its call */
+            r->o.on_done(&j->res, r->o.arg);
         if (j != r->owner)
             job_free(j);
     }

@@ -141,3 +141,10 @@ expect_rc 255 "no command"; expect_err "no COMMAND" "no command"
 PMAP_JOBS=zero run pmap run echo ::: a
 expect_rc 255 "bad PMAP_JOBS"; expect_err PMAP_JOBS "bad PMAP_JOBS"
 ok "usage errors exit 255 with a message"
+
+# --- PMAP_JOBS is the default -j
+PMAP_JOBS=1 pmap run 'echo {%}' ::: a b c d >"$T/.out" || fail "PMAP_JOBS=1"
+[ "$(sort -u "$T/.out")" = 1 ] || fail "PMAP_JOBS=1: slots $(sort -u "$T/.out" | tr '\n' ' ')"
+PMAP_JOBS=3 pmap run -j 2 'echo {%}; sleep 0.1' ::: a b c d >"$T/.out" || fail "-j over PMAP_JOBS"
+[ "$(sort -u "$T/.out" | tr -d '\n')" = 12 ] || fail "-j 2 with PMAP_JOBS=3: slots $(sort -u "$T/.out" | tr '\n' ' ')"
+ok "PMAP_JOBS gives the default -j; -j overrides it"

@@ -123,6 +123,16 @@ sleep 0.2
 [ "$(pgrep -fc "^sleep 77.$tag")" = 0 ] || fail "SIGTERM: job processes left: $(pgrep -fa "^sleep 77.$tag")"
 ok "SIGTERM kills every job's whole process group; exit 143"
 
+# --- jobs killed by a SIGTERM of pmap are not logged: --resume runs them
+env --default-signal=INT "$PM_BIN" run -j 2 --joblog tl 'echo {} >>t1; [ {} = 1 ] || sleep 30' ::: 1 2 3 >/dev/null 2>&1 &
+pid=$!
+sleep 0.5
+kill -TERM $pid; wait $pid
+[ "$(tail -n +2 tl | cut -f1)" = 1 ] || fail "SIGTERM: joblog holds $(tail -n +2 tl | cut -f1 | tr '\n' ' ')"
+run pmap run -j 2 --joblog tl --resume 'echo {} >>t2' ::: 1 2 3
+[ "$(sort t2 | tr '\n' ' ')" = "2 3 " ] || fail "--resume after SIGTERM ran $(sort t2 | tr '\n' ' ')"
+ok "jobs killed by SIGTERM of pmap are not logged; --resume runs them"
+
 # --- kill -9: the jobs' main processes die (PDEATHSIG), their children not
 env --default-signal=INT "$PM_BIN" run -j 2 sh -c {} ::: "exec sleep 78.$tag" "sleep 79.$tag; :" >/dev/null 2>&1 &
 pid=$!

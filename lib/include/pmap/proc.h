@@ -98,8 +98,10 @@ typedef struct pm_runner_opts {
 /* Creates a runner. Returns 0, -EINVAL (bad option, malformed PMAP_JOBS),
  * -ENOMEM, or -errno from opening /dev/null. */
 PM_API int pm_runner_new(const pm_runner_opts *opts, pm_runner **r_ret);
-/* Kills (SIGKILL, whole group) and reaps any job still running, then frees
- * the runner. NULL: no-op. */
+/* Kills (SIGKILL, whole group) and reaps any job still running, calls its
+ * on_done (killed set; its return is ignored; its output is dropped), then
+ * frees the runner. So every started job gets exactly one on_done call.
+ * NULL: no-op. */
 PM_API void pm_runner_free(pm_runner *r);
 /* Blocks, running finished jobs' on_done calls, until a slot is free, and
  * returns its number (1..slots). Returns -ECANCELED once on_done said STOP
