@@ -123,10 +123,28 @@ static int rpl_at(const char *s, size_t *len, size_t *pos)
     return R_ARG;
 }
 
-/* Appends value v transformed as kind says ({.} {/} {//} {/.}). */
+/* dirname(1) of s[0..*n): sets *n (and returns the start) of the result. */
+static const char *dir_part(const char *s, size_t *n)
+{
+    size_t k = *n;
+    while (k > 1 && s[k - 1] == '/')
+        k--;
+    const char *slash = memrchr(s, '/', k);
+    if (!slash) {
+        *n = 1;
+        return ".";
+    }
+    k = (size_t)(slash - s);
+    while (k > 1 && s[k - 1] == '/')
+        k--;
+    *n = k ? k : 1;              /* the root */
+    return s;
+}
+
+/* Appends value v transformed as kind says ({.} {/} {//} {/.}), quoted
+ * for sh when quote is set. */
 static void transform(pmp_sb *b, const char *v, int kind, int quote)
 {
-    pmp_sb t = { 0 };
     const char *s = v;
     size_t n = strlen(v);
     if (kind == R_BASE || kind == R_BASE_NOEXT) {
@@ -141,25 +159,13 @@ static void transform(pmp_sb *b, const char *v, int kind, int quote)
         if (dot && !memchr(dot, '/', n - (size_t)(dot - s)))
             n = (size_t)(dot - s);
     }
-    if (kind == R_DIR) {                 /* POSIX dirname */
-        while (n > 1 && s[n - 1] == '/')
-            n--;
-        const char *slash = memrchr(s, '/', n);
-        if (!slash) {
-            s = ".";
-            n = 1;
-        } else {
-            n = (size_t)(slash - s);
-            while (n > 1 && s[n - 1] == '/')
-                n--;
-            if (!n)
-                n = 1;               /* the root */
-        }
-    }
+    if (kind == R_DIR)
+        s = dir_part(s, &n);
     if (!quote) {
         pmp_sb_add(b, s, n);
         return;
     }
+    pmp_sb t = { 0 };
     pmp_sb_add(&t, s, n);
     sb_quoted(b, t.p ? t.p : "");
     b->oom |= t.oom;
@@ -698,6 +704,26 @@ static int run_args(pmp_state *st, pm_runner *r)
     return err;
 }
 
+/* The run's error from what reading arguments (err) and waiting for the
+ * jobs (werr) returned; a stop (-ECANCELED) is no error. */
+static int run_error(pmp_state *st, int err, int werr)
+{
+    const pmp_run_opts *o = st->o;
+    if (err == -ECANCELED)
+        err = 0;
+    if (!err && werr != -ECANCELED && werr) {
+        err = werr;
+        pmp_err(o, "cannot write or keep the jobs' output: %s", pm_strerror(err));
+    }
+    if (!err && st->joblog_err) {
+        err = st->joblog_err;
+        pmp_err(o, "cannot write the joblog %s: %s", o->joblog, pm_strerror(err));
+    }
+    if (err && o->errbuf && !o->errbuf[0])
+        pmp_err(o, "%s", pm_strerror(err));
+    return err;
+}
+
 int pmp_run_jobs(const pmp_run_opts *o, pmp_run_stats *stats)
 {
     pmp_run_stats dummy;
@@ -712,30 +738,18 @@ int pmp_run_jobs(const pmp_run_opts *o, pmp_run_stats *stats)
     st.shell = pmp_run_needs_shell(o);
     st.rpl = has_rpl(o);
     st.total = tuples(o);
-    int err = pmp_joblog_open(&st);
     pm_runner *r = NULL;
     pm_runner_opts ro = { .size = sizeof ro, .slots = o->jobs, .keep_order = o->keep_order,
                           .timeout = o->timeout, .retries = o->retries,
                           .cancel_fd = o->cancel_fd, .on_done = on_done, .arg = &st };
+    int err = pmp_joblog_open(&st);
     if (!err && !o->dry_run)
         err = pm_runner_new(&ro, &r);
     if (!err)
         err = run_args(&st, r);
     int werr = r ? pm_runner_wait(r) : 0;
-    if (r && pm_runner_cancelled(r))
-        st.stats->cancelled = 1;
-    if (err == -ECANCELED)
-        err = 0;
-    if (!err && werr != -ECANCELED && werr) {
-        err = werr;
-        pmp_err(o, "cannot write or keep the jobs' output: %s", pm_strerror(err));
-    }
-    if (!err && st.joblog_err) {
-        err = st.joblog_err;
-        pmp_err(o, "cannot write the joblog %s: %s", o->joblog, pm_strerror(err));
-    }
-    if (err && o->errbuf && !o->errbuf[0])
-        pmp_err(o, "%s", pm_strerror(err));
+    st.stats->cancelled = r && pm_runner_cancelled(r);
+    err = run_error(&st, err, werr);
     pm_runner_free(r);
     if (st.joblog_fd >= 0)
         close(st.joblog_fd);

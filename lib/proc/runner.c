@@ -501,22 +501,30 @@ static int failed(const job *j)
     return j->res.status != 0 || j->res.signo || j->res.err;
 }
 
+/* Starts j's next attempt; its output so far is dropped. */
+static void retry(pm_runner *r, job *j)
+{
+    j->retries_left--;
+    pm__obuf_reset(&j->out);
+    pm__obuf_reset(&j->err);
+    close_fd(&j->pidfd);
+    j->exited = 0;
+    j->res.status = j->res.signo = j->res.err = 0;
+    j->res.in_bytes = j->res.out_bytes = 0;
+    launch(r, j);
+}
+
+/* j is complete: frees its slot, keeps or queues its output, runs
+ * on_done and acts on its answer. */
 static void finish(pm_runner *r, job *j)
 {
     j->res.runtime = mono() - j->t0;
     j->res.attempts++;
-    if (failed(j) && j->retries_left > 0 && !r->kill && !j->res.timed_out) {
-        j->retries_left--;
-        pm__obuf_reset(&j->out);
-        pm__obuf_reset(&j->err);
-        close_fd(&j->pidfd);
-        j->exited = 0;
-        j->res.status = j->res.signo = j->res.err = 0;
-        j->res.in_bytes = j->res.out_bytes = 0;
-        launch(r, j);
-        if (j->exited)
-            finish(r, j);
-        return;
+    while (failed(j) && j->retries_left > 0 && !r->kill && !j->res.timed_out) {
+        retry(r, j);
+        if (!j->exited)
+            return;                  /* running again */
+        j->res.attempts++;           /* could not even start */
     }
     j->retries_left = 0;
     close_fd(&j->pidfd);
@@ -670,11 +678,11 @@ static int add_fd(pm_runner *r, int n, int fd, short ev, job *j)
     return n + 1;
 }
 
-/* Waits for something to happen and handles it. Returns 1 when
- * extra_fd (if >= 0) became readable, else 0. */
-static int step(pm_runner *r, int extra_fd)
+/* Fills r->pfd with every descriptor to watch; returns their number and
+ * where the cancel and extra descriptors are (-1: not watched). */
+static int watch_list(pm_runner *r, int extra_fd, int *cancel_at, int *extra_at)
 {
-    int n = 0, timeout = timers(r);
+    int n = 0;
     for (int i = 1; i <= r->o.slots; i++) {
         job *j = r->slot[i];
         if (!j)
@@ -688,19 +696,26 @@ static int step(pm_runner *r, int extra_fd)
         if (!j->exited)
             n = add_fd(r, n, j->pidfd, POLLIN, j);
     }
-    int cancel_at = -1, extra_at = -1, extra = 0;
+    *cancel_at = *extra_at = -1;
     if (r->o.cancel_fd > 0 && !r->cancelled) {
-        cancel_at = n;
+        *cancel_at = n;
         n = add_fd(r, n, r->o.cancel_fd, POLLIN, NULL);
     }
     if (extra_fd >= 0) {
-        extra_at = n;
+        *extra_at = n;
         n = add_fd(r, n, extra_fd, POLLIN, NULL);
     }
-    if (poll(r->pfd, (nfds_t)n, timeout) <= 0)
-        return 0;
+    return n;
+}
+
+/* Handles what poll() reported; returns 1 when the extra descriptor is
+ * readable. No job finishes here, so every r->pjob[] stays valid. */
+static int dispatch(pm_runner *r, int n, int cancel_at, int extra_at)
+{
+    int extra = 0;
     for (int k = 0; k < n; k++) {
         job *j = r->pjob[k];
+        int fd = r->pfd[k].fd;
         if (!r->pfd[k].revents)
             continue;
         if (k == extra_at) {
@@ -708,20 +723,31 @@ static int step(pm_runner *r, int extra_fd)
         } else if (k == cancel_at) {
             r->cancelled = r->stop = 1;
             kill_all(r);
-        } else if (r->pfd[k].fd == j->fd_out) {
-            on_output(r, j, 0);
-        } else if (r->pfd[k].fd == j->fd_err) {
-            on_output(r, j, 1);
-        } else if (r->pfd[k].fd == j->fd_in) {
+        } else if (fd == j->fd_out || fd == j->fd_err) {
+            on_output(r, j, fd == j->fd_err);
+        } else if (fd == j->fd_in) {
             on_input(j);
         } else {
             reap(j);
         }
     }
+    return extra;
+}
+
+/* Waits for something to happen and handles it: output, input, exits,
+ * then the jobs that are now complete. Returns 1 when extra_fd (if >= 0)
+ * became readable, else 0. */
+static int step(pm_runner *r, int extra_fd)
+{
+    int cancel_at, extra_at, timeout = timers(r);
+    int n = watch_list(r, extra_fd, &cancel_at, &extra_at);
+    if (poll(r->pfd, (nfds_t)n, timeout) <= 0)
+        return 0;
+    int extra = dispatch(r, n, cancel_at, extra_at);
     for (int i = 1; i <= r->o.slots; i++) {
         job *j = r->slot[i];
         if (j && j->exited && j->fd_out < 0 && j->fd_err < 0) {
-            close_fd(&j->fd_in);
+            close_fd(&j->fd_in);     /* it exited without reading it all */
             finish(r, j);
         }
     }

@@ -148,3 +148,10 @@ PMAP_JOBS=1 pmap run 'echo {%}' ::: a b c d >"$T/.out" || fail "PMAP_JOBS=1"
 PMAP_JOBS=3 pmap run -j 2 'echo {%}; sleep 0.1' ::: a b c d >"$T/.out" || fail "-j over PMAP_JOBS"
 [ "$(sort -u "$T/.out" | tr -d '\n')" = 12 ] || fail "-j 2 with PMAP_JOBS=3: slots $(sort -u "$T/.out" | tr '\n' ' ')"
 ok "PMAP_JOBS gives the default -j; -j overrides it"
+
+# --- arguments from a slow pipe: jobs finish and print while pmap waits
+t0=$(date +%s%N)
+{ echo a; sleep 1.5; echo b; } | pmap run 'echo {}' | while read -r l; do echo "$l $(( ($(date +%s%N) - t0) / 1000000 ))"; done >stamps
+[ "$(cut -d' ' -f1 stamps | tr -d '\n')" = ab ] || fail "slow pipe: $(cat stamps)"
+[ "$(awk '$1=="a" {print $2}' stamps)" -lt 1200 ] || fail "slow pipe: job a's output waited for more input ($(cat stamps))"
+ok "arguments from a slow pipe: each job's output comes while pmap waits for the next"

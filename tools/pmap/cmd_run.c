@@ -221,6 +221,37 @@ static int split_groups(run_cli *c, int argc, char **argv, int i)
     return 0;
 }
 
+/* The option argv word a names (a long one perhaps with "=ARG": *eq then
+ * points at the '='), or NULL. */
+static const run_opt *match_opt(const run_opt *opts, size_t n, const char *a, const char **eq)
+{
+    *eq = a[1] == '-' ? strchr(a, '=') : NULL;
+    size_t len = *eq ? (size_t)(*eq - a - 2) : strlen(a + 2);
+    for (size_t k = 0; k < n; k++) {
+        if (a[1] != '-' && opts[k].s == a[1])
+            return &opts[k];
+        if (a[1] == '-' && opts[k].l && strlen(opts[k].l) == len && !strncmp(a + 2, opts[k].l, len))
+            return &opts[k];
+    }
+    return NULL;
+}
+
+/* Options that do not go together, or lack a partner. */
+static int check_combination(const run_cli *c, int pipepart)
+{
+    if (pipepart && !c->o.arg_file)
+        return usage_error("%s needs -a FILE (a regular file)", "--pipepart");
+    if (!c->o.ncmd && !c->o.pipe)
+        return usage_error("%s", "no COMMAND given");
+    if (c->o.ngroups && c->o.arg_file)
+        return usage_error("%s", "arguments both from ::: and -a FILE");
+    if (c->o.ngroups && c->o.pipe)
+        return usage_error("%s", "--pipe takes no ::: arguments");
+    if (c->o.resume && !c->o.joblog)
+        return usage_error("%s", "--resume needs --joblog FILE");
+    return 0;
+}
+
 static int parse(run_cli *c, int argc, char **argv, int *help)
 {
     int pipepart = 0;
@@ -237,51 +268,33 @@ static int parse(run_cli *c, int argc, char **argv, int *help)
     };
     int i = 2;
     for (; i < argc && argv[i][0] == '-' && argv[i][1] && strcmp(argv[i], ":::"); i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *eq;
         if (!strcmp(a, "--")) {
             i++;
             break;
         }
-        size_t k, n = sizeof opts / sizeof opts[0];
-        const char *val = NULL, *eq = a[1] == '-' ? strchr(a, '=') : NULL;
-        for (k = 0; k < n; k++) {
-            if (a[1] == '-' ? opts[k].l && !strncmp(a + 2, opts[k].l, eq ? (size_t)(eq - a - 2)
-                                                                         : strlen(a + 2)) &&
-                                  strlen(opts[k].l) == (eq ? (size_t)(eq - a - 2) : strlen(a + 2))
-                            : opts[k].s == a[1])
-                break;
-        }
-        if (k == n)
+        const run_opt *opt = match_opt(opts, sizeof opts / sizeof opts[0], a, &eq);
+        if (!opt)
             return usage_error("unknown option '%s'", a);
-        if (!opts[k].arg) {
+        if (!opt->arg) {
             if (eq || (a[1] != '-' && a[2]))
                 return usage_error("option '%s' takes no argument", a);
-            *opts[k].flag = 1;
+            *opt->flag = 1;
             continue;
         }
-        val = eq ? eq + 1 : a[1] != '-' && a[2] ? a + 2 : NULL;
+        const char *val = eq ? eq + 1 : a[1] != '-' && a[2] ? a + 2 : NULL;
         if (!val && ++i >= argc)
             return usage_error("option '%s' needs an argument", a);
-        int rc = set_arg(c, opts[k].arg, val ? val : argv[i], a);
+        int rc = set_arg(c, opt->arg, val ? val : argv[i], a);
         if (rc)
             return rc;
     }
     if (*help)
         return 0;
     c->o.pipe |= pipepart;
-    if (pipepart && !c->o.arg_file)
-        return usage_error("%s needs -a FILE (a regular file)", "--pipepart");
     if (split_groups(c, argc, argv, i))
         return usage_error("%s", "out of memory");
-    if (!c->o.ncmd && !c->o.pipe)
-        return usage_error("%s", "no COMMAND given");
-    if (c->o.ngroups && c->o.arg_file)
-        return usage_error("%s", "arguments both from ::: and -a FILE");
-    if (c->o.ngroups && c->o.pipe)
-        return usage_error("%s", "--pipe takes no ::: arguments");
-    if (c->o.resume && !c->o.joblog)
-        return usage_error("%s", "--resume needs --joblog FILE");
-    return 0;
+    return check_combination(c, pipepart);
 }
 
 /* ---- reporting ---- */
@@ -358,42 +371,10 @@ static int setup_signals(sigset_t *set)
     return signalfd(-1, set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-int cli_main_run(int argc, char **argv)
+/* After the run: dies of a signal that stopped it (or a closed stdout),
+ * reports an error or a halt, returns the exit status. */
+static int conclude(int sfd, int err, const char *msg, const pmp_run_stats *st)
 {
-    run_cli c = { 0 };
-    int help = 0;
-    char msg[512] = "";
-    int rc = parse(&c, argc, argv, &help);
-    if (!rc && !help && pm_config_check(msg, sizeof msg) < 0) {
-        fprintf(stderr, "%s run: %s\n", cli_argv0, msg);
-        rc = RUN_EXIT_ERROR;
-    }
-    if (rc || help) {
-        if (help)
-            cli_help_run(stdout);
-        free(c.groups);
-        free(c.group_len);
-        return rc;
-    }
-    sigset_t set;
-    int sfd = setup_signals(&set);
-    if (sfd < 0) {
-        fprintf(stderr, "%s run: cannot set up signal handling: %s\n", cli_argv0,
-                pm_strerror(-errno));
-        return RUN_EXIT_ERROR;
-    }
-    c.bar &= isatty(2);
-    c.o.cancel_fd = sfd;
-    c.o.on_job = on_job;
-    c.o.arg = &c;
-    c.o.errbuf = msg;
-    c.o.errcap = sizeof msg;
-    pmp_run_stats st;
-    int err = pmp_run_jobs(&c.o, &st);
-    if (c.bar)
-        bar_draw(&c, 1);
-    free(c.groups);
-    free(c.group_len);
     struct signalfd_siginfo si;
     if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)   /* non-blocking */
         pm_signals_die((int)si.ssi_signo);
@@ -403,9 +384,45 @@ int cli_main_run(int argc, char **argv)
         fprintf(stderr, "%s run: %s\n", cli_argv0, msg);
         return RUN_EXIT_ERROR;
     }
-    if (st.halted)
+    if (st->halted)
         fprintf(stderr, "%s run: --halt: stopped after %llu failed and %llu successful "
-                "jobs\n", cli_argv0, (unsigned long long)st.failed,
-                (unsigned long long)(st.done - st.failed));
-    return st.exit_status;
+                "jobs\n", cli_argv0, (unsigned long long)st->failed,
+                (unsigned long long)(st->done - st->failed));
+    return st->exit_status;
+}
+
+int cli_main_run(int argc, char **argv)
+{
+    run_cli c = { 0 };
+    int help = 0, sfd = -1;
+    char msg[512] = "";
+    sigset_t set;
+    int rc = parse(&c, argc, argv, &help);
+    if (!rc && !help && pm_config_check(msg, sizeof msg) < 0) {
+        fprintf(stderr, "%s run: %s\n", cli_argv0, msg);
+        rc = RUN_EXIT_ERROR;
+    }
+    if (!rc && !help && (sfd = setup_signals(&set)) < 0) {
+        fprintf(stderr, "%s run: cannot set up signal handling: %s\n", cli_argv0,
+                pm_strerror(-errno));
+        rc = RUN_EXIT_ERROR;
+    }
+    if (help)
+        cli_help_run(stdout);
+    if (!rc && !help) {
+        c.bar &= isatty(2);
+        c.o.cancel_fd = sfd;
+        c.o.on_job = on_job;
+        c.o.arg = &c;
+        c.o.errbuf = msg;
+        c.o.errcap = sizeof msg;
+        pmp_run_stats st;
+        int err = pmp_run_jobs(&c.o, &st);
+        if (c.bar)
+            bar_draw(&c, 1);
+        rc = conclude(sfd, err, msg, &st);
+    }
+    free(c.groups);
+    free(c.group_len);
+    return rc;
 }
