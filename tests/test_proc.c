@@ -246,6 +246,30 @@ static void test_cancel(void)
     close(efd);
 }
 
+/* Freeing a runner with jobs running (keep_order: queued too) kills their
+ * groups and gives each its on_done. */
+static void test_free_running(void)
+{
+    pm_runner *r;
+    done_log d = { 0 };
+    pm_runner_opts o = { .size = sizeof o, .slots = 3, .keep_order = 1, .on_done = on_done,
+                         .arg = &d };
+    CU_ASSERT_FATAL(pm_runner_new(&o, &r) == 0);
+    for (int i = 0; i < 3; i++) {
+        char *argv[] = { "/bin/sh", "-c", i ? "sleep 5; :" : "exit 0", NULL };
+        pm_job job = { .argv = argv, .id = (uint64_t)i + 1 };
+        CU_ASSERT_EQUAL(pm_runner_start(r, pm_runner_acquire(r), &job), 0);
+    }
+    double t0 = pm_test_now();
+    pm_runner_free(r);
+    CU_ASSERT(pm_test_now() - t0 < 2.0);
+    CU_ASSERT_EQUAL(d.n, 3);
+    int killed = 0;
+    for (int i = 0; i < d.n; i++)
+        killed += d.res[i].killed && d.res[i].signo == SIGKILL;
+    CU_ASSERT(killed >= 2);
+}
+
 static void test_capture_stdin(void)
 {
     size_t n = 3 << 20;
@@ -327,6 +351,7 @@ int main(void)
         { "halt from on_done: KILL and STOP", test_halt },
         { "cancel_fd kills the job's whole group", test_cancel },
         { "pm_run_capture: stdin fed, output kept", test_capture_stdin },
+        { "freeing with jobs running: killed, on_done for each", test_free_running },
         { "pm_shell_quote", test_shell_quote },
         { "bad options", test_bad_options },
         { NULL, NULL },

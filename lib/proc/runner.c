@@ -144,10 +144,11 @@ int pm_runner_new(const pm_runner_opts *opts, pm_runner **r_ret)
     r->sp.stack_size = STACK_SIZE;
     r->sp.stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    r->devnull = pm__proc_fd_high(open("/dev/null", O_RDONLY | O_CLOEXEC));
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    r->devnull = fd < 0 ? -errno : pm__proc_fd_high(fd);
     if (!r->slot || !r->pfd || !r->pjob || !r->scratch || r->sp.stack == MAP_FAILED ||
         r->devnull < 0) {
-        int err = r->devnull < 0 && r->devnull != -1 ? r->devnull : -ENOMEM;
+        int err = r->devnull < 0 ? r->devnull : -ENOMEM;
         if (r->sp.stack == MAP_FAILED)
             r->sp.stack = NULL;
         pm_runner_free(r);
@@ -180,6 +181,12 @@ void pm_runner_free(pm_runner *r)
 {
     if (!r)
         return;
+    while (r->qhead) {               /* first: running jobs may be queued too */
+        job *j = r->qhead;
+        r->qhead = j->next;
+        if (j->finished)
+            job_free(j);
+    }
     for (int i = 1; r->slot && i <= r->o.slots; i++) {
         job *j = r->slot[i];
         if (!j)
@@ -195,12 +202,6 @@ void pm_runner_free(pm_runner *r)
         if (r->o.on_done)            /* every started job gets its call */
             r->o.on_done(&j->res, r->o.arg);
         if (j != r->owner)
-            job_free(j);
-    }
-    while (r->qhead) {
-        job *j = r->qhead;
-        r->qhead = j->next;
-        if (j->finished)
             job_free(j);
     }
     if (r->owner)
