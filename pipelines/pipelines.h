@@ -114,7 +114,8 @@ typedef struct pmp_run_job {
 
 typedef struct pmp_run_opts {
     /* The command's words, with replacement strings ({} {.} {/} {//} {/.}
-     * {#} {%} {N}); without any, the arguments are appended. */
+     * {#} {%} {N}); without any, the arguments are appended. No words
+     * (ncmd 0): each argument is a command line, run by /bin/sh. */
     const char *const *cmd;
     size_t ncmd;
     /* Arguments: ::: groups (their cross product, the last group varying

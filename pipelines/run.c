@@ -325,10 +325,30 @@ static int build_direct(pmp_cmd *c, const pmp_run_opts *o, const pmp_args *a, in
     return c->text.oom ? -ENOMEM : 0;
 }
 
+/* No command: each argument is a command line of its own, for sh. */
+static int build_raw(pmp_cmd *c, const pmp_args *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        if (i)
+            pmp_sb_add(&c->text, " ", 1);
+        sb_str(&c->text, a->v[i]);
+    }
+    pmp_sb_add(&c->text, "", 0);
+    c->argv = malloc(4 * sizeof *c->argv);
+    if (!c->argv || c->text.oom)
+        return -ENOMEM;
+    c->argv[0] = "/bin/sh";
+    c->argv[1] = "-c";
+    c->argv[2] = c->text.p;
+    c->argv[3] = NULL;
+    return 0;
+}
+
 int pmp_cmd_build(pmp_cmd *c, const pmp_run_opts *o, const pmp_args *a, int shell, int rpl)
 {
     memset(c, 0, sizeof *c);
-    int err = shell ? build_shell(c, o, a, rpl) : build_direct(c, o, a, rpl);
+    int err = !o->ncmd ? build_raw(c, a)
+            : shell ? build_shell(c, o, a, rpl) : build_direct(c, o, a, rpl);
     if (err)
         pmp_cmd_free(c);
     return err;
@@ -729,10 +749,6 @@ int pmp_run_jobs(const pmp_run_opts *o, pmp_run_stats *stats)
     pmp_run_stats dummy;
     pmp_state st = { .o = o, .stats = stats ? stats : &dummy, .joblog_fd = -1 };
     memset(st.stats, 0, sizeof *st.stats);
-    if (!o->ncmd && !o->pipe) {
-        pmp_err(o, "no command given");
-        return -EINVAL;
-    }
     if (o->pipe)
         return pmp_run_pipe(&st);
     st.shell = pmp_run_needs_shell(o);

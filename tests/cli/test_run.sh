@@ -136,8 +136,8 @@ for bad in "-j 0" "-j x" "--timeout -1" "--halt sometime" "--block 0" "--nope"; 
     expect_rc 255 "usage error $bad"
     [ ! -s "$T/.out" ] || fail "usage error $bad: ran"
 done
-run pmap run
-expect_rc 255 "no command"; expect_err "no COMMAND" "no command"
+run pmap run --pipe
+expect_rc 255 "--pipe, no command"; expect_err "needs a COMMAND" "--pipe, no command"
 PMAP_JOBS=zero run pmap run echo ::: a
 expect_rc 255 "bad PMAP_JOBS"; expect_err PMAP_JOBS "bad PMAP_JOBS"
 ok "usage errors exit 255 with a message"
@@ -155,3 +155,12 @@ t0=$(date +%s%N)
 [ "$(cut -d' ' -f1 stamps | tr -d '\n')" = ab ] || fail "slow pipe: $(cat stamps)"
 [ "$(awk '$1=="a" {print $2}' stamps)" -lt 1200 ] || fail "slow pipe: job a's output waited for more input ($(cat stamps))"
 ok "arguments from a slow pipe: each job's output comes while pmap waits for the next"
+
+# --- no COMMAND: each argument is a command line (as parallel runs them)
+run pmap run -k ::: 'echo a; echo b' 'exit 3' 'echo "$((1+1))"'
+expect_rc 1 "commands as arguments"
+printf 'a\nb\n2\n' | cmp -s - "$T/.out" || fail "commands as arguments: $(cat "$T/.out")"
+expect_err "job 2 'exit 3' exited with 3" "commands as arguments"
+printf 'echo x | tr x y\necho z\n' | pmap run -k >"$T/.out" || fail "commands from stdin"
+printf 'y\nz\n' | cmp -s - "$T/.out" || fail "commands from stdin: $(cat "$T/.out")"
+ok "without COMMAND each argument is a command line for /bin/sh"

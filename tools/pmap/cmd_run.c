@@ -41,7 +41,7 @@ typedef struct run_cli {
 void cli_help_run(FILE *f)
 {
     fprintf(f,
-        "usage: %s run [options] COMMAND [ARG...] [::: ARGS... [::: ARGS...]]\n"
+        "usage: %s run [options] [COMMAND [ARG...]] [::: ARGS... [::: ARGS...]]\n"
         "       %s run --pipe [options] COMMAND [ARG...] [< INPUT]\n"
         "\n"
         "Runs COMMAND once per argument, several at a time, as GNU parallel does.\n"
@@ -51,7 +51,8 @@ void cli_help_run(FILE *f)
         "{/} basename, {//} dirname, {/.} basename without extension, {#} the job\n"
         "number, {%%} the job slot, {N} the Nth ::: group's argument; with none,\n"
         "the arguments are appended. A command with shell syntax runs under\n"
-        "/bin/sh -c, arguments quoted; any other runs without a shell.\n"
+        "/bin/sh -c, arguments quoted; any other runs without a shell. Without\n"
+        "COMMAND, each argument is a command line for /bin/sh.\n"
         "\n"
         "  -j, --jobs N          jobs at once (default: PMAP_JOBS or the CPUs)\n"
         "  -k, --keep-order      outputs in argument order (else as jobs end)\n"
@@ -241,8 +242,8 @@ static int check_combination(const run_cli *c, int pipepart)
 {
     if (pipepart && !c->o.arg_file)
         return usage_error("%s needs -a FILE (a regular file)", "--pipepart");
-    if (!c->o.ncmd && !c->o.pipe)
-        return usage_error("%s", "no COMMAND given");
+    if (!c->o.ncmd && c->o.pipe)
+        return usage_error("%s", "--pipe needs a COMMAND");
     if (c->o.ngroups && c->o.arg_file)
         return usage_error("%s", "arguments both from ::: and -a FILE");
     if (c->o.ngroups && c->o.pipe)
