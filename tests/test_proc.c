@@ -246,6 +246,38 @@ static void test_cancel(void)
     close(efd);
 }
 
+/* max_waiting: finished jobs queue behind a slow first one only up to the
+ * bound; then acquire waits for it. */
+static void test_max_waiting(void)
+{
+    pm_runner *r;
+    done_log d = { 0 };
+    FILE *out = tmpfile();
+    pm_runner_opts o = { .size = sizeof o, .slots = 2, .keep_order = 1, .max_waiting = 3,
+                         .out_fd = fileno(out), .on_done = on_done, .arg = &d };
+    CU_ASSERT_FATAL(pm_runner_new(&o, &r) == 0);
+    double t0 = pm_test_now(), t_late = 0;
+    for (int i = 0; i < 8; i++) {
+        char script[64];
+        snprintf(script, sizeof script, i ? "echo %d" : "sleep 0.4; echo %d", i);
+        char *argv[] = { "/bin/sh", "-c", script, NULL };
+        pm_job job = { .argv = argv, .id = (uint64_t)i + 1 };
+        int slot = pm_runner_acquire(r);
+        if (i == 4)
+            t_late = pm_test_now() - t0;    /* jobs 1..3 wait: this waits for 0 */
+        if (i == 3)
+            CU_ASSERT(pm_test_now() - t0 < 0.3);
+        CU_ASSERT_EQUAL(pm_runner_start(r, slot, &job), 0);
+    }
+    CU_ASSERT_EQUAL(pm_runner_wait(r), 0);
+    pm_runner_free(r);
+    CU_ASSERT(t_late >= 0.35);
+    char buf[64] = { 0 };
+    CU_ASSERT_EQUAL(pread(fileno(out), buf, sizeof buf - 1, 0), 16);
+    CU_ASSERT_STRING_EQUAL(buf, "0\n1\n2\n3\n4\n5\n6\n7\n");
+    fclose(out);
+}
+
 /* Freeing a runner with jobs running (keep_order: queued too) kills their
  * groups and gives each its on_done. */
 static void test_free_running(void)
@@ -352,6 +384,7 @@ int main(void)
         { "cancel_fd kills the job's whole group", test_cancel },
         { "pm_run_capture: stdin fed, output kept", test_capture_stdin },
         { "freeing with jobs running: killed, on_done for each", test_free_running },
+        { "max_waiting bounds the finished jobs waiting", test_max_waiting },
         { "pm_shell_quote", test_shell_quote },
         { "bad options", test_bad_options },
         { NULL, NULL },

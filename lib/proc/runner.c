@@ -23,7 +23,10 @@
  * A finished job waiting in the queue keeps its output in memory while all
  * waiting jobs hold less than slots * mem_per_job, else it is moved to one
  * shared temporary file (held_fd), so neither memory nor descriptors grow
- * with the number of waiting jobs. With retries, a job is never the owner
+ * with the number of waiting jobs; at most max_waiting of them (a small
+ * struct each) wait before pm_runner_acquire() waits for the owner too.
+ * Waiting jobs imply a running one (the owner, or the queue's head), so
+ * that wait always ends. With retries, a job is never the owner
  * before its last attempt, so a failed attempt's output can be dropped.
  *
  * Killing: a job is its own process group; kill_job() sends SIGTERM to the
@@ -90,6 +93,7 @@ struct pm_runner {
     uint64_t held_end;
     size_t held_mem;             /* memory of jobs waiting in the queue */
     size_t nheld;                /* jobs whose output is in held_fd */
+    size_t nwaiting;             /* finished jobs in the queue */
     char *scratch;
     pm__spawn sp;
     char which_name[256], which_path[PATH_MAX];   /* last PATH lookup */
@@ -132,6 +136,7 @@ int pm_runner_new(const pm_runner_opts *opts, pm_runner **r_ret)
     o.err_fd = o.err_fd ? o.err_fd : 2;
     o.mem_per_job = o.mem_per_job ? o.mem_per_job : 64 * 1024;
     o.kill_grace = o.kill_grace ? o.kill_grace : 1.0;
+    o.max_waiting = o.max_waiting ? o.max_waiting : (size_t)slots * 1024;
     pm_runner *r = calloc(1, sizeof *r);
     if (!r)
         return -ENOMEM;
@@ -271,6 +276,7 @@ static int hold_buf(pm_runner *r, pm__obuf *b, uint64_t *off, uint64_t *len)
 /* A finished job that must wait for its turn. */
 static void hold(pm_runner *r, job *j)
 {
+    r->nwaiting++;
     size_t mem = j->out.len + j->err.len;
     if (j->out.fd < 0 && j->err.fd < 0 &&
         r->held_mem + mem <= (size_t)r->o.slots * r->o.mem_per_job) {
@@ -359,6 +365,7 @@ static void advance(pm_runner *r)
                 job *j = dequeue(r);
                 emit(r, j);
                 job_free(j);
+                r->nwaiting--;
             }
             r->owner = next_speaker(r);
             if (r->owner)
@@ -375,6 +382,7 @@ static void advance(pm_runner *r)
             return;
         }
         job_free(j);
+        r->nwaiting--;
     }
 }
 
@@ -528,6 +536,9 @@ static void finish(pm_runner *r, job *j)
         j->res.attempts++;           /* could not even start */
     }
     j->retries_left = 0;
+    free(j->argv_mem);               /* not needed any more: waiting jobs stay small */
+    j->argv_mem = NULL;
+    j->spec.argv = NULL;
     close_fd(&j->pidfd);
     r->slot[j->slot] = NULL;
     r->nrunning--;
@@ -762,7 +773,7 @@ int pm_runner_acquire(pm_runner *r)
             return r->err;
         if (r->stop)
             return -ECANCELED;
-        for (int i = 1; i <= r->o.slots; i++)
+        for (int i = 1; i <= r->o.slots && r->nwaiting < r->o.max_waiting; i++)
             if (!r->slot[i])
                 return i;
         step(r, -1);

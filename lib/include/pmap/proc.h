@@ -89,6 +89,12 @@ typedef struct pm_runner_opts {
                                 written (so such jobs never stream) */
     int cancel_fd;           /* if > 0, a descriptor that becomes readable to
                                 cancel (a signalfd): running jobs are killed */
+    size_t max_waiting;      /* finished jobs whose output may wait behind a
+                                running one (keep_order, or behind the
+                                streaming job); when that many wait,
+                                pm_runner_acquire() waits too. 0: 1024 per
+                                slot. Bounds the runner's memory however
+                                many jobs there are. */
     /* Called on the driving thread for each finished job (after its output
      * was written or queued); returns PM_RUN_*. May be NULL. */
     int (*on_done)(const pm_job_result *r, void *arg);
@@ -103,8 +109,9 @@ PM_API int pm_runner_new(const pm_runner_opts *opts, pm_runner **r_ret);
  * frees the runner. So every started job gets exactly one on_done call.
  * NULL: no-op. */
 PM_API void pm_runner_free(pm_runner *r);
-/* Blocks, running finished jobs' on_done calls, until a slot is free, and
- * returns its number (1..slots). Returns -ECANCELED once on_done said STOP
+/* Blocks, running finished jobs' on_done calls, until a slot is free (and
+ * fewer than max_waiting finished jobs wait), and returns its number
+ * (1..slots). Returns -ECANCELED once on_done said STOP
  * or KILL or cancel_fd became readable, or -errno when output could not be
  * written or buffered (the runner is then unusable). */
 PM_API int pm_runner_acquire(pm_runner *r);
