@@ -81,6 +81,15 @@ run pmap run --pipe wc ::: a
 expect_rc 255 "--pipe with :::"
 ok "{#} numbers blocks; empty input runs nothing; failures counted; bad input reported"
 
+# --- --halt now kills the running blocks' jobs; soon lets them end
+t0=$(date +%s%N)
+run pmap run --pipe -j 2 --block 100k --halt now,fail=1 'cat >/dev/null; [ {#} = 1 ] && exit 4; sleep 10' <text
+took=$(( ($(date +%s%N) - t0) / 1000000 ))
+expect_rc 4 "--pipe --halt now,fail=1"; [ "$took" -lt 3000 ] || fail "--pipe --halt now: took ${took} ms"
+run pmap run --pipe -j 2 --block 100k --halt soon,fail=1 'cat >/dev/null; [ {#} = 1 ] && exit 4; sleep 0.3; echo {#}' <text
+expect_rc 4 "--pipe --halt soon,fail=1"; [ "$(cat "$T/.out")" = 2 ] || fail "--pipe --halt soon: $(cat "$T/.out")"
+ok "--pipe --halt now kills running blocks, soon lets them end"
+
 # --- SIGTERM during --pipe: the running blocks' jobs killed, 143
 tag=$(( ($$ * 32768 + RANDOM) % 100000000 ))
 env --default-signal=INT "$PM_BIN" run --pipe -j 2 --block 10k "sleep 66.$tag; cat >/dev/null" <text >/dev/null 2>"$T/.err" &
