@@ -6,11 +6,12 @@
  * in the parent), in its own process group, with /dev/null or a buffer of
  * the caller's as standard input. The runner collects every job's stdout
  * and stderr through pipes and writes them to out_fd and err_fd grouped:
- * a job's output never interleaves with another's. One job at a time (the
- * oldest running one; with keep_order, the next in start order) streams
- * straight through; the others' output waits in memory, up to mem_per_job
- * bytes each, and beyond that in an unlinked temporary file in $TMPDIR,
- * so memory is bounded by the options, never by what the jobs print.
+ * a job's output never interleaves with another's. One job at a time
+ * streams straight through (with keep_order, the next in start order;
+ * otherwise the first to print while none streams); the others' output
+ * waits in memory, up to mem_per_job bytes each, and beyond that in an
+ * unlinked temporary file in $TMPDIR, so memory is bounded by the options,
+ * never by what the jobs print (see also max_waiting).
  *
  * The runner is driven by the thread that calls it: pm_runner_acquire()
  * and pm_runner_wait() poll the jobs' pipes and pidfds until a slot is
@@ -23,6 +24,10 @@
  * PR_SET_PDEATHSIG(SIGKILL), so it dies when the thread that started it
  * does (a kill -9 of the program included); its own children are not
  * covered by that and live on in their group.
+ *
+ * SIGPIPE: writing a job's stdin (pm_job.in) after it stopped reading
+ * raises SIGPIPE; a program that feeds jobs ignores it (SIG_IGN; the jobs
+ * get the default back before exec).
  */
 #ifndef PMAP_PROC_H
 #define PMAP_PROC_H
