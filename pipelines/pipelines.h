@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <pmap/app.h>
 #include <pmap/pipeline.h>
+#include <pmap/proc.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -93,6 +94,77 @@ int pmp_wc(const pmp_opts *o, const char *const *paths, size_t n,
 int pmp_compressed_name(const char *in, const char *suffix, char *buf, size_t cap);
 int pmp_decompressed_name(const char *in, const char *suffix, char *buf, size_t cap);
 int pmp_has_gz_suffix(const char *in, const char *suffix);
+
+/* ---- run: commands over arguments (pipelines/run.c) ---- */
+
+/* --halt: when to stop. */
+typedef enum pmp_halt_when {
+    PMP_HALT_NEVER = 0,
+    PMP_HALT_SOON,           /* start no more jobs, let running ones finish */
+    PMP_HALT_NOW,            /* and kill the running ones */
+} pmp_halt_when;
+
+/* One finished (or, with dry_run, one would-be) job, for the caller's
+ * report. */
+typedef struct pmp_run_job {
+    uint64_t seq;            /* 1-based, in input order ({#}) */
+    const char *command;     /* the command line as a shell would read it */
+    const pm_job_result *res;   /* NULL with dry_run */
+} pmp_run_job;
+
+typedef struct pmp_run_opts {
+    /* The command's words, with replacement strings ({} {.} {/} {//} {/.}
+     * {#} {%} {N}); without any, the arguments are appended. No words
+     * (ncmd 0): each argument is a command line, run by /bin/sh. */
+    const char *const *cmd;
+    size_t ncmd;
+    /* Arguments: ::: groups (their cross product, the last group varying
+     * fastest), or else one per line (NUL-terminated with null_sep) from
+     * arg_file ("-" or NULL: stdin). */
+    const char *const *const *groups;
+    const size_t *group_len;
+    size_t ngroups;
+    const char *arg_file;
+    int null_sep;
+    int jobs;                /* 0: PMAP_JOBS or the CPUs */
+    int keep_order;
+    double timeout;          /* seconds per job; 0: none */
+    int retries;             /* extra attempts for a failing job */
+    const char *joblog;      /* GNU parallel's --joblog format, or NULL */
+    int resume;              /* skip the Seqs already in joblog, append to it */
+    pmp_halt_when halt_when;
+    int halt_on_success;     /* count successes instead of failures */
+    double halt_count;       /* halt once this many jobs failed (succeeded) */
+    int halt_percent;        /* halt_count is a percentage of the jobs */
+    int dry_run;             /* report the commands, run nothing */
+    /* --pipe: the command runs once per block of records of the input
+     * (arg_file, or stdin), fed to its stdin; outputs in input order. */
+    int pipe;
+    size_t block;            /* bytes per block; 0: 1 MiB */
+    const char *recend;      /* record end; NULL: "\n" */
+    int cancel_fd;           /* readable: kill the jobs and stop (a signalfd) */
+    void (*on_job)(const pmp_run_job *j, void *arg);   /* after each job */
+    void *arg;
+    char *errbuf;            /* receives a message naming the cause of a */
+    size_t errcap;           /* negative return (which file, why) */
+} pmp_run_opts;
+
+typedef struct pmp_run_stats {
+    uint64_t started, done, failed, skipped;   /* skipped: --resume */
+    int halted;              /* --halt stopped the run */
+    int cancelled;           /* cancel_fd fired */
+    int exit_status;         /* GNU parallel's (see pmp_run_jobs) */
+} pmp_run_stats;
+
+/* Runs the command once per argument (or argument tuple), opts->jobs at a
+ * time, each job's output grouped (pmap/proc.h), in input order with
+ * keep_order. Returns 0 when the run went through (whatever the jobs'
+ * statuses: see stats->exit_status, GNU parallel's: the number of failed
+ * jobs, 101 for more than 100; with --halt, fail=1: the failing job's
+ * status, 128+N for signal N; fail=P%: the percentage that failed), or a
+ * negative errno with errbuf saying what (an unreadable argument file or
+ * joblog, a write error). */
+int pmp_run_jobs(const pmp_run_opts *o, pmp_run_stats *stats);
 
 #ifdef __cplusplus
 }

@@ -3,7 +3,7 @@
 # builds with are present. As root it installs what is missing; otherwise it
 # prints the one apt-get line that would, and fails.
 PM_DEPS_BUILD="cmake make gcc pkg-config zlib1g-dev liburing-dev libdeflate-dev libisal-dev libcunit1-dev"
-PM_DEPS_TEST="gzip pigz python3 util-linux"
+PM_DEPS_TEST="gzip pigz python3 util-linux parallel"
 PM_DEPS_SAN="clang libomp-dev libclang-rt-14-dev"
 PM_DEPS_BENCH="gnuplot-nox time libdeflate-tools isal"
 

@@ -29,6 +29,7 @@ enum {
     CLI_DECOMPRESS = 1u << 1,
     CLI_CHECKSUM = 1u << 2,
     CLI_WC = 1u << 3,
+    CLI_RUN = 1u << 4,
 };
 
 /* wc's counts, in the order they are printed (0: lines, words, bytes). */
@@ -67,6 +68,9 @@ typedef struct cli_command {
     const char *summary;     /* one line for pmap --help */
     void (*help)(FILE *f);   /* pmap COMMAND --help */
     int (*run)(cli_opts *o); /* returns the exit status */
+    /* A command with a command line of its own (run): parses argv itself
+     * and does everything; argv[1] is its name. NULL: the shared parser. */
+    int (*main)(int argc, char **argv);
 } cli_command;
 
 /* main.c */
@@ -105,6 +109,8 @@ int cli_run_decompress(cli_opts *o);
 int cli_run_checksum(cli_opts *o);
 int cli_run_wc(cli_opts *o);
 int cli_run_check(cli_opts *o);     /* checksum -c (cmd_check.c) */
+void cli_help_run(FILE *f);
+int cli_main_run(int argc, char **argv);   /* pmap run (cmd_run.c) */
 
 
 /* report.c: how a command reports. */

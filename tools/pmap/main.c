@@ -22,13 +22,15 @@ const char *cli_argv0 = "pmap";
 
 static const cli_command commands[] = {
     { "compress", CLI_COMPRESS, "gzip files and directory trees in parallel (F -> F.gz)",
-      cli_help_compress, cli_run_compress },
+      cli_help_compress, cli_run_compress, NULL },
     { "decompress", CLI_DECOMPRESS, "gunzip files (F.gz -> F), test (-t) or list (-l) them",
-      cli_help_decompress, cli_run_decompress },
+      cli_help_decompress, cli_run_decompress, NULL },
     { "checksum", CLI_CHECKSUM, "CRC-32 and size of each file",
-      cli_help_checksum, cli_run_checksum },
+      cli_help_checksum, cli_run_checksum, NULL },
     { "wc", CLI_WC, "lines, words and bytes of each file, and in total",
-      cli_help_wc, cli_run_wc },
+      cli_help_wc, cli_run_wc, NULL },
+    { "run", CLI_RUN, "run a command over many arguments or blocks, as GNU parallel",
+      cli_help_run, NULL, cli_main_run },
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -72,6 +74,8 @@ static const cli_command *find_command(const char *name)
 
 static int run_command(const cli_command *c, int argc, char **argv)
 {
+    if (c->main)
+        return c->main(argc, argv);
     cli_opts o = { .cmd = c, .no_name = -1, .progress = CLI_PROGRESS_AUTO };
     char msg[256];
     int rc = cli_parse(argc, argv, 2, &o);

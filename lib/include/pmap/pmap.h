@@ -10,6 +10,7 @@
  *   pipeline.h  chunked pipelines of parallel and in-order stages
  *   gz.h        gzip: CRC-32, block-parallel deflate, checking decoder
  *   app.h       around runs: signals that cancel them, event words, exit status
+ *   proc.h      child processes: a job runner with grouped output
  */
 #ifndef PMAP_PMAP_H
 #define PMAP_PMAP_H
@@ -26,5 +27,6 @@
 #include <pmap/gz.h>
 #include <pmap/codec.h>
 #include <pmap/app.h>
+#include <pmap/proc.h>
 
 #endif
