@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "proc/proc_int.h"
@@ -42,12 +43,25 @@ typedef struct child_args {
     int err;                     /* errno of a failed step, set by the child */
 } child_args;
 
-/* Makes from descriptor `to` (from is not a standard descriptor's place
- * unless it is `to` itself: pm__proc_fd_high saw to it). */
+/* ThreadSanitizer intercepts clone() as if it were fork(), and a child
+ * sharing the parent's memory (CLONE_VM) breaks its bookkeeping when
+ * several threads spawn at once: under TSan jobs start with a plain fork()
+ * (which TSan supports), the exec error coming back through a close-on-exec
+ * pipe and the pidfd from pidfd_open(). Slower, same behaviour. */
+#if defined(__SANITIZE_THREAD__)
+#define SPAWN_FORK 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SPAWN_FORK 1
+#endif
+#endif
+
 /* The child runs on a borrowed stack: not instrumented by ASan, which
  * would mistake it for a stack switch. */
 #define CHILD_CODE __attribute__((no_sanitize_address, noinline))
 
+/* Makes from descriptor `to` (from is not a standard descriptor's place
+ * unless it is `to` itself: pm__proc_fd_high saw to it). */
 CHILD_CODE static int move_fd(int from, int to)
 {
     if (from == to)
@@ -55,27 +69,90 @@ CHILD_CODE static int move_fd(int from, int to)
     return dup2(from, to) < 0 ? -1 : 0;
 }
 
-CHILD_CODE static int child_main(void *p)
+/* The child's steps up to execve; on a failure, the errno goes to a->err
+ * (shared memory, clone) and to report_fd if >= 0 (fork). */
+CHILD_CODE static int child_main_report(child_args *a, int report_fd)
 {
-    child_args *a = p;
     sigset_t none;
     sigemptyset(&none);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != a->ppid)
         _exit(127);
     setpgid(0, 0);
-    for (int i = 0; i < 3; i++)
-        if (move_fd(a->fd[i], i)) {
-            a->err = errno;
-            _exit(127);
-        }
-    signal(SIGPIPE, SIG_DFL);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    execve(a->path, a->argv, environ);
-    a->err = errno;
-    _exit(errno == ENOENT ? 127 : 126);
+    int i;
+    for (i = 0; i < 3; i++)
+        if (move_fd(a->fd[i], i))
+            break;
+    if (i == 3) {
+        signal(SIGPIPE, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execve(a->path, a->argv, environ);
+    }
+    int e = errno;
+    a->err = e;
+    if (report_fd >= 0 && write(report_fd, &e, sizeof e) < 0)
+        e = errno;   /* nothing else to tell */
+    return i < 3 || e == ENOENT ? 127 : 126;
 }
 
+#ifndef SPAWN_FORK
+CHILD_CODE static int child_main(void *p)
+{
+    _exit(child_main_report(p, -1));
+}
+#endif
+
+#ifdef SPAWN_FORK
+#include <sys/syscall.h>
+
+int pm__proc_spawn(pm__spawn *s, const char *path, char *const *argv, const int fd[3])
+{
+    child_args a = { .path = path, .argv = argv, .fd = { fd[0], fd[1], fd[2] },
+                     .ppid = getpid() };
+    int errp[2];
+    if (pipe2(errp, O_CLOEXEC) < 0)
+        return -errno;
+    for (int i = 0; i < 2; i++)   /* never in 0-2, which the child replaces */
+        if ((errp[i] = pm__proc_fd_high(errp[i])) < 0) {
+            int e = errp[i];
+            close(errp[!i]);      /* errp[i] is closed already */
+            return e;
+        }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(errp[0]);
+        int st = child_main_report(&a, errp[1]);
+        _exit(st);
+    }
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(errp[1]);
+    if (pid < 0) {
+        close(errp[0]);
+        return -e;
+    }
+    int err = 0;
+    ssize_t n;
+    while ((n = read(errp[0], &err, sizeof err)) < 0 && errno == EINTR)
+        ;
+    close(errp[0]);
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) {
+        e = errno;
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        return -e;
+    }
+    s->pid = pid;
+    s->pidfd = pidfd;
+    s->exec_err = n == (ssize_t)sizeof err ? err : 0;
+    return 0;
+}
+#else
 int pm__proc_spawn(pm__spawn *s, const char *path, char *const *argv, const int fd[3])
 {
     child_args a = { .path = path, .argv = argv, .fd = { fd[0], fd[1], fd[2] },
@@ -95,6 +172,7 @@ int pm__proc_spawn(pm__spawn *s, const char *path, char *const *argv, const int 
     s->exec_err = a.err;
     return 0;
 }
+#endif
 
 /* An executable regular file? */
 static int is_exec(const char *path)
