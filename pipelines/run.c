@@ -263,6 +263,19 @@ void pmp_cmd_free(pmp_cmd *c)
     memset(c, 0, sizeof *c);
 }
 
+/* c->argv = /bin/sh -c c->text. */
+static int sh_argv(pmp_cmd *c)
+{
+    c->argv = malloc(4 * sizeof *c->argv);
+    if (!c->argv || c->text.oom)
+        return -ENOMEM;
+    c->argv[0] = "/bin/sh";
+    c->argv[1] = "-c";
+    c->argv[2] = c->text.p;
+    c->argv[3] = NULL;
+    return 0;
+}
+
 /* Shell mode: the line in c->text, argv = sh -c LINE. */
 static int build_shell(pmp_cmd *c, const pmp_run_opts *o, const pmp_args *a, int rpl)
 {
@@ -275,14 +288,7 @@ static int build_shell(pmp_cmd *c, const pmp_run_opts *o, const pmp_args *a, int
         pmp_sb_add(&c->text, " ", 1);
         sb_quoted(&c->text, a->v[i]);
     }
-    c->argv = malloc(4 * sizeof *c->argv);
-    if (!c->argv || c->text.oom)
-        return -ENOMEM;
-    c->argv[0] = "/bin/sh";
-    c->argv[1] = "-c";
-    c->argv[2] = c->text.p;
-    c->argv[3] = NULL;
-    return 0;
+    return sh_argv(c);
 }
 
 /* Direct mode: every word one argument (a lone {} with several values:
@@ -334,14 +340,7 @@ static int build_raw(pmp_cmd *c, const pmp_args *a)
         sb_str(&c->text, a->v[i]);
     }
     pmp_sb_add(&c->text, "", 0);
-    c->argv = malloc(4 * sizeof *c->argv);
-    if (!c->argv || c->text.oom)
-        return -ENOMEM;
-    c->argv[0] = "/bin/sh";
-    c->argv[1] = "-c";
-    c->argv[2] = c->text.p;
-    c->argv[3] = NULL;
-    return 0;
+    return sh_argv(c);
 }
 
 int pmp_cmd_build(pmp_cmd *c, const pmp_run_opts *o, const pmp_args *a, int shell, int rpl)
