@@ -31,6 +31,20 @@
  * finishes. Either side spins a little, then sleeps on the word with a
  * shared futex; a `*_waits` flag tells the other side whether to wake it.
  *
+ * Batches of tasks. pm__procs_tasks sends several tasks (pool.c takes the
+ * ones queued behind the task it popped, exec's take) in one REQ_TASKS
+ * request: a record per task (function, argument and result places) then
+ * their bytes. The worker runs them in order, storing `cur` before each
+ * and bumping `ndone` after each; the proxy reports every task it sees
+ * counted (result bytes, then its done callback: the future completes),
+ * while it spins, and when asleep by looking every BATCH_TICK_NS rather
+ * than being woken per task (the point is fewer wake-ups); the last one
+ * comes with the request's completion. A request holds at most TASKS_MAX
+ * tasks, what fits DATA_MAX and what the worker may run before max_tasks
+ * (which counts tasks); a death fails task `ndone` and the rest go in new
+ * requests to the replacement. Terminate ends a batch before any task but
+ * its first, like a map between items.
+ *
  * Deaths. The server reaps its children (signalfd on SIGCHLD), writes the
  * wait status into the dead worker's header, sets DEAD_BIT in `done` and
  * wakes the parent's futex: the proxy learns of the death in the same wait

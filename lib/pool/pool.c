@@ -20,6 +20,8 @@
  * rtask (below) whose run sends the function and its argument bytes to the
  * proxy's process; map and imap chunks do the same with their items
  * (pool_map.c, pool_imap.c), and a blocking map is map_async plus a wait.
+ * Tasks queued one behind the other go to a process in batches (run_batch
+ * below).
  * apply_async_data uses an rtask on threads too, for the same ownership.
  *
  * Cancellation is a state change of the future (future.c): a cancelled
