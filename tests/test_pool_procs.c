@@ -4,8 +4,10 @@
  * only processes have: crash isolation (SIGSEGV, abort, _exit, timeouts,
  * kill -9 from outside, each in the middle of a 10,000-item map or as an
  * apply task), max_tasks, the memory limit, no process left behind (after
- * pm_pool_free and after the parent is SIGKILLed), and workers that run
- * OpenMP after the parent did (GCC bug 60035).
+ * pm_pool_free and after the parent is SIGKILLed), workers that run
+ * OpenMP after the parent did (GCC bug 60035), and tasks sent in batches
+ * (crashes and timeouts mid-batch, completions streaming past a long task,
+ * cancel and terminate, max_tasks, apply_async_data bytes).
  *
  * Tasks run in other processes: they report through results and statuses,
  * never through the test's memory. Every wait has a bound. */
@@ -968,6 +970,294 @@ static void test_stress_tasks_with_crashes(void)
     pm_pool_free(p);
 }
 
+/* ---- tasks in batches ---- */
+
+static int sleep_item(const void *in, void *out, void *arg)
+{
+    (void)arg;
+    sleep_s((double)*(const uint64_t *)in / 1000.0);
+    *(uint64_t *)out = 1;
+    return 0;
+}
+
+/* Keeps a pool's workers busy for ms milliseconds with one map item each
+ * (map items are not tasks): tasks queued meanwhile wait, and when it ends
+ * the proxy takes them as one batch. */
+typedef struct blocker {
+    uint64_t in[4], out[4];
+    size_t fail;
+    pm_future *f;
+} blocker;
+
+static void block_workers(pm_pool *p, blocker *b, uint64_t ms)
+{
+    size_t n = (size_t)pm_pool_workers(p);
+    for (size_t i = 0; i < n; i++)
+        b->in[i] = ms;
+    pm_map_spec s = {.fn = sleep_item, .in = b->in, .in_size = 8, .n = n, .out = b->out,
+                     .out_size = 8, .chunksize = 1};
+    CU_ASSERT_EQUAL_FATAL(pm_pool_map_async(p, &s, &b->fail, &b->f), 0);
+}
+
+static void unblock_wait(blocker *b)
+{
+    CU_ASSERT_EQUAL_FATAL(pm_future_wait(b->f, WAIT_S), 0);
+    CU_ASSERT_EQUAL(pm_future_status(b->f), 0);
+    pm_future_free(b->f);
+}
+
+/* One worker, ten tasks queued behind a map item, so they go out as one
+ * batch: a SIGSEGV, an abort, an _exit(3) and a timeout in its middle fail
+ * just those tasks, the ones after each run on a replacement; a task of
+ * the batch that its worker has not reached counts as started. */
+static void test_batch_crashes_mid_batch(void)
+{
+    pm_pool_opts o = PM_POOL_OPTS_INIT;
+    o.task_timeout = 1.0;
+    pm_pool *p = new_procs(1, &o);
+    blocker b;
+    block_workers(p, &b, 100);
+    int kind[10] = {0, 0, 1, 0, 2, 0, 3, 0, 4, 0};
+    int want[5] = {0, -(PM_EWORKER_SIGNALED + SIGSEGV), -(PM_EWORKER_SIGNALED + SIGABRT),
+                   -(PM_EWORKER_EXITED + 3), -ETIMEDOUT};
+    pm_future *f[10];
+    for (int i = 0; i < 10; i++)
+        CU_ASSERT_EQUAL_FATAL(pm_pool_apply_async(p, task_crash, (void *)(intptr_t)kind[i], &f[i]), 0);
+    CU_ASSERT_EQUAL(pm_future_running(f[9]), 0);
+    unblock_wait(&b);
+    CU_ASSERT_EQUAL(pm_future_wait(f[0], WAIT_S), 0);
+    /* f[9] waits behind a 1 s timeout, yet it is in the batch: started. */
+    CU_ASSERT_EQUAL(pm_future_running(f[9]), 1);
+    CU_ASSERT_EQUAL(pm_future_cancel(f[9]), -EBUSY);
+    CU_ASSERT_EQUAL(pm_wait_all(f, 10, WAIT_S), 0);
+    for (int i = 0; i < 10; i++) {
+        CU_ASSERT_EQUAL(pm_future_status(f[i]), want[kind[i]]);
+        pm_future_free(f[i]);
+    }
+    pm_pool_free(p);
+}
+
+enum { NBATCH = 10000 };
+
+/* Task i: SIGSEGV, abort, _exit(3) or a timeout at four scattered
+ * indices, else returns i & 0xfff. */
+static int batch_kind(intptr_t i)
+{
+    return i == 1234 ? 1 : i == 4321 ? 2 : i == 6789 ? 3 : i == 8765 ? 4 : 0;
+}
+
+static int task_batch(void *arg, void **result_ret)
+{
+    intptr_t i = (intptr_t)arg;
+    int k = batch_kind(i);
+    return k ? task_crash((void *)(intptr_t)k, result_ret) : (int)(i & 0xfff);
+}
+
+/* 10,000 tasks on 2 workers (so in batches): exactly the four bad ones
+ * fail, with their status, every other one has its own result. */
+static void test_batch_crashes_in_10000_tasks(void)
+{
+    pm_pool_opts o = PM_POOL_OPTS_INIT;
+    o.task_timeout = 1.0;
+    pm_pool *p = new_procs(2, &o);
+    int want[5] = {0, -(PM_EWORKER_SIGNALED + SIGSEGV), -(PM_EWORKER_SIGNALED + SIGABRT),
+                   -(PM_EWORKER_EXITED + 3), -ETIMEDOUT};
+    pm_future **fs = calloc(NBATCH, sizeof *fs);
+    CU_ASSERT_FATAL(fs != NULL);
+    for (intptr_t i = 0; i < NBATCH; i++)
+        CU_ASSERT_EQUAL_FATAL(pm_pool_apply_async(p, task_batch, (void *)i, &fs[i]), 0);
+    CU_ASSERT_EQUAL(pm_wait_all(fs, NBATCH, WAIT_S), 0);
+    size_t wrong = 0, failed = 0;
+    for (intptr_t i = 0; i < NBATCH; i++) {
+        int k = batch_kind(i);
+        int st = pm_future_status(fs[i]);
+        wrong += st != (k ? want[k] : (int)(i & 0xfff));
+        failed += st < 0;
+        pm_future_free(fs[i]);
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    CU_ASSERT_EQUAL(failed, 4);
+    free(fs);
+    pm_pool_free(p);
+}
+
+/* One worker; a batch of short, short, 1 s, short: the short ones before
+ * the long one complete long before it ends (completions stream). */
+static void test_batch_streams_completions(void)
+{
+    pm_pool *p = new_procs(1, NULL);
+    blocker b;
+    block_workers(p, &b, 100);
+    intptr_t ms[4] = {0, 0, 1000, 0};
+    pm_future *f[4];
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL_FATAL(pm_pool_apply_async(p, task_sleep_ms, (void *)ms[i], &f[i]), 0);
+    unblock_wait(&b);
+    double t0 = pm_test_now();
+    CU_ASSERT_EQUAL(pm_future_wait(f[1], 0.5), 0);
+    CU_ASSERT(pm_test_now() - t0 < 0.5);
+    CU_ASSERT_EQUAL(pm_future_status(f[0]), 0);
+    CU_ASSERT_EQUAL(pm_future_status(f[1]), 0);
+    CU_ASSERT_EQUAL(pm_future_done(f[2]), 0);        /* still sleeping */
+    CU_ASSERT_EQUAL(pm_future_running(f[3]), 1);     /* in the batch */
+    CU_ASSERT_EQUAL(pm_wait_all(f, 4, WAIT_S), 0);
+    CU_ASSERT(pm_test_now() - t0 > 0.9);
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL(pm_future_status(f[i]), 0);
+        pm_future_free(f[i]);
+    }
+    pm_pool_free(p);
+}
+
+/* One worker, 200 tasks of 10 ms queued behind a map item: queued ones
+ * cancel; once the batch (the first 64, less the cancelled) is taken its
+ * tasks no longer cancel, the later ones still do; terminate cancels the
+ * batch's tasks the worker has not reached, and the queue. */
+static void test_batch_cancel_and_terminate(void)
+{
+    pm_pool *p = new_procs(1, NULL);
+    blocker b;
+    block_workers(p, &b, 200);
+    enum { N = 200 };
+    pm_future *fs[N];
+    for (int i = 0; i < N; i++)
+        CU_ASSERT_EQUAL_FATAL(pm_pool_apply_async(p, task_sleep_ms, (void *)(intptr_t)10, &fs[i]), 0);
+    CU_ASSERT_EQUAL(pm_future_cancel(fs[10]), 0);
+    CU_ASSERT_EQUAL(pm_future_cancel(fs[150]), 0);
+    CU_ASSERT_EQUAL(pm_future_running(fs[0]), 0);
+    unblock_wait(&b);
+    CU_ASSERT_EQUAL(pm_future_wait(fs[0], WAIT_S), 0);
+    CU_ASSERT_EQUAL(pm_future_running(fs[40]), 1);          /* taken: started */
+    CU_ASSERT_EQUAL(pm_future_cancel(fs[40]), -EBUSY);
+    CU_ASSERT_EQUAL(pm_future_running(fs[199]), 0);         /* still queued */
+    CU_ASSERT_EQUAL(pm_future_cancel(fs[199]), 0);
+    CU_ASSERT_EQUAL(pm_pool_terminate(p), 0);
+    CU_ASSERT_EQUAL(pm_pool_join(p), 0);
+    CU_ASSERT_EQUAL(pm_future_status(fs[0]), 0);
+    CU_ASSERT_EQUAL(pm_future_status(fs[10]), -ECANCELED);
+    CU_ASSERT_EQUAL(pm_future_status(fs[40]), -ECANCELED);  /* never reached */
+    CU_ASSERT_EQUAL(pm_future_status(fs[150]), -ECANCELED);
+    int ran = 0, other = 0;
+    for (int i = 0; i < N; i++) {
+        int st = pm_future_status(fs[i]);
+        ran += st == 0;
+        other += st != 0 && st != -ECANCELED;
+        if (i >= 64)
+            CU_ASSERT_EQUAL(st, -ECANCELED);
+        pm_future_free(fs[i]);
+    }
+    CU_ASSERT(ran >= 1 && ran < 40);
+    CU_ASSERT_EQUAL(other, 0);
+    pm_pool_free(p);
+}
+
+/* max_tasks = 5, one worker: the map item (one request) and 40 tasks in
+ * one batch run as 4, 5, 5, 5, 5, 5, 5, 5, 1 tasks per worker process. */
+static void test_batch_max_tasks(void)
+{
+    pm_pool_opts o = PM_POOL_OPTS_INIT;
+    o.max_tasks = 5;
+    pm_pool *p = new_procs(1, &o);
+    blocker b;
+    block_workers(p, &b, 100);
+    enum { N = 40 };
+    pm_future *fs[N];
+    for (int i = 0; i < N; i++)
+        CU_ASSERT_EQUAL_FATAL(pm_pool_apply_async_data(p, task_pid, NULL, 0, 2 * sizeof(int), &fs[i]), 0);
+    unblock_wait(&b);
+    CU_ASSERT_EQUAL(pm_wait_all(fs, N, WAIT_S), 0);
+    int runs[N] = {0}, nruns = 0, last = -1;
+    for (int i = 0; i < N; i++) {
+        CU_ASSERT_EQUAL(pm_future_status(fs[i]), 0);
+        const int *r = pm_future_result(fs[i]);
+        CU_ASSERT_FATAL(r != NULL);
+        if (r[0] != last)
+            nruns++;
+        runs[nruns - 1]++;
+        last = r[0];
+        pm_future_free(fs[i]);
+    }
+    int want[] = {4, 5, 5, 5, 5, 5, 5, 5, 1};
+    CU_ASSERT_EQUAL(nruns, 9);
+    for (int i = 0; i < 9 && i < nruns; i++)
+        CU_ASSERT_EQUAL(runs[i], want[i]);
+    pm_pool_free(p);
+}
+
+/* Task: arg = {i, n, n - 16 bytes}; result = {i, sum of those bytes}. */
+static int task_bytes(void *arg, void **result_ret)
+{
+    const unsigned char *a = arg;
+    uint64_t r[2], n;
+    memcpy(&r[0], a, 8);
+    memcpy(&n, a + 8, 8);
+    r[1] = 0;
+    for (uint64_t k = 16; k < n; k++)
+        r[1] += a[k];
+    memcpy(*result_ret, r, sizeof r);
+    return (int)(r[0] % 1000);
+}
+
+/* Submits task_bytes i with n bytes of argument; its expected sum. */
+static uint64_t submit_bytes(pm_pool *p, uint64_t i, size_t n, pm_future **f)
+{
+    unsigned char *a = malloc(n);
+    CU_ASSERT_FATAL(a != NULL);
+    uint64_t sum = 0;
+    memcpy(a, &i, 8);
+    memcpy(a + 8, &(uint64_t){n}, 8);
+    for (size_t k = 16; k < n; k++)
+        sum += a[k] = (unsigned char)(i * 31 + k);
+    CU_ASSERT_EQUAL_FATAL(pm_pool_apply_async_data(p, task_bytes, a, n, 16, f), 0);
+    free(a);                              /* copied by the call */
+    return sum;
+}
+
+static size_t check_bytes(pm_future *f, uint64_t i, uint64_t sum)
+{
+    const uint64_t *r = pm_future_result(f);
+    return pm_future_status(f) != (int)(i % 1000) || !r || r[0] != i || r[1] != sum;
+}
+
+/* apply_async_data in batches: 5000 tasks with arguments of 16 to 1216
+ * bytes on 2 workers, and 40 of 2 MiB on one (a batch cut to fit the
+ * shared area): every result and status right. */
+static void test_batch_apply_async_data(void)
+{
+    pm_pool *p = new_procs(2, NULL);
+    enum { N = 5000, NBIG = 40 };
+    pm_future **fs = calloc(N, sizeof *fs);
+    uint64_t *sums = calloc(N, sizeof *sums);
+    CU_ASSERT_FATAL(fs && sums);
+    for (uint64_t i = 0; i < N; i++)
+        sums[i] = submit_bytes(p, i, 16 + (i % 13) * 100, &fs[i]);
+    CU_ASSERT_EQUAL(pm_wait_all(fs, N, WAIT_S), 0);
+    size_t wrong = 0;
+    for (uint64_t i = 0; i < N; i++) {
+        wrong += check_bytes(fs[i], i, sums[i]);
+        pm_future_free(fs[i]);
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    pm_pool_free(p);
+
+    p = new_procs(1, NULL);
+    blocker b;
+    block_workers(p, &b, 100);
+    for (uint64_t i = 0; i < NBIG; i++)
+        sums[i] = submit_bytes(p, i, (size_t)2 << 20, &fs[i]);
+    unblock_wait(&b);
+    CU_ASSERT_EQUAL(pm_wait_all(fs, NBIG, WAIT_S), 0);
+    wrong = 0;
+    for (uint64_t i = 0; i < NBIG; i++) {
+        wrong += check_bytes(fs[i], i, sums[i]);
+        pm_future_free(fs[i]);
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    free(sums);
+    free(fs);
+    pm_pool_free(p);
+}
+
 static void test_memory_limit(void)
 {
 #ifdef PM_TEST_SANITIZED
@@ -1137,6 +1427,12 @@ int main(void)
         {"crash with signals blocked and SIGCHLD ignored", test_crash_with_signals_blocked_and_sigchld_ignored},
         {"kill -9 of a worker fails just its item", test_kill9_from_outside},
         {"max_tasks replaces workers", test_max_tasks_replaces_workers},
+        {"batch: crashes and a timeout mid-batch fail just those", test_batch_crashes_mid_batch},
+        {"batch: 10000 tasks, four bad ones scattered", test_batch_crashes_in_10000_tasks},
+        {"batch: completions stream past a long task", test_batch_streams_completions},
+        {"batch: cancel and terminate", test_batch_cancel_and_terminate},
+        {"batch: max_tasks counts tasks", test_batch_max_tasks},
+        {"batch: apply_async_data bytes and results", test_batch_apply_async_data},
         {"memory limit", test_memory_limit},
         {"stress: 10^4 tasks from two threads, 1 in 500 crashing", test_stress_tasks_with_crashes},
         {"no process left after pm_pool_free", test_no_process_left_after_free},

@@ -10,6 +10,8 @@
  *   start    create the workers and run the initializer on each
  *   submit   queue work items (intrusive pm__work; no allocation)
  *   cancel   take a queued item back before it starts
+ *   take     pop more queued items of one kind at once, without blocking
+ *            (a process proxy's batch of tasks)
  *   stop     close (queued work still runs) or terminate (queued work is
  *            dropped: each item's drop() runs instead of run())
  *   join     wait for the workers to exit
@@ -105,6 +107,12 @@ typedef struct pm__exec_ops {
     int (*start)(pm__exec *ex);                  /* 0 or first init failure */
     int (*submit)(pm__exec *ex, pm__work **ws, size_t n, unsigned flags);
     int (*cancel)(pm__exec *ex, pm__work *w);    /* 0: unqueued; -EBUSY */
+    /* Up to max items from the head of the queue while same(item) holds
+     * (called under the queue's lock: it must only look at the item), and
+     * no more than the caller's share of the queue: with q items queued,
+     * (q + 1) / workers - 1 (the caller popped one already). Returns how
+     * many it put in out[], in queue order. */
+    size_t (*take)(pm__exec *ex, int (*same)(pm__work *w), pm__work **out, size_t max);
     void (*stop)(pm__exec *ex, int terminate);
     void (*join)(pm__exec *ex);
     void (*kick)(pm__exec *ex);                  /* re-check exit conditions */
@@ -159,6 +167,28 @@ size_t pm__procs_map(pm__exec *ex, const pm__rmap *m, const void *in, void *out,
  * -ETIMEDOUT, -EINVAL (fn in no loaded module), -ENOMEM. */
 int pm__procs_task(pm__exec *ex, pm_task_fn fn, void *arg, size_t arg_size,
                    void *result, size_t result_size);
+
+/* One task of a batch for pm__procs_tasks (as pm__procs_task's
+ * arguments). */
+typedef struct pm__ptask {
+    pm_task_fn fn;
+    void *arg;
+    size_t arg_size;
+    void *result;
+    size_t result_size;
+} pm__ptask;
+
+/* Runs tasks [0, n) in order on the calling proxy's worker, as few
+ * requests as fit (a request holds at most what the shared area and
+ * max_tasks allow). done(ctx, i, status) reports each task on the calling
+ * thread, in order, as soon as the proxy sees it finished (its result
+ * bytes are copied first), also while later tasks of the request still
+ * run; a task whose worker died or timed out gets a PM_EWORKER_* status or
+ * -ETIMEDOUT and the tasks after it run on a replacement. Returns how many
+ * tasks were reported: fewer than n only when the executor was terminated
+ * (the rest never ran). */
+size_t pm__procs_tasks(pm__exec *ex, const pm__ptask *ts, size_t n,
+                       void (*done)(void *ctx, size_t i, int status), void *ctx);
 
 /* pm_strerror's text for a PM_EWORKER_* status, NULL for other codes. */
 const char *pm__worker_strerror(int err);

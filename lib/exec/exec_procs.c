@@ -31,6 +31,20 @@
  * finishes. Either side spins a little, then sleeps on the word with a
  * shared futex; a `*_waits` flag tells the other side whether to wake it.
  *
+ * Batches of tasks. pm__procs_tasks sends several tasks (pool.c takes the
+ * ones queued behind the task it popped, exec's take) in one REQ_TASKS
+ * request: a record per task (function, argument and result places) then
+ * their bytes. The worker runs them in order, storing `cur` before each
+ * and bumping `ndone` after each; the proxy reports every task it sees
+ * counted (result bytes, then its done callback: the future completes),
+ * while it spins, and when asleep by looking every BATCH_TICK_NS rather
+ * than being woken per task (the point is fewer wake-ups); the last one
+ * comes with the request's completion. A request holds at most TASKS_MAX
+ * tasks, what fits DATA_MAX and what the worker may run before max_tasks
+ * (which counts tasks); a death fails task `ndone` and the rest go in new
+ * requests to the replacement. Terminate ends a batch before any task but
+ * its first, like a map between items.
+ *
  * Deaths. The server reaps its children (signalfd on SIGCHLD), writes the
  * wait status into the dead worker's header, sets DEAD_BIT in `done` and
  * wakes the parent's futex: the proxy learns of the death in the same wait
@@ -94,6 +108,9 @@
 #define SPIN_NS 20000
 #define TICK_S 0.2                     /* re-check a silent worker this often */
 #define GONE_TICKS 5                   /* ticks a dead worker's server may take */
+#define TASKS_MAX 64                   /* tasks in one request */
+#define BATCH_TICK_NS 1000000          /* a proxy looks for finished tasks of a
+                                          batch this often while it sleeps */
 #define SERVER_HELLO 0x706d6170        /* the server's first message ("pmap") */
 #define HELLO_MS 20000                 /* how long a server may take to start */
 
@@ -101,7 +118,7 @@ extern char **environ;
 
 /* ---- the shared header ---- */
 
-enum { REQ_INIT = 1, REQ_TASK, REQ_ITEMS };
+enum { REQ_INIT = 1, REQ_TASK, REQ_ITEMS, REQ_TASKS };
 
 typedef struct fnref {
     char module[240];          /* dl_iterate_phdr's name; "": the program */
@@ -116,6 +133,7 @@ typedef struct slot_hdr {
     _Atomic uint32_t stop;         /* terminate: stop a map between items */
     int32_t wstatus;               /* the worker's wait status (server) */
     _Atomic uint64_t cur;          /* items: the one running (worker) */
+    _Atomic uint64_t ndone;        /* tasks: how many finished (worker) */
     _Atomic int64_t item_ns;       /* when the running item or task started
                                       (CLOCK_MONOTONIC; set when timed) */
     uint32_t timed;                /* a timeout applies: keep item_ns */
@@ -130,6 +148,16 @@ typedef struct slot_hdr {
 } slot_hdr;
 
 _Static_assert(sizeof(slot_hdr) <= HDR_SIZE, "header fits its page");
+
+/* A batch of tasks (REQ_TASKS): count records at the start of the data
+ * area, then each task's argument and result bytes where they say. */
+typedef struct trec {
+    fnref fn;
+    uint64_t arg;                  /* opaque argument when arg_size == 0 */
+    uint64_t arg_off, arg_size, res_off, res_size;
+    int32_t status;                /* the task's return (worker) */
+    int32_t pad;
+} trec;
 
 /* Where a request's parts sit in the data area. */
 typedef struct layout {
@@ -335,21 +363,52 @@ static void worker_items(slot_hdr *h, unsigned char *data, pm_map_fn fn)
     atomic_store_explicit(&h->cur, n, memory_order_release);
 }
 
+/* Runs one task: its result_size bytes of result go to out. */
+static int32_t worker_task(void *fn, void *arg, unsigned char *out, size_t result_size)
+{
+    void *res = result_size ? out : NULL;
+    int32_t st = fn ? ((pm_task_fn)fn)(arg, &res) : -EINVAL;
+    if (res && result_size && res != out)
+        memmove(out, res, result_size);   /* it pointed elsewhere */
+    return st;
+}
+
+/* A batch: the tasks in order, `cur` the one running, `ndone` bumped after
+ * each (the proxy reports them as it sees the count grow); terminate
+ * (`stop`) ends it between two tasks: the first one always runs, as a
+ * single task would. */
+static void worker_tasks(slot_hdr *h, unsigned char *data)
+{
+    trec *r = (trec *)data;
+    size_t i, n = h->count;
+    for (i = 0; i < n; i++) {
+        atomic_store_explicit(&h->cur, i, memory_order_release);
+        if (h->timed && i)
+            atomic_store_explicit(&h->item_ns, pm__now_ns(), memory_order_relaxed);
+        if (i && atomic_load_explicit(&h->stop, memory_order_relaxed))
+            break;
+        void *arg = r[i].arg_size ? (void *)(data + r[i].arg_off) : (void *)(uintptr_t)r[i].arg;
+        r[i].status = worker_task(fn_resolve(&r[i].fn), arg, data + r[i].res_off, r[i].res_size);
+        atomic_store_explicit(&h->ndone, i + 1, memory_order_release);
+    }
+    h->ran = i;
+}
+
 static void worker_serve(slot_hdr *h, unsigned char *data)
 {
+    if (h->kind == REQ_TASKS) {
+        worker_tasks(h, data);
+        return;
+    }
     layout l = layout_of(h->arg_size, 0, 0, 0, h->result_size);
     void *fn = fn_resolve(&h->fn);
     switch (h->kind) {
     case REQ_INIT:
         h->status = fn ? ((pm_init_fn)fn)(worker_arg(h, data, l)) : -EINVAL;
         break;
-    case REQ_TASK: {
-        void *res = h->result_size ? data + l.out : NULL;
-        h->status = fn ? ((pm_task_fn)fn)(worker_arg(h, data, l), &res) : -EINVAL;
-        if (res && h->result_size && res != data + l.out)
-            memmove(data + l.out, res, h->result_size);   /* it pointed elsewhere */
+    case REQ_TASK:
+        h->status = worker_task(fn, worker_arg(h, data, l), data + l.out, h->result_size);
         break;
-    }
     case REQ_ITEMS:
         worker_items(h, data, (pm_map_fn)fn);
         break;
@@ -748,14 +807,42 @@ static int pw_orphaned(const pw *w, int *ticks)
     return ++*ticks > GONE_TICKS;
 }
 
+/* A batch being waited for: tasks [0, seen) of the request are reported. */
+typedef struct progress {
+    const pm__ptask *ts;           /* the request's tasks */
+    size_t n, seen, base;          /* base: ts[0]'s index for done */
+    void (*done)(void *ctx, size_t i, int status);
+    void *ctx;
+} progress;
+
+/* Reports the request's tasks [seen, upto): results back, then done. */
+static void tasks_report(pw *w, progress *pg, size_t upto)
+{
+    const trec *r = (const trec *)w->data;
+    for (; pg->seen < upto; pg->seen++) {
+        size_t i = pg->seen;
+        if (pg->ts[i].result_size)
+            memcpy(pg->ts[i].result, w->data + r[i].res_off, pg->ts[i].result_size);
+        pg->done(pg->ctx, pg->base + i, r[i].status);
+    }
+}
+
 /* Waits until the worker finished request seq (0) or died (its status,
- * or -ETIMEDOUT if we killed it for its timeout). */
-static int pw_wait(procs *P, pw *w, uint32_t seq)
+ * or -ETIMEDOUT if we killed it for its timeout). With pg, reports the
+ * batch's tasks as they finish: the worker does not wake us for them (a
+ * wake-up per task is what batching saves); a sleeping proxy looks every
+ * BATCH_TICK_NS while tasks other than the last may still finish. */
+static int pw_wait(procs *P, pw *w, uint32_t seq, progress *pg)
 {
     slot_hdr *h = w->hdr;
     int64_t spin_end = pm__now_ns() + SPIN_NS;
     int killed = 0, ticks = 0;
     for (;;) {
+        if (pg && pg->seen + 1 < pg->n) {
+            size_t nd = atomic_load_explicit(&h->ndone, memory_order_acquire);
+            if (nd > pg->seen && nd <= pg->n)
+                tasks_report(w, pg, nd);
+        }
         uint32_t d = atomic_load_explicit(&h->done, memory_order_acquire);
         if (d & DEAD_BIT)
             return killed ? -ETIMEDOUT : status_of_wait(h->wstatus);
@@ -769,6 +856,8 @@ static int pw_wait(procs *P, pw *w, uint32_t seq)
             continue;
         }
         int64_t wait = (int64_t)(TICK_S * 1e9);
+        if (pg && pg->seen + 1 < pg->n)
+            wait = BATCH_TICK_NS;
         if (h->timed && !killed) {
             int64_t left = atomic_load(&h->item_ns) + (int64_t)(P->timeout * 1e9) - now;
             if (left <= 0) {
@@ -787,11 +876,13 @@ static int pw_wait(procs *P, pw *w, uint32_t seq)
     }
 }
 
-/* Posts the request filled in w's header and waits for it. */
-static int pw_call(procs *P, pw *w)
+/* Posts the request filled in w's header and waits for it (pg: as in
+ * pw_wait). */
+static int pw_call(procs *P, pw *w, progress *pg)
 {
     slot_hdr *h = w->hdr;
     atomic_store_explicit(&h->cur, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->ndone, 0, memory_order_relaxed);
     h->timed = P->timeout > 0;
     if (h->timed)
         atomic_store_explicit(&h->item_ns, pm__now_ns(), memory_order_relaxed);
@@ -799,7 +890,7 @@ static int pw_call(procs *P, pw *w)
     atomic_store(&h->req, seq);
     if (atomic_load(&h->worker_waits))
         futex(&h->req, FUTEX_WAKE, 1, NULL);
-    return pw_wait(P, w, seq);
+    return pw_wait(P, w, seq, pg);
 }
 
 static void pw_dead(pw *w)
@@ -874,7 +965,7 @@ static int pw_spawn(procs *P, pw *w)
     int rc = pw_grow(w, up64(P->initarg_size));
     if (rc == 0)
         rc = pw_request(w, REQ_INIT, (const void *)P->init, P->initarg, P->initarg_size);
-    if (rc == 0 && (rc = pw_call(P, w)) == 0)
+    if (rc == 0 && (rc = pw_call(P, w, NULL)) == 0)
         rc = h->status;
     if (rc)
         pw_retire(P, w);
@@ -886,10 +977,11 @@ static int pw_ready(procs *P, pw *w)
     return w->pidfd >= 0 ? 0 : pw_spawn(P, w);
 }
 
-/* After a request that ran: count it, and retire the worker at max_tasks. */
-static void pw_served(procs *P, pw *w)
+/* After a request that ran k tasks (a map's request counts as one): count
+ * them, and retire the worker at max_tasks. */
+static void pw_served(procs *P, pw *w, unsigned k)
 {
-    if (P->max_tasks && ++w->tasks >= P->max_tasks)
+    if (P->max_tasks && (w->tasks += k) >= P->max_tasks)
         pw_retire(P, w);
 }
 
@@ -909,7 +1001,7 @@ int pm__procs_task(pm__exec *ex, pm_task_fn fn, void *arg, size_t arg_size,
     if ((rc = pw_grow(w, l.end)) || (rc = pw_request(w, REQ_TASK, (const void *)fn, arg, arg_size)))
         return rc;
     w->hdr->result_size = result_size;
-    rc = pw_call(P, w);
+    rc = pw_call(P, w, NULL);
     if (rc) {
         pw_dead(w);
         return rc;
@@ -917,8 +1009,100 @@ int pm__procs_task(pm__exec *ex, pm_task_fn fn, void *arg, size_t arg_size,
     rc = w->hdr->status;
     if (result_size)
         memcpy(result, w->data + l.out, result_size);
-    pw_served(P, w);
+    pw_served(P, w, 1);
     return rc;
+}
+
+/* How many of tasks ts[0, n) go in one request (at least one): what fits
+ * DATA_MAX, TASKS_MAX, and what the worker may still run before max_tasks.
+ * Sets *need to the data area they take. */
+static size_t tasks_fit(const procs *P, const pw *w, const pm__ptask *ts, size_t n, size_t *need)
+{
+    size_t k = n < TASKS_MAX ? n : TASKS_MAX;
+    if (P->max_tasks && k > P->max_tasks - w->tasks)
+        k = P->max_tasks - w->tasks;
+    size_t bytes = 0, i;
+    for (i = 0; i < k; i++) {
+        size_t b = up64(ts[i].arg_size) + up64(ts[i].result_size);
+        if (i && bytes + b + up64((i + 1) * sizeof(trec)) > DATA_MAX)
+            break;
+        bytes += b;
+    }
+    *need = bytes + up64(i * sizeof(trec));
+    return i;
+}
+
+/* Fills the header and data area for tasks ts[0, k), or fewer: up to the
+ * first whose function is in no loaded module. Returns how many; 0 with
+ * *rc set when the first one is such. */
+static size_t tasks_request(pw *w, const pm__ptask *ts, size_t k, int *rc)
+{
+    trec *r = (trec *)w->data;
+    size_t off = up64(k * sizeof(trec)), i;
+    for (i = 0; i < k; i++) {
+        if ((*rc = fn_ref((const void *)ts[i].fn, &r[i].fn)) != 0)
+            break;
+        r[i].arg = (uint64_t)(uintptr_t)ts[i].arg;
+        r[i].arg_size = ts[i].arg_size;
+        r[i].arg_off = off;
+        if (ts[i].arg_size)
+            memcpy(w->data + off, ts[i].arg, ts[i].arg_size);
+        off += up64(ts[i].arg_size);
+        r[i].res_off = off;
+        r[i].res_size = ts[i].result_size;
+        off += up64(ts[i].result_size);
+        r[i].status = 0;
+    }
+    slot_hdr *h = w->hdr;
+    h->kind = REQ_TASKS;
+    h->count = i;
+    h->ran = 0;
+    return i;
+}
+
+size_t pm__procs_tasks(pm__exec *ex, const pm__ptask *ts, size_t n,
+                       void (*done)(void *ctx, size_t i, int status), void *ctx)
+{
+    procs *P = P_of(ex);
+    pw *w = self;
+    size_t i = 0;
+    while (i < n && atomic_load_explicit(&ex->state, memory_order_relaxed) != PM__TERMINATED) {
+        int rc = w ? pw_ready(P, w) : -EINVAL;    /* -EINVAL: not on a proxy */
+        if (rc) {
+            done(ctx, i++, rc);                    /* no worker: the task fails */
+            continue;
+        }
+        size_t need, k = tasks_fit(P, w, ts + i, n - i, &need);
+        rc = pw_grow(w, need);
+        k = rc ? 0 : tasks_request(w, ts + i, k, &rc);
+        if (k == 0) {
+            done(ctx, i++, rc);     /* -ENOMEM, or -EINVAL: fn in no module */
+            continue;
+        }
+        progress pg = {.ts = ts + i, .n = k, .base = i, .done = done, .ctx = ctx};
+        slot_hdr *h = w->hdr;
+        rc = pw_call(P, w, &pg);
+        if (rc == 0) {
+            size_t ran = h->ran <= k ? h->ran : k;
+            tasks_report(w, &pg, ran);
+            i += ran;
+            pw_served(P, w, (unsigned)ran);
+            if (ran < k)
+                break;                             /* terminated */
+            continue;
+        }
+        pw_dead(w);
+        size_t c = atomic_load(&h->ndone);         /* finished before it died */
+        if (c > k)
+            c = k;
+        tasks_report(w, &pg, c);
+        if (c < k) {
+            done(ctx, i + c, rc);                  /* the one it was running */
+            c++;
+        }
+        i += c;
+    }
+    return i;
 }
 
 /* How many items of m fit one request (at least one). */
@@ -967,10 +1151,10 @@ static size_t items_once(pm__exec *ex, pw *w, const pm__rmap *m, const void *in,
     h->count = b;
     if (m->in_size)
         memcpy(w->data + l.in, (const unsigned char *)in + base * m->in_size, b * m->in_size);
-    rc = pw_call(P, w);
+    rc = pw_call(P, w, NULL);
     if (rc == 0) {
         items_back(w, m, l, base, h->ran, out);
-        pw_served(P, w);
+        pw_served(P, w, 1);
         return h->ran;
     }
     pw_dead(w);
@@ -1128,6 +1312,11 @@ static int procs_cancel(pm__exec *ex, pm__work *w)
     return pm__exec_threads.cancel(ex, w);
 }
 
+static size_t procs_take(pm__exec *ex, int (*same)(pm__work *w), pm__work **out, size_t max)
+{
+    return pm__exec_threads.take(ex, same, out, max);
+}
+
 static void procs_kick(pm__exec *ex)
 {
     pm__exec_threads.kick(ex);
@@ -1139,6 +1328,7 @@ const pm__exec_ops pm__exec_procs = {
     .start = procs_start,
     .submit = procs_submit,
     .cancel = procs_cancel,
+    .take = procs_take,
     .stop = procs_stop,
     .join = procs_join,
     .kick = procs_kick,

@@ -107,6 +107,34 @@ static pm__work *pop_locked(thr *t)
     return w;
 }
 
+/* Pops up to max items at the head of the queue that same() accepts, in
+ * order, stopping at the first it refuses (a batch keeps the FIFO order),
+ * and leaving the other workers their share: with q items queued, a caller
+ * that already popped one takes at most (q + 1) / workers - 1 more. Never
+ * blocks; the thread backend's own workers never call it. */
+static size_t thr_take(pm__exec *ex, int (*same)(pm__work *w), pm__work **out, size_t max)
+{
+    thr *t = ex->be;
+    size_t share = (atomic_load_explicit(&t->qlen, memory_order_relaxed) + 1) /
+                   (size_t)ex->workers;
+    if (share <= 1 || max == 0)
+        return 0;
+    if (max > share - 1)
+        max = share - 1;
+    size_t n = 0;
+    pthread_mutex_lock(&t->mu);
+    while (n < max && !pm__fifo_empty(&t->q)) {
+        pm__work *w = pm__container_of(t->q.head, pm__work, node);
+        if (!same(w))
+            break;
+        pm__fifo_pop(&t->q);
+        out[n++] = w;
+    }
+    atomic_fetch_sub_explicit(&t->qlen, n, memory_order_relaxed);
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
 /* Polls for work or a state change for up to SPIN_NS (without mu). */
 static void spin_for_work(pm__exec *ex, thr *t, int state0)
 {
@@ -335,6 +363,7 @@ const pm__exec_ops pm__exec_threads = {
     .start = thr_start,
     .submit = thr_submit,
     .cancel = thr_cancel,
+    .take = thr_take,
     .stop = thr_stop,
     .join = thr_join,
     .kick = thr_kick,

@@ -141,6 +141,13 @@ int pm__future_cancel(pm_future *f)
     return s == PM__RUNNING ? -EBUSY : -EALREADY;
 }
 
+void pm__future_unstart(pm_future *f)
+{
+    uint32_t s = PM__RUNNING;
+    if (atomic_compare_exchange_strong(&f->state, &s, PM__CANCELLED))
+        after_final(f);
+}
+
 void pm__future_run(pm_future *f)
 {
     void *result = NULL;

@@ -20,6 +20,8 @@
  * rtask (below) whose run sends the function and its argument bytes to the
  * proxy's process; map and imap chunks do the same with their items
  * (pool_map.c, pool_imap.c), and a blocking map is map_async plus a wait.
+ * Tasks queued one behind the other go to a process in batches (run_batch
+ * below).
  * apply_async_data uses an rtask on threads too, for the same ownership.
  *
  * Cancellation is a state change of the future (future.c): a cancelled
@@ -97,11 +99,16 @@ static int resolve_workers(const pm_pool_opts *opts)
 
 /* ---- the queue ---- */
 
+static int rtask_run(void *arg, void **result_ret);
+static void run_batch(pm_future *head);
+
 static void future_work_run(pm__work *w, unsigned worker)
 {
     (void)worker;
     pm_future *f = (pm_future *)w;
-    if (pm__future_start(f))
+    if (f->fn == rtask_run)
+        run_batch(f);       /* batches on processes, else as below */
+    else if (pm__future_start(f))
         pm__future_run(f);
     pm__future_unref(f);    /* the queue's reference */
 }
@@ -245,14 +252,19 @@ static unsigned char *rtask_result(rtask *t)
     return t->data + ((t->arg_size + 63) & ~(size_t)63);
 }
 
+/* 1 for a status that says the worker died or timed out (no result). */
+static int worker_died(int rc)
+{
+    return rc == -ETIMEDOUT || PM_WORKER_SIGNAL(rc) || PM_WORKER_EXIT(rc) >= 0;
+}
+
 static int rtask_run(void *arg, void **result_ret)
 {
     rtask *t = arg;
     void *res = t->result_size ? rtask_result(t) : NULL;
     if (t->procs) {
         int rc = pm__procs_task(t->ex, t->fn, t->arg, t->arg_size, res, t->result_size);
-        int died = rc == -ETIMEDOUT || PM_WORKER_SIGNAL(rc) || PM_WORKER_EXIT(rc) >= 0;
-        *result_ret = died ? NULL : res;
+        *result_ret = worker_died(rc) ? NULL : res;
         return rc;
     }
     void *mine = res;
@@ -261,6 +273,99 @@ static int rtask_run(void *arg, void **result_ret)
         memmove(res, mine, t->result_size);    /* as the process workers do */
     *result_ret = res;
     return rc;
+}
+
+/* ---- batches of tasks on processes ----
+ *
+ * A proxy that pops a task finds the tasks queued right behind it (not
+ * started, in order, at most BATCH_MAX and its share of the queue: exec's
+ * take) and sends them to its worker as one request (pm__procs_tasks):
+ * one round trip and one hand-off for the lot, which is what a loaded
+ * machine charges for. All of them start (RUNNING) when taken, so from
+ * then on pm_future_cancel fails for them; each completes as soon as the
+ * proxy sees the worker finished it, while later ones still run. Tasks
+ * that terminate kept from running end cancelled. Alone in the queue, a
+ * task goes the one-task way (rtask_run).
+ *
+ * Long tasks gain nothing from batching and a batch holds work back from
+ * idle workers, so each proxy keeps the mean time per task of its last
+ * request (task_ns, round trip included) and takes no more tasks than fit
+ * BATCH_BUDGET_NS by it: tasks of 5 ms and more go one by one, and once
+ * short ones come again the next single task's time lets batches grow. */
+
+#define BATCH_MAX 64
+#define BATCH_BUDGET_NS 5000000
+
+static _Thread_local int64_t task_ns;      /* this proxy's estimate */
+
+typedef struct batch {
+    pm_future *f[BATCH_MAX];
+    pm__ptask t[BATCH_MAX];
+} batch;
+
+/* A queued item a batch may take: a task on processes (under the
+ * executor's queue lock: looks at immutable fields only). */
+static int batchable(pm__work *w)
+{
+    pm_future *f = (pm_future *)w;
+    return w->run == future_work_run && f->fn == rtask_run && ((rtask *)f->owned)->procs;
+}
+
+static void batch_done(void *ctx, size_t i, int status)
+{
+    batch *b = ctx;
+    pm_future *f = b->f[i];
+    rtask *t = f->owned;
+    void *res = t->result_size && !worker_died(status) ? rtask_result(t) : NULL;
+    pm__future_finish(f, status, res);
+    if (i)
+        pm__future_unref(f);    /* the queue's reference (the head's: the caller's) */
+}
+
+static void run_batch(pm_future *head)
+{
+    if (!pm__future_start(head))
+        return;                 /* cancelled while queued */
+    rtask *t = head->owned;
+    pm__exec *ex = t->ex;
+    if (!t->procs) {
+        pm__future_run(head);
+        return;
+    }
+    size_t cap = BATCH_MAX - 1;
+    if (task_ns > 0 && BATCH_BUDGET_NS / task_ns < (int64_t)cap)
+        cap = (size_t)(BATCH_BUDGET_NS / task_ns);
+    pm__work *more[BATCH_MAX - 1];
+    size_t m = cap ? ex->ops->take(ex, batchable, more, cap) : 0;
+    int64_t t0 = pm__now_ns();
+    batch b;
+    size_t n = 0;
+    b.f[n++] = head;
+    for (size_t j = 0; j < m; j++) {
+        pm_future *f = (pm_future *)more[j];
+        if (pm__future_start(f))
+            b.f[n++] = f;
+        else
+            pm__future_unref(f);    /* cancelled while queued: the queue's ref */
+    }
+    if (n == 1) {
+        pm__future_run(head);
+        task_ns = pm__now_ns() - t0;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        rtask *r = b.f[i]->owned;
+        b.t[i] = (pm__ptask){r->fn, r->arg, r->arg_size,
+                             r->result_size ? rtask_result(r) : NULL, r->result_size};
+    }
+    size_t ran = pm__procs_tasks(ex, b.t, n, batch_done, &b);
+    if (ran)
+        task_ns = (pm__now_ns() - t0) / (int64_t)ran;
+    for (size_t i = ran; i < n; i++) {     /* terminated before they ran */
+        pm__future_unstart(b.f[i]);
+        if (i)
+            pm__future_unref(b.f[i]);
+    }
 }
 
 /* A future (the caller's and the queue's references) running fn through

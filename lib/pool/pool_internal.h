@@ -73,6 +73,9 @@ int pm__future_start(pm_future *f);
 void pm__future_finish(pm_future *f, int status, void *result);
 /* PENDING -> CANCELLED and finish; 0 or -EBUSY/-EALREADY as pm_future_cancel. */
 int pm__future_cancel(pm_future *f);
+/* RUNNING -> CANCELLED and finish: a started task that will never run (a
+ * process batch cut short by terminate). */
+void pm__future_unstart(pm_future *f);
 /* Runs a started future's task and finishes it. */
 void pm__future_run(pm_future *f);
 /* Like pm_future_add_done_callback with a node the caller owns (cb->fn and

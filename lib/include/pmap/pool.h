@@ -72,6 +72,23 @@
  *     running on the replacement. Python's Pool hangs forever in this case
  *     (CPython gh-66587); ProcessPoolExecutor fails every pending future and
  *     refuses new work (BrokenProcessPool); pmap fails the one item.
+ *   - Tasks go in batches. A proxy that takes a task (apply_async or
+ *     apply_async_data) also takes the tasks queued right behind it, up to
+ *     64 and no more than its share of the queue (1/workers) nor than
+ *     about 5 ms of work by the times of its last tasks (tasks that long
+ *     go one by one), and sends them to its worker as one request, run in
+ *     order: one round trip for the lot, which is what counts on a busy
+ *     machine. Each future completes as soon as the proxy sees its task
+ *     done (within a millisecond while later tasks of the batch run), so a
+ *     long task does not hold back the results before it. A task taken
+ *     into a batch counts as started: pm_future_running() is 1 and
+ *     pm_future_cancel() fails with -EBUSY, though its worker may not have
+ *     reached it yet. pm_pool_terminate() cancels the tasks of a batch the
+ *     worker has not started, as it cancels queued ones (their status is
+ *     -ECANCELED); the task being run finishes. task_timeout counts from
+ *     each task's own start, max_tasks counts tasks (a batch stops at the
+ *     limit), and a crash fails just the task being run, the rest of its
+ *     batch going to the replacement.
  *   - task_timeout, max_tasks and mem_limit (pm_pool_opts) bound each
  *     worker; the initializer runs once in every worker, replacements
  *     included (if it fails in a replacement, the item or task that needed
@@ -177,9 +194,10 @@ typedef struct pm_pool_opts {
                                   replaced, the item fails with -ETIMEDOUT.
                                   0: none */
     unsigned max_tasks;        /* a worker is replaced after this many
-                                  requests (an apply task, or one batch of a
-                                  map: a chunk, or less when items are
-                                  large); 0: never */
+                                  requests: each apply task (a batch of
+                                  tasks counts them all, and stops at the
+                                  limit), or one batch of a map (a chunk,
+                                  or less when items are large); 0: never */
     size_t mem_limit;          /* bytes of address space a worker may add to
                                   what it has when it starts, besides its
                                   share of the item area (up to 64 MiB)
