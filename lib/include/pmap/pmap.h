@@ -21,6 +21,7 @@
 #include <pmap/pool.h>
 #include <pmap/future.h>
 #include <pmap/loop.h>
+#include <pmap/co.h>
 #include <pmap/aio.h>
 #include <pmap/pipeline.h>
 #include <pmap/gz.h>
