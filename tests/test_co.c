@@ -492,6 +492,43 @@ static void co_cancel_states(void)
 }
 BOTH(co_cancel_states)
 
+/* ---- children: spawned from a task with sched NULL ---- */
+
+static int64_t child(void *arg)
+{
+    uintptr_t ms = (uintptr_t)arg;
+    int rc = pm_co_sleep(ms * 1000000u);
+    return rc < 0 ? rc : (int64_t)ms;
+}
+
+static int64_t parent(void *arg)
+{
+    (void)arg;
+    pm_co_task *kids[3];
+    for (uintptr_t i = 0; i < 3; i++) {
+        int rc = pm_co_spawn(NULL, child, (void *)(3 - i), &kids[i]);
+        if (rc < 0)
+            return rc;
+    }
+    int64_t res[3];
+    int rc = pm_co_gather(kids, 3, res);
+    for (int i = 0; i < 3; i++)
+        pm_co_task_free(kids[i]);
+    return rc < 0 ? rc : res[0] * 100 + res[1] * 10 + res[2];
+}
+
+static void co_children(void)
+{
+    env e = setup(0, 0);
+    pm_co_task *t;
+    int64_t r = 0;
+    CU_ASSERT_EQUAL_FATAL(pm_co_spawn(e.s, parent, NULL, &t), 0);
+    CU_ASSERT_EQUAL(pm_co_join(t, &r), 0);
+    CU_ASSERT_EQUAL(r, 321);
+    teardown(&e);
+}
+BOTH(co_children)
+
 /* ---- waiting ---- */
 
 static int64_t sleep_ms(void *arg)
@@ -738,6 +775,7 @@ static void co_bad_args(void)
     CU_ASSERT_EQUAL(pm_co_sched_new(NULL, NULL, &s), -EINVAL);
     CU_ASSERT_EQUAL_FATAL(pm_co_sched_new(l, NULL, &s), 0);
     CU_ASSERT_EQUAL(pm_co_spawn(s, NULL, NULL, NULL), -EINVAL);
+    CU_ASSERT_EQUAL(pm_co_spawn(NULL, set_flag, NULL, NULL), -EINVAL);   /* outside tasks */
     CU_ASSERT_EQUAL(pm_co_join(NULL, NULL), -EINVAL);
     CU_ASSERT_EQUAL(pm_co_cancel(NULL), -EINVAL);
     CU_ASSERT_PTR_NULL(pm_co_current());
@@ -765,6 +803,7 @@ int main(void)
         CASE(co_sockets, "connect, accept, send, recv; refused"),
         CASE(co_cancel_every_await, "cancel at every kind of await"),
         CASE(co_cancel_states, "cancel before the first run, after the end"),
+        CASE(co_children, "a task spawns and gathers children (sched NULL)"),
         CASE(co_wait_timeout, "wait: first, all, timeout; gather; self-await"),
         CASE(co_never_yields, "a task that never yields delays timers, yield does not"),
         CASE(co_many_tasks, "10,000 tasks; freed with tasks pending"),

@@ -316,6 +316,8 @@ static void retire(pm_co_sched *s, pm_co_task *t)
 
 int pm_co_spawn(pm_co_sched *s, pm_co_fn fn, void *arg, pm_co_task **task_ret)
 {
+    if (!s && cur_task)
+        s = cur_task->s;
     if (!s || !fn)
         return -EINVAL;
     if (s->closing)

@@ -81,11 +81,12 @@ PM_API void pm_co_sched_free(pm_co_sched *sched);
 PM_API pm_loop *pm_co_sched_loop(const pm_co_sched *sched);
 
 /* Starts fn(arg) as a task; it first runs when the loop next runs (or the
- * calling task awaits). task_ret non-NULL: a handle to await, cancel and
+ * calling task awaits). sched NULL inside a task: the task's scheduler
+ * (how an ASYNC pipeline stage starts tasks of its own). task_ret non-NULL: a handle to await, cancel and
  * join (the caller releases it with pm_co_join or pm_co_task_free; else
  * pm_co_sched_free does); NULL: detached, freed when it finishes. Returns
- * 0, -ENOMEM (no stack: mmap failed or vm.max_map_count reached),
- * -ECANCELED while the scheduler is being freed. */
+ * 0, -EINVAL (no scheduler, no fn), -ENOMEM (no stack: mmap failed or
+ * vm.max_map_count reached), -ECANCELED while the scheduler is being freed. */
 PM_API int pm_co_spawn(pm_co_sched *sched, pm_co_fn fn, void *arg, pm_co_task **task_ret);
 
 /* Waits until task has finished and stores its result in *result_ret
@@ -142,10 +143,11 @@ PM_API int pm_co_yield(void);
 
 /* Sockets: the call is tried at once without blocking (MSG_DONTWAIT, or
  * O_NONBLOCK set for the call and restored) and, when it would block, the
- * task waits for readiness on the loop and tries again. On the threads
- * engine each waiting socket holds one of the loop's io_threads, and on
- * either engine one of its queue_depth slots: size them for the number of
- * sockets waiting at once. */
+ * task waits for readiness on the loop and tries again. A readiness wait
+ * takes one of the loop's queue_depth slots and, on the threads engine,
+ * one of its io_threads for as long as it waits; waits beyond those queue
+ * in the loop (in order, none fails) and start as others end. Size them
+ * for the sockets that wait at once. */
 /* Connects fd to addr; 0 or -errno (the socket's error, e.g. -ECONNREFUSED). */
 PM_API int pm_co_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
 /* accept4(fd, addr, addrlen, flags); the new descriptor or -errno. */
