@@ -2,12 +2,12 @@
  * scheduler record shared by co.c (tasks, scheduling, waiting) and
  * co_io.c (the awaits).
  *
- * A context is what one side of a switch saves. On x86-64 it is just a
- * stack pointer: switch.c's pm__co_switch pushes the callee-saved
- * registers and the SSE/x87 control words on the old stack, stores the
- * stack pointer, loads the new one and pops. Elsewhere (or with
- * PM_CO_UCONTEXT defined) it is a ucontext_t and swapcontext(), which also
- * saves the signal mask with a system call at every switch: correct, slow.
+ * A context is what one side of a switch saves. On x86-64 and aarch64 it
+ * is just a stack pointer: switch.c's pm__co_switch stores the
+ * callee-saved registers on the old stack, stores the stack pointer, loads
+ * the new one and restores. Elsewhere (or with PM_CO_UCONTEXT defined) it
+ * is a ucontext_t and swapcontext(), which also saves the signal mask with
+ * a system call at every switch: correct, slow.
  */
 #ifndef PM_CO_INTERNAL_H
 #define PM_CO_INTERNAL_H
@@ -18,7 +18,7 @@
 
 #include <pmap/co.h>
 
-#if defined(__x86_64__) && !defined(PM_CO_UCONTEXT)
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(PM_CO_UCONTEXT)
 #define PM__CO_ASM 1
 #else
 #define PM__CO_ASM 0
@@ -40,7 +40,7 @@ typedef struct pm__co_ctx {
 void pm__co_ctx_make(pm__co_ctx *c, void *lo, size_t size, void (*fn)(void *), void *arg);
 /* Saves the running context in from and continues in to. */
 void pm__co_ctx_switch(pm__co_ctx *from, pm__co_ctx *to);
-/* "asm-x86_64" or "ucontext": which switch this build uses. */
+/* "asm-x86_64", "asm-aarch64" or "ucontext": which switch this build uses. */
 const char *pm__co_switch_kind(void);
 
 /* A stack: one mapping, [guard page][usable bytes], and this record in the
