@@ -296,7 +296,7 @@ static void async_10k_uring(void)
     CU_ASSERT(r.ok);
     CU_ASSERT(r.peak > 500 && r.peak <= 1000);
     CU_ASSERT(r.secs >= 0.2);
-    CU_ASSERT(r.secs < 2.0);       /* about 0.2 s plus overhead; BLOCKING: 25 s */
+    CU_ASSERT(r.secs < 4.0);       /* about 0.2 s plus overhead; BLOCKING: 25 s */
     service_stop(&s);
 }
 
@@ -311,7 +311,7 @@ static void async_threads_engine(void)
     CU_ASSERT_EQUAL(r.rc, 0);
     CU_ASSERT(r.ok);
     CU_ASSERT(r.peak > 500 && r.peak <= 1000);
-    CU_ASSERT(r.secs >= 0.04 && r.secs < 2.0);
+    CU_ASSERT(r.secs >= 0.04 && r.secs < 4.0);
     service_stop(&s);
 }
 
