@@ -344,6 +344,70 @@ static void failures(void)
 }
 BOTH(failures)
 
+/* ---- a mapped file cut short under a BLOCKING or ASYNC stage ---- */
+
+static const char *cut_path;
+
+static int cut_first(pm_chunk *c, void *arg, unsigned w)
+{
+    (void)arg;
+    (void)w;
+    if (c->seq == 0 && truncate(cut_path, 4096) != 0)
+        return -errno;
+    return 0;
+}
+
+static int touch_all(pm_chunk *c, void *arg, unsigned w)
+{
+    (void)arg;
+    (void)w;
+    unsigned sum = 0;
+    for (size_t i = 0; i < c->len; i += 512)
+        sum += c->data[i];          /* past the new end: SIGBUS, handled */
+    c->value = sum;
+    return 0;
+}
+
+static pm_reason cut_reason;
+
+static void on_cut_event(const pm_event *ev, void *arg)
+{
+    (void)arg;
+    if (ev->kind == PM_EVENT_ERROR)
+        cut_reason = ev->reason;
+}
+
+static void mapped_cut(void)
+{
+    for (int k = 0; k < 2; k++) {
+        pm_stage_kind kind = k ? PM_STAGE_ASYNC : PM_STAGE_BLOCKING;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/cut", tmp);
+        size_t len = 8u << 20;
+        unsigned char *buf = malloc(len);
+        pm_test_fill_random(buf, len, 3);
+        CU_ASSERT_EQUAL_FATAL(pm_test_write_file(path, buf, len), 0);
+        free(buf);
+        cut_path = path;
+        cut_reason = PM_REASON_NONE;
+        pm_pipeline_opts o = {.jobs = 2, .chunk_size = 64 << 10, .max_chunks = 8,
+                              .sink = PM_SINK_NONE, .io_engine = engine,
+                              .flags = PM_PL_MAP_INPUT, .on_event = on_cut_event};
+        pm_pipeline *pl;
+        CU_ASSERT_EQUAL_FATAL(pm_pipeline_new(&o, &pl), 0);
+        pm_pipeline_add_stage(pl, "cut", PM_STAGE_SERIAL_IN_ORDER, cut_first, NULL);
+        pm_pipeline_add_stage_kind(pl, "touch", PM_STAGE_PARALLEL, kind, touch_all, NULL);
+        const char *paths[] = {path};
+        pm_pipeline_stats st;
+        int rc = pm_pipeline_run(pl, paths, 1, &st);
+        CU_ASSERT_EQUAL(rc, -EIO);
+        CU_ASSERT_EQUAL(cut_reason, PM_REASON_CHANGED);
+        CU_ASSERT(st.bytes_mapped > 0);
+        pm_pipeline_free(pl);
+    }
+}
+BOTH(mapped_cut)
+
 typedef struct canceller {
     pm_pipeline *pl;
     double after;
@@ -397,6 +461,7 @@ int main(void)
         CASE(serial_kinds, "serial BLOCKING and ASYNC stages in order; run twice"),
         CASE(concurrency_by_kind, "ASYNC waits together, BLOCKING by its threads"),
         CASE(failures, "a failing ASYNC and BLOCKING stage fail their files"),
+        CASE(mapped_cut, "a mapped file cut short under BLOCKING and ASYNC stages"),
         CASE(cancel_midway, "cancel with chunks in ASYNC and BLOCKING stages"),
         {NULL, NULL},
     };

@@ -10,7 +10,8 @@
  *
  * BLOCKING: `blocking_threads` threads (0: 8) take chunks from one FIFO
  * (mu, cv) and call the stage; a thread blocked in the stage blocks only
- * itself. They block every signal, like the workers.
+ * itself. Like the ASYNC thread, they block every signal but the fault
+ * signals (block_signals()).
  *
  * ASYNC: one thread runs a pm_loop of its own (queue depth from max_chunks,
  * so every chunk can have a socket wait pending) and a pm_co scheduler on
@@ -51,6 +52,21 @@ static void call_stage(pm_pipeline *pl, pl_chunk *c, unsigned who)
         pm__pl_file_fail(c->file, PM_REASON_CHANGED, -EIO, "file changed size while being read");
     else if (rc != 0)
         pm__pl_file_fail(c->file, PM_REASON_STAGE, rc, NULL);
+}
+
+/* The threads made here start with every signal blocked but the ones a
+ * fault raises in the faulting thread (a blocked SIGBUS would kill the
+ * process instead of reaching mapping.c's handler when a mapped file is
+ * cut short under a stage). Returns the caller's mask in *old. */
+static void block_signals(sigset_t *old)
+{
+    sigset_t set;
+    sigfillset(&set);
+    sigdelset(&set, SIGBUS);
+    sigdelset(&set, SIGSEGV);
+    sigdelset(&set, SIGFPE);
+    sigdelset(&set, SIGILL);
+    pthread_sigmask(SIG_SETMASK, &set, old);
 }
 
 /* ---- BLOCKING ---- */
@@ -106,9 +122,8 @@ static int blocking_start(pm_pipeline *pl)
     k->threads = calloc(n, sizeof *k->threads);
     if (!k->threads)
         return -ENOMEM;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);   /* inherited: signals stay with the caller */
+    sigset_t old;
+    block_signals(&old);            /* inherited: signals stay with the caller */
     int rc = 0;
     for (; k->nthreads < n && rc == 0; k->nthreads++) {
         bl_arg *a = malloc(sizeof *a);
@@ -186,9 +201,8 @@ static int async_start(pm_pipeline *pl)
     if (rc < 0)
         return rc;
     pm_loop_hold(k->aloop);         /* its run lasts until the hold goes */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    sigset_t old;
+    block_signals(&old);
     rc = -pthread_create(&k->athread, NULL, async_main, k);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc) {
