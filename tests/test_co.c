@@ -517,6 +517,83 @@ static int64_t parent(void *arg)
     return rc < 0 ? rc : res[0] * 100 + res[1] * 10 + res[2];
 }
 
+/* A parent cancelled while its children sleep passes the cancel on and
+ * waits for them: they have all ended when it returns. */
+typedef struct family {
+    pm_co_task *kids[4];
+    int ended_before_parent;
+    int kid_results_cancelled;
+} family;
+
+static int64_t long_child(void *arg)
+{
+    (void)arg;
+    return pm_co_sleep(60ull * 1000000000u);
+}
+
+static int64_t careful_parent(void *arg)
+{
+    family *f = arg;
+    for (int i = 0; i < 4; i++)
+        if (pm_co_spawn(NULL, long_child, NULL, &f->kids[i]) < 0)
+            return -ENOMEM;
+    int first = pm_co_gather(f->kids, 4, NULL);
+    if (first == -ECANCELED)            /* pass it on */
+        for (int i = 0; i < 4; i++)
+            pm_co_cancel(f->kids[i]);
+    for (int i = 0; i < 4; i++) {
+        int64_t r = 0;
+        int rc;
+        while ((rc = pm_co_await(f->kids[i], &r)) == -ECANCELED) {
+        }                                /* a cancel again: keep waiting */
+        f->ended_before_parent += pm_co_done(f->kids[i]);
+        f->kid_results_cancelled += r == -ECANCELED;
+        pm_co_task_free(f->kids[i]);
+    }
+    return first;
+}
+
+static int64_t self_free(void *arg)
+{
+    pm_co_sched_free(arg);          /* refused inside a task */
+    return pm_co_sleep(1000);
+}
+
+static void co_cancel_family(void)
+{
+    env e = setup(0, 0);
+    family f = {0};
+    pm_co_task *p, *q;
+    CU_ASSERT_EQUAL_FATAL(pm_co_spawn(e.s, careful_parent, &f, &p), 0);
+    CU_ASSERT_EQUAL(pm_co_wait(&p, 1, 1, 20 * 1000000), -ETIMEDOUT);   /* all asleep */
+    double t0 = pm_test_now();
+    CU_ASSERT_EQUAL(pm_co_cancel(p), 0);
+    int64_t r = 0;
+    CU_ASSERT_EQUAL(pm_co_join(p, &r), 0);
+    CU_ASSERT(pm_test_now() - t0 < 1.0);
+    CU_ASSERT_EQUAL(r, -ECANCELED);
+    CU_ASSERT_EQUAL(f.ended_before_parent, 4);
+    CU_ASSERT_EQUAL(f.kid_results_cancelled, 4);
+    /* cancel_all: every sleeper, once. */
+    pm_co_task *t[3];
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL_FATAL(pm_co_spawn(e.s, long_child, NULL, &t[i]), 0);
+    CU_ASSERT_EQUAL(pm_co_wait(t, 3, 1, 10 * 1000000), -ETIMEDOUT);
+    CU_ASSERT_EQUAL(pm_co_sched_cancel_all(e.s), 3);
+    int64_t res[3];
+    CU_ASSERT_EQUAL(pm_co_gather(t, 3, res), -ECANCELED);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(res[i], -ECANCELED);
+        pm_co_task_free(t[i]);
+    }
+    CU_ASSERT_EQUAL(pm_co_sched_cancel_all(e.s), 0);
+    CU_ASSERT_EQUAL_FATAL(pm_co_spawn(e.s, self_free, e.s, &q), 0);
+    CU_ASSERT_EQUAL(pm_co_join(q, &r), 0);
+    CU_ASSERT_EQUAL(r, 0);
+    teardown(&e);
+}
+BOTH(co_cancel_family)
+
 static void co_children(void)
 {
     env e = setup(0, 0);
@@ -804,6 +881,7 @@ int main(void)
         CASE(co_cancel_every_await, "cancel at every kind of await"),
         CASE(co_cancel_states, "cancel before the first run, after the end"),
         CASE(co_children, "a task spawns and gathers children (sched NULL)"),
+        CASE(co_cancel_family, "a cancelled parent passes it on and awaits its children; cancel_all"),
         CASE(co_wait_timeout, "wait: first, all, timeout; gather; self-await"),
         CASE(co_never_yields, "a task that never yields delays timers, yield does not"),
         CASE(co_many_tasks, "10,000 tasks; freed with tasks pending"),

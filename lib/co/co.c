@@ -371,18 +371,25 @@ void pm_co_task_free(pm_co_task *t)
 /* ---- suspending, for co_io.c ---- */
 
 /* The running task, or NULL with *err = -EPERM (outside tasks) or
- * -ECANCELED (a pending cancel, consumed; or the scheduler closing). */
-pm_co_task *pm__co_enter(int *err)
+ * -ECANCELED: a pending cancel (consumed), or, for an I/O await (io != 0),
+ * the scheduler shutting down. Waits for tasks still wait then: the tasks
+ * they wait for are cancelled too, so they end. */
+static pm_co_task *enter(int *err, int io)
 {
     pm_co_task *t = cur_task;
     *err = 0;
     if (!t)
         *err = -EPERM;
-    else if (t->cancel_pending || t->s->closing)
+    else if (t->cancel_pending || (io && t->s->closing))
         *err = -ECANCELED;
     if (*err == -ECANCELED)
         t->cancel_pending = 0;
     return *err ? NULL : t;
+}
+
+pm_co_task *pm__co_enter(int *err)
+{
+    return enter(err, 1);
 }
 
 static ssize_t suspend(pm_co_task *t, int how)
@@ -594,7 +601,7 @@ int pm_co_wait(pm_co_task *const *tasks, size_t n, size_t need, int64_t timeout_
         if (tasks[i] == cur_task)
             return -EDEADLK;
     int err;
-    pm_co_task *t = pm__co_enter(&err);
+    pm_co_task *t = enter(&err, 0);
     return t ? task_wait(t, tasks, n, need, timeout_ns) : err;
 }
 
@@ -667,12 +674,18 @@ pm_loop *pm_co_sched_loop(const pm_co_sched *s)
     return s->loop;
 }
 
+unsigned pm_co_sched_cancel_all(pm_co_sched *s)
+{
+    unsigned n = 0;
+    for (pm_co_task *t = s ? s->all : NULL; t; t = t->anext)
+        n += !t->finished && pm_co_cancel(t) == 0;
+    return n;
+}
+
 static void shut_down(pm_co_sched *s)
 {
     s->closing = 1;
-    for (pm_co_task *t = s->all; t; t = t->anext)
-        if (!t->finished)
-            pm_co_cancel(t);
+    pm_co_sched_cancel_all(s);
     while (s->live > 0 || s->kick_id) {
         drain(s);
         int r = pm_loop_run_once(s->loop, 1);
@@ -683,8 +696,8 @@ static void shut_down(pm_co_sched *s)
 
 void pm_co_sched_free(pm_co_sched *s)
 {
-    if (!s)
-        return;
+    if (!s || cur_task)
+        return;          /* from a task it would wait for itself: refused */
     shut_down(s);
     /* Tasks still live here ignored every -ECANCELED and wait on nothing
      * the loop has: their stacks and handles are leaked, not freed under

@@ -30,7 +30,9 @@
  * are free again when the call returns). A task cancelled while runnable
  * gets -ECANCELED from its next await instead; one cancelled before it
  * first ran never runs and finishes with -ECANCELED. Cancellation is a
- * request: the task decides what to do with the -ECANCELED.
+ * request: the task decides what to do with the -ECANCELED. It is
+ * consumed by that return: a task whose children use its memory cancels
+ * them when its await returns -ECANCELED and then awaits them again.
  *
  * Stacks are mmap'd with an inaccessible guard page below them (a stack
  * overflow is a SIGSEGV, not silent corruption), stack_size bytes each, and
@@ -72,10 +74,15 @@ typedef struct pm_co_opts {
 PM_API int pm_co_sched_new(pm_loop *loop, const pm_co_opts *opts, pm_co_sched **sched_ret);
 
 /* Cancels every unfinished task, runs the loop until they have all
- * finished (every await of a task being shut down returns -ECANCELED at
- * once), frees every task handle not yet joined, the stacks, and the
- * scheduler. Not from inside a task. NULL: no-op. */
+ * finished (every I/O await of a task being shut down returns -ECANCELED
+ * at once; waits for other tasks still wait, as those end too), frees
+ * every task handle not yet joined, the stacks, and the scheduler. NULL,
+ * or a call from inside a task: no-op. */
 PM_API void pm_co_sched_free(pm_co_sched *sched);
+
+/* pm_co_cancel() on every unfinished task of the scheduler; returns how
+ * many were asked. */
+PM_API unsigned pm_co_sched_cancel_all(pm_co_sched *sched);
 
 /* The loop the scheduler runs on. */
 PM_API pm_loop *pm_co_sched_loop(const pm_co_sched *sched);
@@ -98,10 +105,11 @@ PM_API int pm_co_await(pm_co_task *task, int64_t *result_ret);
  * detached and freed when it finishes). NULL task: -EINVAL. */
 PM_API int pm_co_join(pm_co_task *task, int64_t *result_ret);
 
-/* Waits until at least `need` of the n tasks have finished (need n: all;
- * 1: the first), or timeout_ns elapsed (< 0: no limit). Returns how many
- * had finished (>= need), -ETIMEDOUT (the tasks keep running), -ECANCELED
- * (the waiting task was cancelled), -EINVAL (need > n, a NULL task). */
+/* Waits until at least `need` of the n tasks (all of one scheduler) have
+ * finished (need n: all; 1: the first), or timeout_ns elapsed (< 0: no
+ * limit). Returns how many had finished (>= need), -ETIMEDOUT (the tasks
+ * keep running), -ECANCELED (the waiting task was cancelled), -EINVAL
+ * (need > n, a NULL task). */
 PM_API int pm_co_wait(pm_co_task *const *tasks, size_t n, size_t need, int64_t timeout_ns);
 
 /* asyncio's gather: waits for all n tasks and stores their results in
