@@ -171,9 +171,20 @@ static void ask_all_async(fetch_req *reqs, size_t n)
     for (size_t i = 0; i < n; i++)
         if (!tasks || pm_co_spawn(NULL, ask_task, &reqs[i], &tasks[i]) < 0)
             ask_task(&reqs[i]);
+    /* The children use the stage's memory: wait for every one of them,
+     * even when the stage is cancelled meanwhile -- then the cancel is
+     * passed on (their awaits return -ECANCELED, so they end soon). */
+    int passed_on = 0;
     for (size_t i = 0; tasks && i < n; i++) {
-        if (tasks[i])
-            pm_co_join(tasks[i], NULL);
+        if (!tasks[i])
+            continue;
+        while (pm_co_await(tasks[i], NULL) == -ECANCELED) {
+            for (size_t j = i; !passed_on && j < n; j++)
+                if (tasks[j])
+                    pm_co_cancel(tasks[j]);
+            passed_on = 1;
+        }
+        pm_co_task_free(tasks[i]);
     }
     free(tasks);
 }
@@ -254,8 +265,12 @@ int pmp_fetch(const pmp_fetch_opts *o, const char *const *paths, size_t n,
         rc = pm_pipeline_add_stage_kind(p, "query", PM_STAGE_PARALLEL, kind, query_stage, &cfg);
     if (rc == 0)
         rc = pm_pipeline_add_stage(p, "verify", PM_STAGE_PARALLEL, verify_stage, NULL);
+    if (rc == 0 && o->watch)
+        o->watch(p, 1, o->watch_arg);
     if (rc == 0)
         rc = pm_pipeline_run(p, paths, n, stats);
+    if (o->watch)
+        o->watch(p, 0, o->watch_arg);
     pm_pipeline_free(p);
     return rc;
 }

@@ -41,6 +41,12 @@ typedef struct pmp_fetch_opts {
     socklen_t addrlen;
     pm_stage_kind kind;            /* of the query stage: PM_STAGE_ASYNC
                                       (0 means ASYNC) or PM_STAGE_BLOCKING */
+    /* Optional: called with running 1 just before the run starts and
+     * running 0 just after it ends (before the pipeline is freed), on the
+     * calling thread, so that another thread may pm_pipeline_cancel() it
+     * in between (as pm_signals_watch/unwatch do). */
+    void (*watch)(pm_pipeline *pl, int running, void *arg);
+    void *watch_arg;
 } pmp_fetch_opts;
 
 /* Runs the pipeline over paths[0..n); returns what pm_pipeline_run()

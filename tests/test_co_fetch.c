@@ -169,10 +169,10 @@ static void *service_main(void *arg)
     }
 }
 
-static void service_start(service *s, int how)
+static void service_start(service *s, int how, uint64_t delay_ms)
 {
     memset(s, 0, sizeof *s);
-    s->delay_ns = 20 * 1000000ull;
+    s->delay_ns = delay_ms * 1000000ull;
     s->answer = how;
     s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     s->sa = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -288,7 +288,7 @@ static void async_10k_uring(void)
         return;
     }
     service s;
-    service_start(&s, ANSWER_RIGHT);
+    service_start(&s, ANSWER_RIGHT, 20);
     /* 10 chunks of 100 requests in flight: 1,000 waiting at once, so
      * 10 rounds of 20 ms. */
     run_result r = fetch(&s, PM_STAGE_ASYNC, PM_LOOP_URING, 10000, 100, 10, 8);
@@ -303,7 +303,7 @@ static void async_10k_uring(void)
 static void async_threads_engine(void)
 {
     service s;
-    service_start(&s, ANSWER_RIGHT);
+    service_start(&s, ANSWER_RIGHT, 20);
     /* A readiness wait holds one of the threads engine's workers, but the
      * requests are sent before their tasks wait: the service still has
      * 1,000 waiting at once, and the answers are collected 10 at a time. */
@@ -318,7 +318,7 @@ static void async_threads_engine(void)
 static void blocking_400(void)
 {
     service s;
-    service_start(&s, ANSWER_RIGHT);
+    service_start(&s, ANSWER_RIGHT, 20);
     /* 40 chunks of 10 on 8 threads: 5 rounds of 10 requests of 20 ms. */
     run_result r = fetch(&s, PM_STAGE_BLOCKING, PM_LOOP_AUTO, 400, 10, 10, 8);
     CU_ASSERT_EQUAL(r.rc, 0);
@@ -331,7 +331,7 @@ static void blocking_400(void)
 static void blocking_10k(void)
 {
     service s;
-    service_start(&s, ANSWER_RIGHT);
+    service_start(&s, ANSWER_RIGHT, 20);
     /* The same stage as the ASYNC case, BLOCKING: 100 chunks of 100 on 8
      * threads, 13 rounds of 100 x 20 ms: about 25 s. */
     run_result r = fetch(&s, PM_STAGE_BLOCKING, PM_LOOP_AUTO, 10000, 100, 10, 8);
@@ -339,6 +339,65 @@ static void blocking_10k(void)
     CU_ASSERT(r.ok);
     CU_ASSERT(r.peak >= 6 && r.peak <= 8);
     CU_ASSERT(r.secs >= 10000 / 8 * 0.020 * 0.98);
+    service_stop(&s);
+}
+
+/* Cancelling from another thread: the watch hook publishes the running
+ * pipeline under a lock, the canceller cancels it if it is there. */
+typedef struct watcher {
+    pthread_mutex_t mu;
+    pm_pipeline *pl;
+    int cancelled;
+} watcher;
+
+static void watch(pm_pipeline *pl, int running, void *arg)
+{
+    watcher *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->pl = running ? pl : NULL;
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void *cancel_after_100ms(void *arg)
+{
+    watcher *w = arg;
+    usleep(100000);
+    pthread_mutex_lock(&w->mu);
+    if (w->pl) {
+        pm_pipeline_cancel(w->pl);
+        w->cancelled = 1;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* A service that never answers: cancelling the run cancels the ASYNC
+ * stage's tasks, all waiting for answers; each stage passes the cancel on
+ * to its requests and waits for them, and the run ends at once. */
+static void cancel_hung(void)
+{
+    service s;
+    service_start(&s, ANSWER_RIGHT, 3600 * 1000);
+    char in[4096];
+    snprintf(in, sizeof in, "%s/requests", tmp);
+    write_requests(in, 300);
+    watcher w = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    pmp_fetch_opts o = {.pl = {.jobs = 2, .chunk_size = 90, .max_chunks = 10,
+                               .sink = PM_SINK_NONE},
+                        .addr = (struct sockaddr *)&s.sa, .addrlen = sizeof s.sa,
+                        .kind = PM_STAGE_ASYNC, .watch = watch, .watch_arg = &w};
+    pthread_t th;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, cancel_after_100ms, &w), 0);
+    const char *paths[] = {in};
+    double t0 = pm_test_now();
+    CU_ASSERT_EQUAL(pmp_fetch(&o, paths, 1, NULL), -ECANCELED);
+    double t = pm_test_now() - t0;
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(w.cancelled, 1);
+    CU_ASSERT(t >= 0.09 && t < 2.0);
+    fprintf(stderr, "cancelled after %.3f s with %d requests waiting\n", t,
+            atomic_load(&s.peak_waiting));
+    CU_ASSERT(atomic_load(&s.peak_waiting) >= 50);
     service_stop(&s);
 }
 
@@ -351,7 +410,7 @@ static void failures(void)
     int hows[] = {ANSWER_WRONG_KEY, ANSWER_TOO_LONG};
     int want[] = {-EPROTO, -EMSGSIZE};
     for (int i = 0; i < 2; i++) {
-        service_start(&s, hows[i]);
+        service_start(&s, hows[i], 20);
         run_result r = fetch(&s, PM_STAGE_ASYNC, PM_LOOP_AUTO, 50, 10, 4, 2);
         CU_ASSERT_EQUAL(r.rc, want[i]);
         r = fetch(&s, PM_STAGE_BLOCKING, PM_LOOP_AUTO, 50, 10, 4, 2);
@@ -359,14 +418,14 @@ static void failures(void)
         service_stop(&s);
     }
     /* Nobody listening: the connect's error. */
-    service_start(&s, ANSWER_RIGHT);
+    service_start(&s, ANSWER_RIGHT, 20);
     service_stop(&s);                          /* its port is closed now */
     run_result r = fetch(&s, PM_STAGE_ASYNC, PM_LOOP_AUTO, 20, 10, 4, 2);
     CU_ASSERT_EQUAL(r.rc, -ECONNREFUSED);
     r = fetch(&s, PM_STAGE_BLOCKING, PM_LOOP_AUTO, 20, 10, 4, 2);
     CU_ASSERT_EQUAL(r.rc, -ECONNREFUSED);
     /* A malformed request line fails before any request is made. */
-    service_start(&s, ANSWER_RIGHT);
+    service_start(&s, ANSWER_RIGHT, 20);
     CU_ASSERT_EQUAL(pm_test_write_file(in, "k1\nk 2\n", 7), 0);
     pmp_fetch_opts o = {.pl = {.jobs = 2, .sink = PM_SINK_NONE},
                         .addr = (struct sockaddr *)&s.sa, .addrlen = sizeof s.sa};
@@ -389,6 +448,7 @@ int main(void)
         {"400 requests, BLOCKING, 8 threads", blocking_400},
         {"10,000 requests, BLOCKING, 8 threads", blocking_10k},
         {"wrong answers, refused connections, malformed requests", failures},
+        {"cancel with every request waiting on a service that never answers", cancel_hung},
         {NULL, NULL},
     };
     int rc = pm_test_run("co_fetch", cases);

@@ -25,6 +25,10 @@
  * Workers post chunks only while counted busy, and the run waits for busy
  * to drop to 0 before it stops the thread, so no post is half-way then.
  *
+ * pm_pipeline_cancel posts a cancel of every task to the ASYNC loop, so
+ * stages waiting on their awaits get -ECANCELED; a BLOCKING stage's call is
+ * not interrupted (the run's end waits for it).
+ *
  * Both started at the run's start only if the pipeline has such stages.
  */
 #define _GNU_SOURCE
@@ -165,6 +169,22 @@ static void async_arrived(void *arg, ssize_t res)
     }
 }
 
+/* On the ASYNC thread, posted by pm_pipeline_cancel: the stages' awaits
+ * return -ECANCELED, so a stage waiting on a service that never answers
+ * does not hold the run's end. */
+static void async_cancel(void *arg, ssize_t res)
+{
+    pm_pipeline *pl = arg;
+    if (res >= 0)
+        pm_co_sched_cancel_all(pl->kinds.asched);
+}
+
+void pm__pl_kinds_cancel(pm_pipeline *pl)
+{
+    if (pl->async_loop)
+        pm_loop_post(pl->async_loop, async_cancel, pl);
+}
+
 static void *async_main(void *arg)
 {
     pl_kinds *k = arg;
@@ -213,6 +233,11 @@ static int async_start(pm_pipeline *pl)
         return rc;
     }
     k->athread_ok = 1;
+    pthread_mutex_lock(&pl->ctl_lock);
+    pl->async_loop = k->aloop;
+    pthread_mutex_unlock(&pl->ctl_lock);
+    if (atomic_load(&pl->cancelled))   /* a cancel that came before */
+        pm_loop_post(k->aloop, async_cancel, pl);
     return 0;
 }
 
@@ -257,8 +282,13 @@ void pm__pl_kinds_stop(pm_pipeline *pl)
 {
     pl_kinds *k = &pl->kinds;
     if (k->athread_ok) {
-        /* The loop is freed here, after the join: release() may still be
-         * waking the loop when its pm_loop_run sees the hold gone. */
+        /* Cancels post to the loop only while async_loop is set, under
+         * ctl_lock: once it is cleared, none is half-way. The loop is freed
+         * here, after the join: release() may still be waking the loop when
+         * its pm_loop_run sees the hold gone. */
+        pthread_mutex_lock(&pl->ctl_lock);
+        pl->async_loop = NULL;
+        pthread_mutex_unlock(&pl->ctl_lock);
         pm_loop_release(k->aloop);
         pthread_join(k->athread, NULL);
         k->athread_ok = 0;

@@ -211,6 +211,7 @@ void pm_pipeline_cancel(pm_pipeline *pl)
     pthread_mutex_lock(&pl->ctl_lock);
     if (pl->loop)
         pm_loop_post(pl->loop, wake_loop, NULL);
+    pm__pl_kinds_cancel(pl);
     pthread_mutex_unlock(&pl->ctl_lock);
 }
 

@@ -280,6 +280,8 @@ struct pm_pipeline {
     /* per run */
     pthread_mutex_t ctl_lock;    /* guards loop for pm_pipeline_cancel() */
     pm_loop *loop;
+    pm_loop *async_loop;         /* kinds.c's ASYNC loop while its thread runs
+                                    (ctl_lock: pm_pipeline_cancel posts to it) */
     int loop_held;               /* pm_loop_hold() taken for this run */
     int as_root;                 /* euid 0: outputs get the inputs' owner */
     atomic_int running;
@@ -361,6 +363,7 @@ void pm__pl_kind_done(pm_pipeline *pl, pl_chunk *c);  /* kinds.c: stage c->stage
 int pm__pl_kinds_start(pm_pipeline *pl);
 void pm__pl_kinds_stop(pm_pipeline *pl);                 /* no chunk left in them */
 void pm__pl_kind_send(pm_pipeline *pl, pl_chunk *c);     /* run stage c->stage there */
+void pm__pl_kinds_cancel(pm_pipeline *pl);               /* under ctl_lock */
 
 /* What the source says of a path it produced. */
 typedef struct pl_found {

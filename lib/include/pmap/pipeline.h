@@ -128,7 +128,8 @@ typedef enum pm_stage_mode {
  * SERIAL_IN_ORDER stage of any kind sees a file's chunks one at a time in
  * order, outputs keep each file's order, and max_chunks still bounds the
  * chunks alive wherever they are. A cancelled run skips the stages of
- * chunks not yet started; an ASYNC or BLOCKING call under way is not
+ * chunks not yet started and cancels the ASYNC stages' tasks (their
+ * awaits return -ECANCELED, pmap/co.h); a BLOCKING call under way is not
  * interrupted (the run's end waits for it). */
 typedef enum pm_stage_kind {
     PM_STAGE_CPU = 0,
