@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -780,6 +781,65 @@ static void co_stack_overflow(void)
     fprintf(stderr, "guard: %s, switch: %s\n", pm__co_guard_kind(), pm__co_switch_kind());
 }
 
+/* ---- running out of memory ---- */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define PM_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define PM_TEST_SANITIZED 1
+#endif
+#endif
+
+#ifndef PM_TEST_SANITIZED
+static int64_t nap(void *arg)
+{
+    (void)arg;
+    return pm_co_sleep(1000000);
+}
+#endif
+
+/* In a child with its address space capped: spawn fails with -ENOMEM once
+ * stacks no longer fit, and the scheduler goes on with the tasks it has. */
+static void co_spawn_enomem(void)
+{
+#ifdef PM_TEST_SANITIZED
+    pm_test_skip("address-space limits and sanitizer shadow memory do not mix");
+#else
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        env e = setup(0, 1 << 20);          /* 1 MiB of address space a stack */
+        static pm_co_task *t[4096];
+        struct rlimit rl = {256u << 20, 256u << 20};
+        FILE *f = fopen("/proc/self/statm", "r");
+        unsigned long pages = 0;
+        if (!f || fscanf(f, "%lu", &pages) != 1)
+            _exit(10);
+        fclose(f);
+        rl.rlim_cur = rl.rlim_max = pages * 4096ul + (64ul << 20);
+        if (setrlimit(RLIMIT_AS, &rl) != 0)
+            _exit(11);
+        int n = 0, rc = 0;
+        while (n < 4096 && (rc = pm_co_spawn(e.s, nap, NULL, &t[n])) == 0)
+            n++;
+        if (rc != -ENOMEM || n < 8 || n > 64)
+            _exit(12);
+        if (pm_co_gather(t, (size_t)n, NULL) != 0)
+            _exit(13);
+        for (int i = 0; i < n; i++)
+            pm_co_task_free(t[i]);
+        if (pm_co_spawn(e.s, nap, NULL, &t[0]) != 0 || pm_co_join(t[0], NULL) != 0)
+            _exit(14);                        /* stacks came back to the cache */
+        _exit(0);
+    }
+    int st;
+    CU_ASSERT_EQUAL_FATAL(waitpid(pid, &st, 0), pid);
+    CU_ASSERT(WIFEXITED(st));
+    CU_ASSERT_EQUAL(WEXITSTATUS(st), 0);
+#endif
+}
+
 /* ---- many tasks ---- */
 
 typedef struct many {
@@ -886,6 +946,7 @@ int main(void)
         CASE(co_never_yields, "a task that never yields delays timers, yield does not"),
         CASE(co_many_tasks, "10,000 tasks; freed with tasks pending"),
         {"stack overflow hits the guard page (child process)", co_stack_overflow},
+        {"spawn fails with -ENOMEM when stacks no longer fit (child process)", co_spawn_enomem},
         {"bad arguments", co_bad_args},
         {NULL, NULL},
     };
