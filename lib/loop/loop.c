@@ -792,6 +792,17 @@ int64_t pm_loop_statx(pm_loop *loop, int dirfd, const char *path, int flags,
     return start_op(loop, op);
 }
 
+int64_t pm__loop_poll(pm_loop *loop, int fd, unsigned events, pm_loop_cb cb, void *arg)
+{
+    int err;
+    pm__op *op = new_simple(loop, PM__OP_POLL, cb, arg, &err);
+    if (!op)
+        return err;
+    op->fd = fd;
+    op->mode = events;
+    return start_op(loop, op);
+}
+
 int64_t pm_loop_timer(pm_loop *loop, uint64_t ns, pm_loop_cb cb, void *arg)
 {
     int err;

@@ -30,6 +30,7 @@ enum pm__op_kind {
     PM__OP_OPENAT,
     PM__OP_CLOSE,
     PM__OP_STATX,
+    PM__OP_POLL,          /* lib/co: one-shot readiness (mode: poll events) */
 };
 
 enum pm__op_state {
@@ -100,6 +101,13 @@ void pm__loop_woken(pm_loop *loop);
  * queue depth), and the highest count seen so far. */
 void pm__loop_set_max_inflight(pm_loop *loop, unsigned n);
 unsigned pm__loop_peak_inflight(const pm_loop *loop);
+
+/* For lib/co (socket awaits): queue a one-shot wait until fd is ready for
+ * events (POLLIN, POLLOUT). res is >= 0 once ready (uring: the revents;
+ * threads: 0), or -errno, -ECANCELED when cancelled. It occupies an engine
+ * slot while pending (uring: a poll request; threads: a worker blocked in
+ * poll() on fd and its cancel eventfd). Same contract as pm_loop_read. */
+int64_t pm__loop_poll(pm_loop *loop, int fd, unsigned events, pm_loop_cb cb, void *arg);
 
 /* Nonzero when called on the thread that last ran (or created) the loop. */
 int pm__loop_on_thread(const pm_loop *loop);

@@ -16,6 +16,7 @@
  * A running job on a pipe, socket or terminal (offset PM_LOOP_CUR) could
  * block forever, so those wait in poll() on the descriptor AND the worker's
  * own eventfd; cancel() sets the op's cancel_req and writes that eventfd.
+ * A readiness wait (PM__OP_POLL, for lib/co's sockets) is only that poll().
  * After poll() says ready, a read cannot block; a write is made with
  * RWF_NOWAIT, or where that is unsupported limited to PIPE_BUF bytes, which
  * a pipe with room accepts without blocking.
@@ -151,6 +152,8 @@ static ssize_t execute(worker *w, pm__op *op)
         return sys_result(close(op->fd));
     case PM__OP_STATX:
         return sys_result(statx(op->fd, op->path, op->flags, op->mode, op->buf));
+    case PM__OP_POLL:
+        return wait_ready(w, op, (short)op->mode);
     default:
         return -EINVAL;
     }

@@ -126,6 +126,9 @@ static void prep(ur *u, struct io_uring_sqe *sqe, pm__op *op)
     case PM__OP_STATX:
         io_uring_prep_statx(sqe, op->fd, op->path, op->flags, op->mode, op->buf);
         break;
+    case PM__OP_POLL:
+        io_uring_prep_poll_add(sqe, op->fd, op->mode);
+        break;
     default:
         io_uring_prep_nop(sqe);
         break;

@@ -169,7 +169,14 @@ void pm_pipeline_free(pm_pipeline *pl)
 int pm_pipeline_add_stage(pm_pipeline *pl, const char *name, pm_stage_mode mode,
                           pm_stage_fn fn, void *arg)
 {
-    if (!pl || !fn || (mode != PM_STAGE_PARALLEL && mode != PM_STAGE_SERIAL_IN_ORDER))
+    return pm_pipeline_add_stage_kind(pl, name, mode, PM_STAGE_CPU, fn, arg);
+}
+
+int pm_pipeline_add_stage_kind(pm_pipeline *pl, const char *name, pm_stage_mode mode,
+                               pm_stage_kind kind, pm_stage_fn fn, void *arg)
+{
+    if (!pl || !fn || (mode != PM_STAGE_PARALLEL && mode != PM_STAGE_SERIAL_IN_ORDER) ||
+        (kind != PM_STAGE_CPU && kind != PM_STAGE_BLOCKING && kind != PM_STAGE_ASYNC))
         return -EINVAL;
     if (atomic_load(&pl->running))
         return -EBUSY;
@@ -178,6 +185,7 @@ int pm_pipeline_add_stage(pm_pipeline *pl, const char *name, pm_stage_mode mode,
     pl_stage *s = &pl->stages[pl->nstages++];
     snprintf(s->name, sizeof s->name, "%s", name ? name : "stage");
     s->mode = mode;
+    s->kind = kind;
     s->fn = fn;
     s->arg = arg;
     return 0;
@@ -203,6 +211,7 @@ void pm_pipeline_cancel(pm_pipeline *pl)
     pthread_mutex_lock(&pl->ctl_lock);
     if (pl->loop)
         pm_loop_post(pl->loop, wake_loop, NULL);
+    pm__pl_kinds_cancel(pl);
     pthread_mutex_unlock(&pl->ctl_lock);
 }
 

@@ -68,6 +68,7 @@ struct pl_chunk {
     size_t frame_tail;           /* framing: bytes after len carried to the next */
     pm__fifo held;               /* emitted before its turn to retire (file->lock) */
     pl_piece retire;             /* carries it to the I/O thread when it retires */
+    pl_chunk *knext;             /* kinds.c: the BLOCKING queue */
 };
 
 /* Where a file is in its life (lifecycle.c draws the transitions). */
@@ -170,6 +171,7 @@ struct pl_file {
 typedef struct pl_stage {
     char name[32];
     pm_stage_mode mode;
+    pm_stage_kind kind;
     pm_stage_fn fn;
     void *arg;
 } pl_stage;
@@ -207,6 +209,21 @@ typedef struct pl_doneq {
     pm__fifo files;              /* pl_file.done_node */
     int posted;                  /* a post is on its way to the loop */
 } pl_doneq;
+
+/* Where BLOCKING and ASYNC stages run (kinds.c), for the length of a run. */
+typedef struct pl_kinds {
+    pthread_mutex_t mu;          /* guards the BLOCKING queue and quit */
+    pthread_cond_t cv;
+    pl_chunk *q_head, *q_tail;   /* chunks waiting for a BLOCKING thread */
+    int quit;
+    pthread_t *threads;          /* BLOCKING threads (nthreads started) */
+    unsigned nthreads;
+    int sync_ok;                 /* mu and cv initialised */
+    pm_loop *aloop;              /* ASYNC: the loop and its tasks, run by */
+    struct pm_co_sched *asched;  /* athread (started: athread_ok) */
+    pthread_t athread;
+    int athread_ok;
+} pl_kinds;
 
 /* A bounded pool of emit buffers for pm_chunk_emit. */
 typedef struct pl_emitpool {
@@ -263,6 +280,8 @@ struct pm_pipeline {
     /* per run */
     pthread_mutex_t ctl_lock;    /* guards loop for pm_pipeline_cancel() */
     pm_loop *loop;
+    pm_loop *async_loop;         /* kinds.c's ASYNC loop while its thread runs
+                                    (ctl_lock: pm_pipeline_cancel posts to it) */
     int loop_held;               /* pm_loop_hold() taken for this run */
     int as_root;                 /* euid 0: outputs get the inputs' owner */
     atomic_int running;
@@ -274,6 +293,7 @@ struct pm_pipeline {
     pl_doneq dq;
     pl_emitpool em;
     pl_fscache fs;
+    pl_kinds kinds;
 
     pm_pipeline_stats stats;
     uint64_t bytes_total;        /* sizes of the inputs opened so far */
@@ -336,6 +356,14 @@ int pm__pl_emit_pool_new(pm_pipeline *pl, unsigned count, size_t size);
 void pm__pl_emit_pool_free(pm_pipeline *pl);
 void pm__pl_emit_put(pm_pipeline *pl, pl_piece *p);
 void pm__pl_emit_wake(pm_pipeline *pl);
+int pm__pl_has_kind(const pm_pipeline *pl, pm_stage_kind kind);
+void pm__pl_kind_done(pm_pipeline *pl, pl_chunk *c);  /* kinds.c: stage c->stage ran */
+
+/* kinds.c */
+int pm__pl_kinds_start(pm_pipeline *pl);
+void pm__pl_kinds_stop(pm_pipeline *pl);                 /* no chunk left in them */
+void pm__pl_kind_send(pm_pipeline *pl, pl_chunk *c);     /* run stage c->stage there */
+void pm__pl_kinds_cancel(pm_pipeline *pl);               /* under ctl_lock */
 
 /* What the source says of a path it produced. */
 typedef struct pl_found {

@@ -16,6 +16,10 @@
  * handed out and pieces queued to the I/O thread inside that turn, so the
  * done queue holds each file's pieces in order.
  *
+ * Stage kinds: a BLOCKING or ASYNC stage is not run here; the chunk goes
+ * to kinds.c (after taking its turn, if serial) and comes back through
+ * pm__pl_kind_done(), which ends the turn and re-submits it for the rest.
+ *
  * Lock order: file->lock, then dq_lock. em_lock and wq_lock are never held
  * together with another lock. The I/O thread frees a file only after taking
  * and releasing its lock, so a worker that queued the file's last piece under
@@ -28,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pmap/co.h>
 #include "pipeline_internal.h"
 
 /* An emit buffer: the piece that carries it, then its data. */
@@ -202,6 +207,16 @@ static void run_stage(pm_pipeline *pl, const pl_stage *s, pl_chunk *c, unsigned 
         fail_file(c->file, PM_REASON_STAGE, rc);
 }
 
+/* A BLOCKING or ASYNC stage that will really run goes to kinds.c; one that
+ * would be skipped (file failed, run cancelled) is skipped right here. */
+static int sent_away(pm_pipeline *pl, const pl_stage *s, pl_chunk *c)
+{
+    if (s->kind == PM_STAGE_CPU || atomic_load(&c->file->status) || atomic_load(&pl->cancelled))
+        return 0;
+    pm__pl_kind_send(pl, c);
+    return 1;
+}
+
 static void run_chunk(pm_pipeline *pl, pl_chunk *c, unsigned w)
 {
     pl_file *f = c->file;
@@ -209,12 +224,16 @@ static void run_chunk(pm_pipeline *pl, pl_chunk *c, unsigned w)
         unsigned i = c->stage;
         const pl_stage *s = &pl->stages[i];
         if (s->mode == PM_STAGE_PARALLEL) {
+            if (sent_away(pl, s, c))
+                return;                   /* back through pm__pl_kind_done */
             run_stage(pl, s, c, w);
             c->stage++;
             continue;
         }
         if (!take_turn(f, c, i))
             return;                       /* parked; resumed by its predecessor */
+        if (sent_away(pl, s, c))
+            return;                       /* its turn ends in pm__pl_kind_done */
         run_stage(pl, s, c, w);
         int last = i + 1 == pl->nstages;
         c->stage++;
@@ -235,6 +254,32 @@ static void busy_leave(pm_pipeline *pl)
 {
     if (atomic_fetch_sub(&pl->busy, 1) == 1)
         pm__futex_wake(&pl->busy, INT_MAX);
+}
+
+/* Stage c->stage of c, a BLOCKING or ASYNC one, has run on another thread
+ * (kinds.c): end its turn if it is serial, and hand c back to the workers
+ * for the rest (or it has retired). Counted as busy like a worker, for the
+ * same reason. */
+void pm__pl_kind_done(pm_pipeline *pl, pl_chunk *c)
+{
+    atomic_fetch_add(&pl->busy, 1);
+    unsigned i = c->stage;
+    int serial = pl->stages[i].mode == PM_STAGE_SERIAL_IN_ORDER;
+    int last = i + 1 == pl->nstages;
+    c->stage++;
+    if (serial)
+        end_turn(pl, c->file, c, i, last);     /* c may be gone when last */
+    if (!(serial && last))
+        submit(pl, c, PM__SUBMIT_FRONT);
+    busy_leave(pl);
+}
+
+int pm__pl_has_kind(const pm_pipeline *pl, pm_stage_kind kind)
+{
+    for (unsigned i = 0; i < pl->nstages; i++)
+        if (pl->stages[i].kind == kind)
+            return 1;
+    return 0;
 }
 
 static void chunk_run(pm__work *w, unsigned worker)
@@ -284,7 +329,8 @@ int pm__pl_whole_ok(const pm_pipeline *pl, const pl_file *f)
     /* A framer is never asked about a file's last chunk, so one-chunk
      * files need none. */
     return !o->file_begin && !o->file_end && o->sink != PM_SINK_FD &&
-           (!f || strcmp(f->path, "-") != 0);
+           (!f || strcmp(f->path, "-") != 0) && !pm__pl_has_kind(pl, PM_STAGE_BLOCKING) &&
+           !pm__pl_has_kind(pl, PM_STAGE_ASYNC);
 }
 
 /* Under f->lock, on the worker that owns f: writes p at once. */
@@ -395,7 +441,7 @@ int pm__pl_workers_start(pm_pipeline *pl)
         if (!pl->wstate || !pl->winit)
             return -ENOMEM;
     }
-    return 0;
+    return pm__pl_kinds_start(pl);
 }
 
 /* After every chunk came back: no worker runs our stages any more. */
@@ -404,6 +450,7 @@ void pm__pl_workers_stop(pm_pipeline *pl)
     uint32_t b;
     while ((b = atomic_load(&pl->busy)) != 0)
         pm__futex_wait(&pl->busy, b, NULL);
+    pm__pl_kinds_stop(pl);
     for (unsigned w = 0; pl->winit && w < (unsigned)pl->ex->workers; w++)
         if (pl->winit[w] && pl->o.worker_fini)
             pl->o.worker_fini(pl->wstate[w], w, pl->o.arg);
@@ -510,6 +557,9 @@ static int flush_held(pm_pipeline *pl, pl_file *f, pl_chunk *c)
 
 int pm_chunk_emit(pm_chunk *chunk, const void *data, size_t len)
 {
+    if (pm_co_current())
+        return -EDEADLK;       /* an ASYNC stage: waiting for a buffer would
+                                  block every ASYNC chunk, the head's too */
     pl_chunk *c = (pl_chunk *)chunk;
     pl_file *f = c->file;
     pm_pipeline *pl = f->pl;

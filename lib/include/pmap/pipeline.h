@@ -109,6 +109,34 @@ typedef enum pm_stage_mode {
     PM_STAGE_SERIAL_IN_ORDER,
 } pm_stage_mode;
 
+/* Where a stage runs, by what it spends its time on (pm_pipeline_add_stage_kind):
+ *  CPU       computing: on the pool's workers (pm_pipeline_add_stage's
+ *            stages). worker is the worker's number.
+ *  BLOCKING  waiting in calls that block a thread (a database client, a
+ *            network filesystem): on a separate set of blocking_threads
+ *            threads, so the CPU workers keep computing meanwhile. worker
+ *            is the thread's number in [0, blocking_threads).
+ *  ASYNC     waiting on many slow I/O operations: each chunk's call is a
+ *            task (pmap/co.h) on one thread of its own with its own
+ *            pm_loop, so up to max_chunks chunks wait at once. The stage
+ *            must do its I/O with pm_co_* calls; a call that blocks the
+ *            thread stalls every ASYNC chunk (co.h's cooperative
+ *            contract). worker is 0.
+ * BLOCKING and ASYNC stages get chunk->worker_state NULL (worker_init is
+ * for CPU workers); ASYNC stages write their output into chunk->out, since
+ * pm_chunk_emit, which may wait for a buffer, refuses them (-EDEADLK). Modes and ordering are the same for every kind: a
+ * SERIAL_IN_ORDER stage of any kind sees a file's chunks one at a time in
+ * order, outputs keep each file's order, and max_chunks still bounds the
+ * chunks alive wherever they are. A cancelled run skips the stages of
+ * chunks not yet started and cancels the ASYNC stages' tasks (their
+ * awaits return -ECANCELED, pmap/co.h); a BLOCKING call under way is not
+ * interrupted (the run's end waits for it). */
+typedef enum pm_stage_kind {
+    PM_STAGE_CPU = 0,
+    PM_STAGE_BLOCKING,
+    PM_STAGE_ASYNC,
+} pm_stage_kind;
+
 /* A stage: returns 0, or a negative errno that fails the chunk's file (the
  * pipeline reports it with the file's name and goes on with other files
  * unless PM_PL_FAIL_FAST). worker is the running worker's number in
@@ -309,6 +337,16 @@ typedef struct pm_pipeline_opts {
     pm_frame_fn frame;
     void *frame_arg;
     size_t carry_size;
+
+    /* Stage kinds (pm_stage_kind), read only when the pipeline has such
+     * stages: the threads of BLOCKING stages (0: 8), the stack of each
+     * ASYNC chunk's task (0: pmap/co.h's default), and the ASYNC thread's
+     * loop engine threads when that loop runs on the threads engine (0:
+     * max_chunks, at most 64; each socket an ASYNC stage waits on holds
+     * one there). The ASYNC loop's queue depth follows max_chunks. */
+    unsigned blocking_threads;
+    size_t async_stack_size;
+    unsigned async_io_threads;
 } pm_pipeline_opts;
 
 /* Creates a pipeline. NULL opts: defaults. Returns 0 or -EINVAL (bad
@@ -325,6 +363,12 @@ PM_API void pm_pipeline_free(pm_pipeline *pl);
  * -EBUSY while running. */
 PM_API int pm_pipeline_add_stage(pm_pipeline *pl, const char *name,
                                  pm_stage_mode mode, pm_stage_fn fn, void *arg);
+
+/* pm_pipeline_add_stage for a stage of the given kind (see pm_stage_kind);
+ * pm_pipeline_add_stage(...) is kind PM_STAGE_CPU. Same returns, and
+ * -EINVAL for an unknown kind. */
+PM_API int pm_pipeline_add_stage_kind(pm_pipeline *pl, const char *name, pm_stage_mode mode,
+                                      pm_stage_kind kind, pm_stage_fn fn, void *arg);
 
 /* Workers the pipeline runs its stages on (its pool's). */
 PM_API unsigned pm_pipeline_jobs(const pm_pipeline *pl);
@@ -367,7 +411,8 @@ PM_API void pm_file_warn(pm_file *file, const char *fmt, ...)
  * each max(out_size, chunk_size) bytes): a chunk whose turn it is to be
  * written hands them to the writer at once; an earlier-than-its-turn chunk
  * keeps them until it retires, and may block until buffers are free.
- * Returns 0, or -ECANCELED if the run is being cancelled. */
+ * Returns 0, or -ECANCELED if the run is being cancelled, -EDEADLK from an
+ * ASYNC stage. */
 PM_API int pm_chunk_emit(pm_chunk *chunk, const void *data, size_t len);
 
 #ifdef __cplusplus

@@ -7,7 +7,9 @@
  *   future.h    futures for asynchronous results, wait_any/wait_all
  *   loop.h      an io_uring event loop with a thread-pool fallback
  *   aio.h       chunked file reader and writer on the loop
- *   pipeline.h  chunked pipelines of parallel and in-order stages
+ *   co.h        cooperative tasks (stackful coroutines) awaiting loop I/O
+ *   pipeline.h  chunked pipelines of parallel and in-order stages, of kind
+ *               CPU, BLOCKING or ASYNC
  *   gz.h        gzip: CRC-32, block-parallel deflate, checking decoder
  *   app.h       around runs: signals that cancel them, event words, exit status
  *   proc.h      child processes: a job runner with grouped output
@@ -22,6 +24,7 @@
 #include <pmap/pool.h>
 #include <pmap/future.h>
 #include <pmap/loop.h>
+#include <pmap/co.h>
 #include <pmap/aio.h>
 #include <pmap/pipeline.h>
 #include <pmap/gz.h>
