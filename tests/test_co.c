@@ -26,34 +26,6 @@ static char *tmp;
 
 static const char *path_tmp_file(void);
 
-static int uring_available(void)
-{
-    static int ok = -1;
-    if (ok < 0) {
-        pm_loop_opts o = {.engine = PM_LOOP_URING};
-        pm_loop *l = NULL;
-        ok = pm_loop_new(&o, &l) == 0;
-        pm_loop_free(l);
-    }
-    return ok;
-}
-
-#define BOTH(fn)                                                        \
-    static void fn##_uring(void)                                        \
-    {                                                                   \
-        if (!uring_available()) {                                       \
-            pm_test_skip("io_uring unavailable here");                  \
-            return;                                                     \
-        }                                                               \
-        engine = PM_LOOP_URING;                                         \
-        fn();                                                           \
-    }                                                                   \
-    static void fn##_threads(void)                                      \
-    {                                                                   \
-        engine = PM_LOOP_THREADS;                                       \
-        fn();                                                           \
-    }
-#define CASE(fn, name) {name " [uring]", fn##_uring}, {name " [threads]", fn##_threads}
 
 typedef struct env {
     pm_loop *loop;
@@ -142,7 +114,7 @@ static void co_ordering(void)
         CU_ASSERT_EQUAL(pm_co_join(t[i], NULL), 0);
     teardown(&e);
 }
-BOTH(co_ordering)
+PM_TEST_BOTH(co_ordering)
 
 /* ---- file I/O ---- */
 
@@ -195,7 +167,7 @@ static void co_file_io(void)
     CU_ASSERT_EQUAL(pm_co_sleep(1), -EPERM);
     teardown(&e);
 }
-BOTH(co_file_io)
+PM_TEST_BOTH(co_file_io)
 
 /* ---- sockets ---- */
 
@@ -297,7 +269,7 @@ static void co_sockets(void)
     CU_ASSERT_EQUAL(rc, -ECONNREFUSED);
     teardown(&e);
 }
-BOTH(co_sockets)
+PM_TEST_BOTH(co_sockets)
 
 /* ---- cancel at every kind of await ---- */
 
@@ -459,7 +431,7 @@ static void co_cancel_every_await(void)
     }
     teardown(&e);
 }
-BOTH(co_cancel_every_await)
+PM_TEST_BOTH(co_cancel_every_await)
 
 static int ran_flag;
 
@@ -491,7 +463,7 @@ static void co_cancel_states(void)
     /* Awaiting itself. */
     teardown(&e);
 }
-BOTH(co_cancel_states)
+PM_TEST_BOTH(co_cancel_states)
 
 /* ---- children: spawned from a task with sched NULL ---- */
 
@@ -593,7 +565,7 @@ static void co_cancel_family(void)
     CU_ASSERT_EQUAL(r, 0);
     teardown(&e);
 }
-BOTH(co_cancel_family)
+PM_TEST_BOTH(co_cancel_family)
 
 static void co_children(void)
 {
@@ -605,7 +577,7 @@ static void co_children(void)
     CU_ASSERT_EQUAL(r, 321);
     teardown(&e);
 }
-BOTH(co_children)
+PM_TEST_BOTH(co_children)
 
 /* ---- waiting ---- */
 
@@ -677,7 +649,7 @@ static void co_wait_timeout(void)
     pm_co_task_free(t[1]);
     teardown(&e);
 }
-BOTH(co_wait_timeout)
+PM_TEST_BOTH(co_wait_timeout)
 
 /* ---- the cooperative contract ---- */
 
@@ -724,7 +696,7 @@ static void co_never_yields(void)
     }
     teardown(&e);
 }
-BOTH(co_never_yields)
+PM_TEST_BOTH(co_never_yields)
 
 /* ---- stack overflow ---- */
 
@@ -898,7 +870,7 @@ static void co_many_tasks(void)
     teardown(&e);                    /* cancels the 100 sleepers */
     CU_ASSERT(pm_test_now() - t0 < 5);
 }
-BOTH(co_many_tasks)
+PM_TEST_BOTH(co_many_tasks)
 
 static void co_bad_args(void)
 {
@@ -935,16 +907,16 @@ int main(void)
     if (!tmp || pm_test_write_file(path_tmp_file(), "victim", 6) != 0)
         return 1;
     pm_test_case cases[] = {
-        CASE(co_ordering, "resumptions in deadline, spawn and yield order"),
-        CASE(co_file_io, "openat, write, fsync, statx, read, close"),
-        CASE(co_sockets, "connect, accept, send, recv; refused"),
-        CASE(co_cancel_every_await, "cancel at every kind of await"),
-        CASE(co_cancel_states, "cancel before the first run, after the end"),
-        CASE(co_children, "a task spawns and gathers children (sched NULL)"),
-        CASE(co_cancel_family, "a cancelled parent passes it on and awaits its children; cancel_all"),
-        CASE(co_wait_timeout, "wait: first, all, timeout; gather; self-await"),
-        CASE(co_never_yields, "a task that never yields delays timers, yield does not"),
-        CASE(co_many_tasks, "10,000 tasks; freed with tasks pending"),
+        PM_TEST_CASE2(co_ordering, "resumptions in deadline, spawn and yield order"),
+        PM_TEST_CASE2(co_file_io, "openat, write, fsync, statx, read, close"),
+        PM_TEST_CASE2(co_sockets, "connect, accept, send, recv; refused"),
+        PM_TEST_CASE2(co_cancel_every_await, "cancel at every kind of await"),
+        PM_TEST_CASE2(co_cancel_states, "cancel before the first run, after the end"),
+        PM_TEST_CASE2(co_children, "a task spawns and gathers children (sched NULL)"),
+        PM_TEST_CASE2(co_cancel_family, "a cancelled parent passes it on and awaits its children; cancel_all"),
+        PM_TEST_CASE2(co_wait_timeout, "wait: first, all, timeout; gather; self-await"),
+        PM_TEST_CASE2(co_never_yields, "a task that never yields delays timers, yield does not"),
+        PM_TEST_CASE2(co_many_tasks, "10,000 tasks; freed with tasks pending"),
         {"stack overflow hits the guard page (child process)", co_stack_overflow},
         {"spawn fails with -ENOMEM when stacks no longer fit (child process)", co_spawn_enomem},
         {"bad arguments", co_bad_args},

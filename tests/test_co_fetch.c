@@ -30,18 +30,6 @@
 
 static char *tmp;
 
-static int uring_available(void)
-{
-    static int ok = -1;
-    if (ok < 0) {
-        pm_loop_opts o = {.engine = PM_LOOP_URING};
-        pm_loop *l = NULL;
-        ok = pm_loop_new(&o, &l) == 0;
-        pm_loop_free(l);
-    }
-    return ok;
-}
-
 /* ---- the service ---- */
 
 enum { ANSWER_RIGHT, ANSWER_WRONG_KEY, ANSWER_TOO_LONG };
@@ -283,7 +271,7 @@ static run_result fetch(service *s, pm_stage_kind kind, pm_loop_engine eng, unsi
 
 static void async_10k_uring(void)
 {
-    if (!uring_available()) {
+    if (!pm_test_uring_available()) {
         pm_test_skip("io_uring unavailable here");
         return;
     }

@@ -21,34 +21,6 @@
 static pm_loop_engine engine;
 static char *tmp;
 
-static int uring_available(void)
-{
-    static int ok = -1;
-    if (ok < 0) {
-        pm_loop_opts o = {.engine = PM_LOOP_URING};
-        pm_loop *l = NULL;
-        ok = pm_loop_new(&o, &l) == 0;
-        pm_loop_free(l);
-    }
-    return ok;
-}
-
-#define BOTH(fn)                                                        \
-    static void fn##_uring(void)                                        \
-    {                                                                   \
-        if (!uring_available()) {                                       \
-            pm_test_skip("io_uring unavailable here");                  \
-            return;                                                     \
-        }                                                               \
-        engine = PM_LOOP_URING;                                         \
-        fn();                                                           \
-    }                                                                   \
-    static void fn##_threads(void)                                      \
-    {                                                                   \
-        engine = PM_LOOP_THREADS;                                       \
-        fn();                                                           \
-    }
-#define CASE(fn, name) {name " [uring]", fn##_uring}, {name " [threads]", fn##_threads}
 
 typedef struct probe {
     atomic_int in_blocking, peak_blocking;
@@ -228,7 +200,7 @@ static void mixed_order(void)
         free(data[i]);
     }
 }
-BOTH(mixed_order)
+PM_TEST_BOTH(mixed_order)
 
 /* Serial BLOCKING and serial ASYNC stages see each file's chunks in order;
  * the bound keeps at most max_chunks in them. */
@@ -264,7 +236,7 @@ static void serial_kinds(void)
         free(data[i]);
     }
 }
-BOTH(serial_kinds)
+PM_TEST_BOTH(serial_kinds)
 
 /* 64 chunks that each wait 100 ms: ASYNC with 64 tokens waits for them
  * together; BLOCKING with 4 threads takes 16 rounds. */
@@ -306,7 +278,7 @@ static void concurrency_by_kind(void)
     CU_ASSERT(tb >= 1.55);
     CU_ASSERT_EQUAL(atomic_load(&p.bad), 0);
 }
-BOTH(concurrency_by_kind)
+PM_TEST_BOTH(concurrency_by_kind)
 
 static void failures(void)
 {
@@ -342,7 +314,7 @@ static void failures(void)
         free(data[i]);
     }
 }
-BOTH(failures)
+PM_TEST_BOTH(failures)
 
 /* ---- a mapped file cut short under a BLOCKING or ASYNC stage ---- */
 
@@ -406,7 +378,7 @@ static void mapped_cut(void)
         pm_pipeline_free(pl);
     }
 }
-BOTH(mapped_cut)
+PM_TEST_BOTH(mapped_cut)
 
 typedef struct canceller {
     pm_pipeline *pl;
@@ -449,7 +421,7 @@ static void cancel_midway(void)
     free(paths[0]);
     free(data[0]);
 }
-BOTH(cancel_midway)
+PM_TEST_BOTH(cancel_midway)
 
 int main(void)
 {
@@ -457,12 +429,12 @@ int main(void)
     if (!tmp)
         return 1;
     pm_test_case cases[] = {
-        CASE(mixed_order, "CPU, BLOCKING, ASYNC, serial CPU: bytes and order kept"),
-        CASE(serial_kinds, "serial BLOCKING and ASYNC stages in order; run twice"),
-        CASE(concurrency_by_kind, "ASYNC waits together, BLOCKING by its threads"),
-        CASE(failures, "a failing ASYNC and BLOCKING stage fail their files"),
-        CASE(mapped_cut, "a mapped file cut short under BLOCKING and ASYNC stages"),
-        CASE(cancel_midway, "cancel with chunks in ASYNC and BLOCKING stages"),
+        PM_TEST_CASE2(mixed_order, "CPU, BLOCKING, ASYNC, serial CPU: bytes and order kept"),
+        PM_TEST_CASE2(serial_kinds, "serial BLOCKING and ASYNC stages in order; run twice"),
+        PM_TEST_CASE2(concurrency_by_kind, "ASYNC waits together, BLOCKING by its threads"),
+        PM_TEST_CASE2(failures, "a failing ASYNC and BLOCKING stage fail their files"),
+        PM_TEST_CASE2(mapped_cut, "a mapped file cut short under BLOCKING and ASYNC stages"),
+        PM_TEST_CASE2(cancel_midway, "cancel with chunks in ASYNC and BLOCKING stages"),
         {NULL, NULL},
     };
     int rc = pm_test_run("co_pipeline", cases);

@@ -28,34 +28,6 @@
 static pm_loop_engine engine;       /* engine of the running case */
 static char *tmp;                   /* scratch directory for the program */
 
-static int uring_available(void)
-{
-    static int ok = -1;
-    if (ok < 0) {
-        pm_loop_opts o = {.engine = PM_LOOP_URING};
-        pm_loop *l = NULL;
-        ok = pm_loop_new(&o, &l) == 0;
-        pm_loop_free(l);
-    }
-    return ok;
-}
-
-#define BOTH(fn)                                                        \
-    static void fn##_uring(void)                                        \
-    {                                                                   \
-        if (!uring_available()) {                                       \
-            pm_test_skip("io_uring unavailable here");                  \
-            return;                                                     \
-        }                                                               \
-        engine = PM_LOOP_URING;                                         \
-        fn();                                                           \
-    }                                                                   \
-    static void fn##_threads(void)                                      \
-    {                                                                   \
-        engine = PM_LOOP_THREADS;                                       \
-        fn();                                                           \
-    }
-#define CASE(fn, name) {name " [uring]", fn##_uring}, {name " [threads]", fn##_threads}
 
 static pm_loop *new_loop(unsigned depth)
 {
@@ -151,7 +123,7 @@ static void loop_read_chunks(void)
     free(back);
     free(data);
 }
-BOTH(loop_read_chunks)
+PM_TEST_BOTH(loop_read_chunks)
 
 static void loop_empty_file(void)
 {
@@ -168,7 +140,7 @@ static void loop_empty_file(void)
     pm_loop_free(l);
     close(fd);
 }
-BOTH(loop_empty_file)
+PM_TEST_BOTH(loop_empty_file)
 
 /* PM_LOOP_CUR on a regular file uses and advances the position. */
 static void loop_file_position(void)
@@ -201,7 +173,7 @@ static void loop_file_position(void)
     close(afd);
     close(fd);
 }
-BOTH(loop_file_position)
+PM_TEST_BOTH(loop_file_position)
 
 static void loop_errors(void)
 {
@@ -224,7 +196,7 @@ static void loop_errors(void)
     pm_loop_free(l);
     close(dfd);
 }
-BOTH(loop_errors)
+PM_TEST_BOTH(loop_errors)
 
 /* ---- a slow writer feeding a pipe ---- */
 
@@ -279,7 +251,7 @@ static void loop_pipe_short_reads(void)
     free(data);
     free(back);
 }
-BOTH(loop_pipe_short_reads)
+PM_TEST_BOTH(loop_pipe_short_reads)
 
 static void loop_enospc(void)
 {
@@ -330,7 +302,7 @@ static void loop_enospc(void)
     CU_ASSERT_EQUAL(umount(dir), 0);
     rmdir(dir);
 }
-BOTH(loop_enospc)
+PM_TEST_BOTH(loop_enospc)
 
 /* ================= timers, cancellation, run semantics ================= */
 
@@ -371,7 +343,7 @@ static void loop_timers_in_order(void)
     CU_ASSERT_EQUAL(pm_loop_pending(l), 0);
     pm_loop_free(l);
 }
-BOTH(loop_timers_in_order)
+PM_TEST_BOTH(loop_timers_in_order)
 
 static void count_cancel(void *arg, ssize_t res)
 {
@@ -418,7 +390,7 @@ static void loop_cancel(void)
     close(p[1]);
     close(fd);
 }
-BOTH(loop_cancel)
+PM_TEST_BOTH(loop_cancel)
 
 typedef struct many {
     const unsigned char *data;
@@ -479,13 +451,13 @@ static void loop_many_depth8(void)
 {
     many_ops(0);
 }
-BOTH(loop_many_depth8)
+PM_TEST_BOTH(loop_many_depth8)
 
 static void loop_full_cq(void)
 {
     many_ops(100000);
 }
-BOTH(loop_full_cq)
+PM_TEST_BOTH(loop_full_cq)
 
 /* ---- posts from several threads ---- */
 
@@ -532,7 +504,7 @@ static void loop_posts_threads(void)
         pthread_join(t[i], NULL);
     pm_loop_free(l);
 }
-BOTH(loop_posts_threads)
+PM_TEST_BOTH(loop_posts_threads)
 
 static void *post_late(void *arg)
 {
@@ -581,7 +553,7 @@ static void loop_run_semantics(void)
     CU_ASSERT(pm_test_now() - t0 >= 0.019);
     pm_loop_free(l);
 }
-BOTH(loop_run_semantics)
+PM_TEST_BOTH(loop_run_semantics)
 
 /* ---- callbacks that queue, post and stop ---- */
 
@@ -626,7 +598,7 @@ static void loop_callbacks_queue(void)
     pm_loop_free(c.loop);
     close(c.fd);
 }
-BOTH(loop_callbacks_queue)
+PM_TEST_BOTH(loop_callbacks_queue)
 
 static void loop_group(void)
 {
@@ -662,7 +634,7 @@ static void loop_group(void)
     close(fd);
     free(data);
 }
-BOTH(loop_group)
+PM_TEST_BOTH(loop_group)
 
 static void loop_open_statx_close(void)
 {
@@ -687,7 +659,7 @@ static void loop_open_statx_close(void)
     free(meta);
     free(nope);
 }
-BOTH(loop_open_statx_close)
+PM_TEST_BOTH(loop_open_statx_close)
 
 /* ================= reader ================= */
 
@@ -749,7 +721,7 @@ static void reader_exact(void)
     close(fd);
     free(data);
 }
-BOTH(reader_exact)
+PM_TEST_BOTH(reader_exact)
 
 typedef struct pushed {
     pm_reader *r;
@@ -810,7 +782,7 @@ static void reader_push_and_empty(void)
     pm_loop_free(l);
     free(data);
 }
-BOTH(reader_push_and_empty)
+PM_TEST_BOTH(reader_push_and_empty)
 
 static void reader_pipe(void)
 {
@@ -845,7 +817,7 @@ static void reader_pipe(void)
     close(p[0]);
     free(data);
 }
-BOTH(reader_pipe)
+PM_TEST_BOTH(reader_pipe)
 
 static void reader_errors(void)
 {
@@ -868,7 +840,7 @@ static void reader_errors(void)
     CU_ASSERT_EQUAL(pm_loop_pending(l), 0);
     pm_loop_free(l);
 }
-BOTH(reader_errors)
+PM_TEST_BOTH(reader_errors)
 
 static void reader_shrinking(void)
 {
@@ -899,7 +871,7 @@ static void reader_shrinking(void)
     close(fd);
     free(data);
 }
-BOTH(reader_shrinking)
+PM_TEST_BOTH(reader_shrinking)
 
 /* Chunks released from other threads (the pipeline's pattern). */
 typedef struct relay {
@@ -971,7 +943,7 @@ static void reader_release_elsewhere(void)
     free(x.out);
     free(data);
 }
-BOTH(reader_release_elsewhere)
+PM_TEST_BOTH(reader_release_elsewhere)
 
 static void reader_free_midway(void)
 {
@@ -988,7 +960,7 @@ static void reader_free_midway(void)
     pm_loop_free(l);
     close(fd);
 }
-BOTH(reader_free_midway)
+PM_TEST_BOTH(reader_free_midway)
 
 /* ================= writer ================= */
 
@@ -1054,7 +1026,7 @@ static void writer_append_order(void)
     pm_loop_free(l);
     free(data);
 }
-BOTH(writer_append_order)
+PM_TEST_BOTH(writer_append_order)
 
 static void writer_at_and_gap(void)
 {
@@ -1086,7 +1058,7 @@ static void writer_at_and_gap(void)
     close(p[0]);
     close(p[1]);
 }
-BOTH(writer_at_and_gap)
+PM_TEST_BOTH(writer_at_and_gap)
 
 /* ================= engine selection ================= */
 
@@ -1099,7 +1071,7 @@ static void engine_choice(void)
     pm_loop_free(l);
     setenv("PMAP_IO", "uring", 1);
     int rc = pm_loop_new(NULL, &l);
-    if (uring_available()) {
+    if (pm_test_uring_available()) {
         CU_ASSERT_FATAL(rc == 0);
         CU_ASSERT_STRING_EQUAL(pm_loop_engine_name(l), "uring");
         pm_loop_free(l);
@@ -1111,7 +1083,7 @@ static void engine_choice(void)
     CU_ASSERT_FATAL(pm_loop_new(&(pm_loop_opts){.engine = PM_LOOP_THREADS}, &l) == 0);
     pm_loop_free(l);                        /* an explicit engine does not read it */
     unsetenv("PMAP_IO");
-    if (uring_available()) {   /* the deepest ring (its CQ is clamped) */
+    if (pm_test_uring_available()) {   /* the deepest ring (its CQ is clamped) */
         CU_ASSERT_FATAL(pm_loop_new(&(pm_loop_opts){.engine = PM_LOOP_URING, .queue_depth = 32768}, &l) == 0);
         pm_loop_free(l);
     }
@@ -1190,30 +1162,30 @@ int main(void)
     if (!tmp)
         return 1;
     static const pm_test_case cases[] = {
-        CASE(loop_read_chunks, "reads in chunks that do not divide the file"),
-        CASE(loop_empty_file, "empty file reads 0"),
-        CASE(loop_file_position, "PM_LOOP_CUR on files uses and advances the position"),
-        CASE(loop_errors, "directory, closed descriptor"),
-        CASE(loop_pipe_short_reads, "pipe: short reads resubmitted, EAGAIN polled"),
-        CASE(loop_enospc, "write to a full filesystem: -ENOSPC"),
-        CASE(loop_timers_in_order, "timers fire in order"),
-        CASE(loop_cancel, "cancel pending operations"),
-        CASE(loop_many_depth8, "5000 operations, queue depth 8"),
-        CASE(loop_full_cq, "full completion queue loses nothing"),
-        CASE(loop_posts_threads, "posts from 4 threads"),
-        CASE(loop_run_semantics, "run_once waits for posts, release ends run"),
-        CASE(loop_callbacks_queue, "callbacks queue, post and stop"),
-        CASE(loop_group, "gather groups"),
-        CASE(loop_open_statx_close, "openat, statx, close"),
-        CASE(reader_exact, "reader: byte-exact, odd chunk size, ranges"),
-        CASE(reader_push_and_empty, "reader: push mode, empty file"),
-        CASE(reader_pipe, "reader: slow pipe gives full chunks"),
-        CASE(reader_errors, "reader: directory, closed descriptor"),
-        CASE(reader_shrinking, "reader: file shrinking while read"),
-        CASE(reader_release_elsewhere, "reader: chunks released by another thread"),
-        CASE(reader_free_midway, "reader: freed with reads in flight"),
-        CASE(writer_append_order, "writer: appends in order, file and pipe"),
-        CASE(writer_at_and_gap, "writer: offsets, gaps, pipes"),
+        PM_TEST_CASE2(loop_read_chunks, "reads in chunks that do not divide the file"),
+        PM_TEST_CASE2(loop_empty_file, "empty file reads 0"),
+        PM_TEST_CASE2(loop_file_position, "PM_LOOP_CUR on files uses and advances the position"),
+        PM_TEST_CASE2(loop_errors, "directory, closed descriptor"),
+        PM_TEST_CASE2(loop_pipe_short_reads, "pipe: short reads resubmitted, EAGAIN polled"),
+        PM_TEST_CASE2(loop_enospc, "write to a full filesystem: -ENOSPC"),
+        PM_TEST_CASE2(loop_timers_in_order, "timers fire in order"),
+        PM_TEST_CASE2(loop_cancel, "cancel pending operations"),
+        PM_TEST_CASE2(loop_many_depth8, "5000 operations, queue depth 8"),
+        PM_TEST_CASE2(loop_full_cq, "full completion queue loses nothing"),
+        PM_TEST_CASE2(loop_posts_threads, "posts from 4 threads"),
+        PM_TEST_CASE2(loop_run_semantics, "run_once waits for posts, release ends run"),
+        PM_TEST_CASE2(loop_callbacks_queue, "callbacks queue, post and stop"),
+        PM_TEST_CASE2(loop_group, "gather groups"),
+        PM_TEST_CASE2(loop_open_statx_close, "openat, statx, close"),
+        PM_TEST_CASE2(reader_exact, "reader: byte-exact, odd chunk size, ranges"),
+        PM_TEST_CASE2(reader_push_and_empty, "reader: push mode, empty file"),
+        PM_TEST_CASE2(reader_pipe, "reader: slow pipe gives full chunks"),
+        PM_TEST_CASE2(reader_errors, "reader: directory, closed descriptor"),
+        PM_TEST_CASE2(reader_shrinking, "reader: file shrinking while read"),
+        PM_TEST_CASE2(reader_release_elsewhere, "reader: chunks released by another thread"),
+        PM_TEST_CASE2(reader_free_midway, "reader: freed with reads in flight"),
+        PM_TEST_CASE2(writer_append_order, "writer: appends in order, file and pipe"),
+        PM_TEST_CASE2(writer_at_and_gap, "writer: offsets, gaps, pipes"),
         {"engine choice (PMAP_IO, forced, invalid)", engine_choice},
         {"fallback to threads when io_uring is blocked (seccomp)", engine_fallback},
         {NULL, NULL},

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pmap/loop.h>
+
 /* The program's arguments. Every suite's main() is `int main(void)` and
  * hands its table to pm_test_run(), so the arguments are picked up here:
  * glibc calls the executable's constructors (.init_array) with argc, argv
@@ -342,4 +344,16 @@ double pm_test_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int pm_test_uring_available(void)
+{
+    static int ok = -1;
+    if (ok < 0) {
+        pm_loop_opts o = {.engine = PM_LOOP_URING};
+        pm_loop *l = NULL;
+        ok = pm_loop_new(&o, &l) == 0;
+        pm_loop_free(l);
+    }
+    return ok;
 }

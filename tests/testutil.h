@@ -57,4 +57,29 @@ int pm_test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Monotonic time in seconds. */
 double pm_test_now(void);
 
+/* 1 if an io_uring loop can be made here (io_uring may be blocked by a
+ * seccomp filter or a sysctl); computed once. */
+int pm_test_uring_available(void);
+
+/* Cases run once per loop engine. In a file with a variable
+ * `static pm_loop_engine engine;`, PM_TEST_BOTH(fn) defines fn_uring (skipped
+ * where io_uring is unavailable) and fn_threads, each setting engine and
+ * calling fn(); PM_TEST_CASE2(fn, "name") lists both in a case table. */
+#define PM_TEST_BOTH(fn)                                                \
+    static void fn##_uring(void)                                        \
+    {                                                                   \
+        if (!pm_test_uring_available()) {                               \
+            pm_test_skip("io_uring unavailable here");                  \
+            return;                                                     \
+        }                                                               \
+        engine = PM_LOOP_URING;                                         \
+        fn();                                                           \
+    }                                                                   \
+    static void fn##_threads(void)                                      \
+    {                                                                   \
+        engine = PM_LOOP_THREADS;                                       \
+        fn();                                                           \
+    }
+#define PM_TEST_CASE2(fn, name) {name " [uring]", fn##_uring}, {name " [threads]", fn##_threads}
+
 #endif
