@@ -755,14 +755,6 @@ static void co_stack_overflow(void)
 
 /* ---- running out of memory ---- */
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define PM_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define PM_TEST_SANITIZED 1
-#endif
-#endif
-
 #ifndef PM_TEST_SANITIZED
 static int64_t nap(void *arg)
 {

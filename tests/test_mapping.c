@@ -27,14 +27,9 @@
 
 /* Under a sanitizer the handler before pmap's is the sanitizer's: it
  * reports a fault and exits (ASan 1, TSan 66) instead of dying of it. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#ifdef PM_TEST_SANITIZED
 #define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
+#else
 #define SANITIZED 0
 #endif
 

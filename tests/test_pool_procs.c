@@ -33,14 +33,6 @@
 #define WAIT_S 60.0
 #define NCRASH 10000
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define PM_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define PM_TEST_SANITIZED 1
-#endif
-#endif
-
 static pm_pool *new_procs(int workers, const pm_pool_opts *base)
 {
     pm_pool_opts o = PM_POOL_OPTS_INIT;

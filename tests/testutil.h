@@ -57,6 +57,16 @@ int pm_test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Monotonic time in seconds. */
 double pm_test_now(void);
 
+/* Defined when built with AddressSanitizer or ThreadSanitizer (gcc or
+ * clang), for cases their shadow memory cannot run (address-space limits). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define PM_TEST_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define PM_TEST_SANITIZED 1
+#endif
+#endif
+
 /* 1 if an io_uring loop can be made here (io_uring may be blocked by a
  * seccomp filter or a sysctl); computed once. */
 int pm_test_uring_available(void);
