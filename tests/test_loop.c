@@ -555,6 +555,37 @@ static void loop_run_semantics(void)
 }
 PM_TEST_BOTH(loop_run_semantics)
 
+/* The owner frees the loop as soon as its run returns, without joining the
+ * thread whose post and release let it return: pm_loop_free must wait for
+ * that thread to leave pm_loop_post/pm_loop_release (under ASan a missing
+ * wait shows as a use after free of the loop). */
+static void *post_then_release(void *arg)
+{
+    poster *p = arg;
+    pm_loop_post(p->loop, on_post, p->sum);
+    pm_loop_release(p->loop);
+    return NULL;
+}
+
+static void loop_free_after_release(void)
+{
+    enum { ROUNDS = 300 };
+    atomic_int sum;
+    atomic_init(&sum, 0);
+    for (int i = 0; i < ROUNDS; i++) {
+        pm_loop *l = new_loop(4);
+        poster p = {l, &sum, 1};
+        pthread_t t;
+        pm_loop_hold(l);
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, post_then_release, &p), 0);
+        CU_ASSERT_EQUAL(pm_loop_run(l), 0);
+        pm_loop_free(l);            /* the poster may still be inside a call */
+        pthread_join(t, NULL);
+    }
+    CU_ASSERT_EQUAL(atomic_load(&sum), ROUNDS);
+}
+PM_TEST_BOTH(loop_free_after_release)
+
 /* ---- callbacks that queue, post and stop ---- */
 
 typedef struct chain {
@@ -1174,6 +1205,7 @@ int main(void)
         PM_TEST_CASE2(loop_full_cq, "full completion queue loses nothing"),
         PM_TEST_CASE2(loop_posts_threads, "posts from 4 threads"),
         PM_TEST_CASE2(loop_run_semantics, "run_once waits for posts, release ends run"),
+        PM_TEST_CASE2(loop_free_after_release, "freed as soon as a post and release end the run"),
         PM_TEST_CASE2(loop_callbacks_queue, "callbacks queue, post and stop"),
         PM_TEST_CASE2(loop_group, "gather groups"),
         PM_TEST_CASE2(loop_open_statx_close, "openat, statx, close"),

@@ -20,8 +20,11 @@
  * Timers never occupy an engine slot: they sit in a min-heap keyed by
  * (deadline, queue order) and bound how long the engine may block.
  *
- * Other threads touch only the post list (post_mu), the counters nposts and
- * holds, and the engine's wake(). Lost wake-ups are avoided Dekker-style:
+ * Other threads touch only the post list (post_mu), the counters nposts,
+ * holds and outside, and the engine's wake(). `outside` counts threads
+ * inside pm_loop_post/pm_loop_release: their post or release may let the
+ * loop's run return and its owner free it while they still read `sleeping`
+ * and wake the engine, so pm_loop_free waits for them to leave. Lost wake-ups are avoided Dekker-style:
  * the loop sets `sleeping` before re-checking nposts/holds and blocking; a
  * poster bumps nposts before reading `sleeping` (all sequentially
  * consistent), so one of the two sees the other.
@@ -30,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +83,8 @@ struct pm_loop {
     atomic_uint nposts;      /* posted callbacks not yet run */
     atomic_uint holds;
     atomic_int sleeping;     /* the loop may block in the engine */
+    atomic_uint outside;     /* other threads inside pm_loop_post/release:
+                                pm_loop_free waits for them to leave */
     atomic_int owner_tid;    /* thread that created or last ran the loop */
 };
 
@@ -672,6 +678,10 @@ void pm_loop_free(pm_loop *loop)
 {
     if (!loop)
         return;
+    /* A thread that posted or released just before this may still be
+     * waking the loop: wait for it to leave (a few instructions). */
+    while (atomic_load(&loop->outside) != 0)
+        sched_yield();
     loop->closing = 1;
     pm_loop_cancel_all(loop);
     drain(loop);
@@ -830,6 +840,10 @@ int pm_loop_post(pm_loop *loop, pm_loop_cb cb, void *arg)
     p->next = NULL;
     p->cb = cb;
     p->arg = arg;
+    /* Once the post is queued the loop may run it, return from its run and
+     * be freed while this thread still reads `sleeping` and wakes it:
+     * `outside` keeps pm_loop_free waiting until this call is done. */
+    atomic_fetch_add(&loop->outside, 1);
     pthread_mutex_lock(&loop->post_mu);
     if (loop->post_tail)
         loop->post_tail->next = p;
@@ -840,6 +854,7 @@ int pm_loop_post(pm_loop *loop, pm_loop_cb cb, void *arg)
     pthread_mutex_unlock(&loop->post_mu);
     if (atomic_load(&loop->sleeping))
         loop->eng->wake(loop->es);
+    atomic_fetch_sub(&loop->outside, 1);   /* the last touch of loop */
     return 0;
 }
 
@@ -850,8 +865,10 @@ void pm_loop_hold(pm_loop *loop)
 
 void pm_loop_release(pm_loop *loop)
 {
+    atomic_fetch_add(&loop->outside, 1);   /* as in pm_loop_post */
     if (atomic_fetch_sub(&loop->holds, 1) == 1 && atomic_load(&loop->sleeping))
         loop->eng->wake(loop->es);
+    atomic_fetch_sub(&loop->outside, 1);
 }
 
 /* ---- cancellation and queries ---- */

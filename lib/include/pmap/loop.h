@@ -66,7 +66,10 @@ PM_API int pm_loop_new(const pm_loop_opts *opts, pm_loop **loop_ret);
 
 /* Cancels whatever is pending (callbacks run with -ECANCELED), waits for the
  * kernel or workers to let go of the buffers, and frees the loop. Operations
- * queued from those callbacks are refused with -ECANCELED. NULL: no-op. */
+ * queued from those callbacks are refused with -ECANCELED. Another thread
+ * may still be inside pm_loop_post() or pm_loop_release() when the run they
+ * let finish returns: this waits for it to leave first. Calls that start
+ * after this has begun are the caller's error. NULL: no-op. */
 PM_API void pm_loop_free(pm_loop *loop);
 
 /* "uring" or "threads": the engine actually in use. */
