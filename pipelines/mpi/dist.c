@@ -11,11 +11,14 @@
  *   send       rank 0 broadcasts the command, the options (scalar fields
  *              and strings only: no pointer crosses a process) and the
  *              jobs, sorted by size, largest first.
- *   work       every rank takes the next job from a counter in rank 0's
- *              window (MPI_Fetch_and_op) and runs the one-process pipeline
- *              on that one file; its events, results and return value are
- *              recorded, tagged with the file's ordinal. Freeing the
- *              window waits for every rank.
+ *   work       the jobs are cut into batches (a big file alone, small ones
+ *              by the hundred: one pipeline run each); every rank takes
+ *              the next batch from a counter in rank 0's window
+ *              (MPI_Fetch_and_op) and runs the one-process pipeline over
+ *              its files; events and results are recorded, tagged with
+ *              their file's ordinal (found by path: each file is an
+ *              operand, named as given). Freeing the window waits for
+ *              every rank.
  *   gather     the records go to rank 0 (MPI_Gatherv); rank 0 sorts them
  *              by ordinal and replays them to the caller's hooks, so that
  *              the caller sees what one process would have shown.
@@ -95,6 +98,9 @@ typedef struct capture {
     job *jobs;               /* list step: the jobs found, njobs of them */
     size_t njobs, cap;
     uint64_t first_err;      /* list step: ordinal of the first ERROR, or ~0 */
+    const struct job *batch; /* work step: the batch being run, nbatch jobs */
+    size_t nbatch, cursor;   /* cursor: where the next file is looked for */
+    size_t errors;           /* work step: ERROR events of the batch */
 } capture;
 
 static int rank_self(void)
@@ -135,6 +141,22 @@ static int add_job(capture *c, const char *path)
     return 0;
 }
 
+/* Work step: the file an event or result is about is one of the batch's,
+ * named as given; ordinal and walked become its. Files come in the
+ * batch's order, so the search starts where the last one was found. */
+static void locate(capture *c, const char *path)
+{
+    for (size_t k = 0; c->batch && path && k < c->nbatch; k++) {
+        size_t i = (c->cursor + k) % c->nbatch;
+        if (!strcmp(c->batch[i].path, path)) {
+            c->cursor = i;
+            c->ordinal = c->batch[i].ordinal;
+            c->walked = c->batch[i].walked;
+            return;
+        }
+    }
+}
+
 static int is_marked(const pm_event *ev)
 {
     return ev->kind == PM_EVENT_SKIP && ev->reason == PM_REASON_REFUSED &&
@@ -150,6 +172,8 @@ static void cap_event(const pm_event *ev, void *arg)
         c->ordinal++;
         return;
     }
+    locate(c, ev->path);
+    c->errors += ev->kind == PM_EVENT_ERROR;
     rec r = {.ordinal = c->ordinal, .type = REC_EVENT, .kind = ev->kind,
              .reason = ev->reason, .err = ev->err, .incidental = ev->incidental};
     if (c->walked && ev->kind == PM_EVENT_SKIP && ev->reason == PM_REASON_REFUSED)
@@ -170,6 +194,7 @@ static void cap_event(const pm_event *ev, void *arg)
 static void cap_result(const pmp_result *res, void *arg)
 {
     capture *c = arg;
+    locate(c, res->path);
     rec r = {.ordinal = c->ordinal, .type = REC_RESULT, .res = *res};
     r.res.path = NULL;
     r.res.name = NULL;
@@ -259,6 +284,7 @@ static void put_command(wire *w, int cmd, const pmp_opts *o, const job *jobs, si
     wire_put(w, &nj, sizeof nj);
     for (size_t i = 0; i < n; i++) {
         wire_put(w, &jobs[i].ordinal, sizeof jobs[i].ordinal);
+        wire_put(w, &jobs[i].size, sizeof jobs[i].size);     /* batches() needs it */
         wire_put(w, &jobs[i].walked, sizeof jobs[i].walked);
         wire_put_str(w, jobs[i].path);
     }
@@ -285,6 +311,7 @@ static int get_command(wire *w, pmp_opts *o, job **jobs_ret, size_t *n_ret)
         return -ENOMEM;
     for (uint64_t i = 0; i < nj; i++) {
         wire_get(w, &jobs[i].ordinal, sizeof jobs[i].ordinal);
+        wire_get(w, &jobs[i].size, sizeof jobs[i].size);
         wire_get(w, &jobs[i].walked, sizeof jobs[i].walked);
         jobs[i].path = wire_get_str(w);
     }
@@ -358,10 +385,59 @@ static void add_stats(pm_pipeline_stats *a, const pm_pipeline_stats *b)
         a->peak_live_chunks = b->peak_live_chunks;
 }
 
-/* Runs jobs from the shared counter until none is left (or a signal came,
- * on rank 0); records go to out. Collective. */
+/* Batches: runs of jobs (in the order sent: largest first) of at least
+ * BATCH_BYTES or BATCH_FILES, so that a tree of small files costs a few
+ * pipeline runs, not one per file; a big file is a batch of its own.
+ * Every rank computes the same ones. Returns nb + 1 starts (the last is
+ * n) in *starts_ret, or -ENOMEM. */
+#define BATCH_BYTES (8u << 20)
+#define BATCH_FILES 256
+static int batches(const job *jobs, size_t n, size_t **starts_ret, size_t *nb_ret)
+{
+    size_t *st = malloc((n + 1) * sizeof *st), nb = 0;
+    if (!st)
+        return -ENOMEM;
+    for (size_t i = 0; i < n;) {
+        uint64_t bytes = 0;
+        size_t k = 0;
+        st[nb++] = i;
+        while (i < n && bytes < BATCH_BYTES && k < BATCH_FILES)
+            bytes += jobs[i++].size, k++;
+    }
+    st[nb] = n;
+    *starts_ret = st;
+    *nb_ret = nb;
+    return 0;
+}
+
+/* Runs one batch; its records go to c->out. */
+static void run_batch(int cmd, const pmp_opts *lo, capture *c, const job *b, size_t n,
+                      const char **paths, rec *total)
+{
+    for (size_t i = 0; i < n; i++)
+        paths[i] = b[i].path;
+    c->batch = b;
+    c->nbatch = n;
+    c->cursor = 0;
+    c->errors = 0;
+    c->ordinal = b[0].ordinal;
+    pm_pipeline_stats st = {0};
+    int ret = pipeline_fns[cmd](lo, paths, n, &st);
+    if (ret < 0 && !c->errors) {     /* a failure no file's event explains */
+        rec r = {.ordinal = b[0].ordinal, .type = REC_RET, .ret = ret};
+        put_rec(c->out, &r, NULL, NULL, NULL, NULL);
+    }
+    add_stats(&total->stats, &st);
+}
+
+/* Runs batches from the shared counter until none is left (or a signal
+ * came, on rank 0); records go to out. Collective. */
 static void work(int cmd, const pmp_opts *o, const job *jobs, size_t n, wire *out)
 {
+    size_t *starts = NULL, nb = 0;
+    const char **paths = malloc((n ? n : 1) * sizeof *paths);
+    if (!paths || batches(jobs, n, &starts, &nb) < 0)
+        MPI_Abort(MPI_COMM_WORLD, 1);        /* the others would wait for us */
     int64_t *counter;
     MPI_Win win;
     int root = rank_self() == 0;
@@ -382,19 +458,15 @@ static void work(int cmd, const pmp_opts *o, const job *jobs, size_t n, wire *ou
         int64_t one = 1, i;
         MPI_Fetch_and_op(&one, &i, MPI_INT64_T, 0, 0, MPI_SUM, win);
         MPI_Win_flush(0, win);
-        if (i < 0 || (uint64_t)i >= n || pm_signals_caught(o->signals))
+        if (i < 0 || (uint64_t)i >= nb || pm_signals_caught(o->signals))
             break;
-        c.ordinal = jobs[i].ordinal;
-        c.walked = jobs[i].walked;
-        pm_pipeline_stats st = {0};
-        rec r = {.ordinal = c.ordinal, .type = REC_RET};
-        r.ret = pipeline_fns[cmd](&lo, &jobs[i].path, 1, &st);
-        put_rec(out, &r, NULL, NULL, NULL, NULL);
-        add_stats(&total.stats, &st);
+        run_batch(cmd, &lo, &c, jobs + starts[i], starts[i + 1] - starts[i], paths, &total);
     }
     MPI_Win_unlock_all(win);
     MPI_Win_free(&win);
     put_rec(out, &total, NULL, NULL, NULL, NULL);
+    free(starts);
+    free(paths);
 }
 
 /* Gathers every rank's records into *all on rank 0 (lens[r] bytes from
@@ -516,6 +588,8 @@ static int replay(const pmp_opts *o, wire *listed, wire *gathered, pm_pipeline_s
             ret = r->ret;
         else
             replay_one(o, &items[i]);
+        if (r->type == REC_EVENT && r->kind == PM_EVENT_ERROR && ret == 0)
+            ret = r->err;
     }
     free(items);
     return ret;
@@ -564,8 +638,10 @@ static int round_root(int cmd, const pmp_opts *o, const char *const *paths, size
     lst.files_skipped -= c.njobs;
     size_t nrun = pm_signals_caught(o->signals) ? 0 : c.njobs;
     qsort(c.jobs, c.njobs, sizeof *c.jobs, by_size);
-    rec lr = {.ordinal = c.first_err, .type = REC_RET, .ret = lrc};
-    put_rec(&listed, &lr, NULL, NULL, NULL, NULL);
+    if (lrc < 0 && c.first_err == UINT64_MAX) {     /* cancelled: no file says so */
+        rec lr = {.ordinal = UINT64_MAX, .type = REC_RET, .ret = lrc};
+        put_rec(&listed, &lr, NULL, NULL, NULL, NULL);
+    }
     put_command(&sent, cmd, o, c.jobs, nrun);
     if (sent.bad || listed.bad)
         MPI_Abort(MPI_COMM_WORLD, 1);

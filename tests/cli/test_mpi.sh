@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # pmap-mpi under mpirun -np 1, 2, 3 against pmap in one process, on a tree
 # of files of different sizes (a subdirectory, a symbolic link, a file
-# already compressed): checksum, wc, compress and decompress print the same
+# already compressed, 600 small files and 40 of 300 kB: several batches,
+# by count and by bytes): checksum, wc, compress and decompress print the same
 # stdout and stderr, exit with the same status and write the same bytes;
 # a corrupt input fails on whatever rank ran it and is reported, and kept,
 # as one process reports and keeps it.
@@ -18,6 +19,12 @@ mk_tree() {
     gen_text "$1/sub/z" 200000 5
     ln -s big "$1/link"
     gen_text "$T/pre" 1000 6 && gzip -c "$T/pre" >"$1/sub/pre.gz"
+    # More small files than one batch holds (256: pipelines/mpi/dist.c).
+    mkdir "$1/many"
+    for i in $(seq 600); do printf 'line %d\nword %d\n' "$i" "$i" >"$1/many/m$i"; done
+    # More bytes than one batch holds (8 MiB), in files of different sizes.
+    mkdir "$1/mid"
+    for i in $(seq 40); do tail -c +$((i * 997)) "$1/big" | head -c $((300000 - i)) >"$1/mid/p$i"; done
 }
 mk_tree "$T/ref"
 
