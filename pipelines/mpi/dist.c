@@ -47,6 +47,7 @@
 
 #include <pmap/error.h>
 #include "pmp_mpi.h"
+#include "split.h"
 #include "wire.h"
 
 typedef int (*pipeline_fn)(const pmp_opts *o, const char *const *paths, size_t n,
@@ -63,6 +64,7 @@ typedef struct job {
     uint64_t ordinal;        /* place in source order */
     uint64_t size;           /* bytes, for largest first */
     int32_t walked;          /* found by walking, not an operand */
+    int32_t split;           /* checksummed by every rank at once (split.c) */
     const char *path;
 } job;
 
@@ -257,6 +259,21 @@ static int by_size(const void *a, const void *b)
     return x->ordinal < y->ordinal ? -1 : x->ordinal > y->ordinal;
 }
 
+/* Checksum across ranks: files of at least PMAP_MPI_SPLIT_MIN bytes
+ * (default 64 MiB; 0: none) are read by every rank at once, a share each,
+ * instead of by one. The jobs are sorted largest first, so those are a
+ * prefix. Only checksum splits: a compressed file across ranks is not
+ * done yet (docs/scale.md). */
+static void mark_split(int cmd, job *jobs, size_t n)
+{
+    const char *env = getenv("PMAP_MPI_SPLIT_MIN");
+    uint64_t min = env && *env ? strtoull(env, NULL, 10) : 64u << 20;
+    int size;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    for (size_t i = 0; i < n && cmd == CMD_CHECKSUM && size > 1 && min; i++)
+        jobs[i].split = jobs[i].size >= min;
+}
+
 /* ---- send ---- */
 
 static void put_command(wire *w, int cmd, const pmp_opts *o, const job *jobs, size_t n)
@@ -286,6 +303,7 @@ static void put_command(wire *w, int cmd, const pmp_opts *o, const job *jobs, si
         wire_put(w, &jobs[i].ordinal, sizeof jobs[i].ordinal);
         wire_put(w, &jobs[i].size, sizeof jobs[i].size);     /* batches() needs it */
         wire_put(w, &jobs[i].walked, sizeof jobs[i].walked);
+        wire_put(w, &jobs[i].split, sizeof jobs[i].split);
         wire_put_str(w, jobs[i].path);
     }
 }
@@ -313,6 +331,7 @@ static int get_command(wire *w, pmp_opts *o, job **jobs_ret, size_t *n_ret)
         wire_get(w, &jobs[i].ordinal, sizeof jobs[i].ordinal);
         wire_get(w, &jobs[i].size, sizeof jobs[i].size);
         wire_get(w, &jobs[i].walked, sizeof jobs[i].walked);
+        wire_get(w, &jobs[i].split, sizeof jobs[i].split);
         jobs[i].path = wire_get_str(w);
     }
     if (w->bad) {
@@ -430,13 +449,43 @@ static void run_batch(int cmd, const pmp_opts *lo, capture *c, const job *b, siz
     add_stats(&total->stats, &st);
 }
 
+/* A split job (checksum): every rank reads its share of the file, rank 0
+ * records the result and event one process would have delivered; when a
+ * share could not be read, rank 0 runs the file alone, for one process's
+ * report of the failure. Collective. */
+static void run_split(int cmd, const pmp_opts *lo, capture *c, const job *j,
+                      const char **paths, rec *total)
+{
+    uint32_t crc = 0;
+    struct stat st;
+    int err = pmpi__split_crc(j->path, j->size, &crc);
+    if (rank_self() != 0)
+        return;
+    if (err < 0 || stat(j->path, &st) < 0) {
+        run_batch(cmd, lo, c, j, 1, paths, total);
+        return;
+    }
+    rec r = {.ordinal = j->ordinal, .type = REC_RESULT};
+    r.res.bytes = j->size;
+    r.res.crc32 = crc;
+    put_rec(c->out, &r, j->path, NULL, NULL, "");
+    rec e = {.ordinal = j->ordinal, .type = REC_EVENT, .kind = PM_EVENT_DONE,
+             .reason = PM_REASON_NONE, .has_file = 1, .st = st, .bytes_in = j->size};
+    put_rec(c->out, &e, j->path, NULL, "", NULL);
+    total->stats.files_done++;
+    total->stats.bytes_in += j->size;
+    total->stats.chunks += (j->size + (1u << 20) - 1) >> 20;
+}
+
 /* Runs batches from the shared counter until none is left (or a signal
  * came, on rank 0); records go to out. Collective. */
 static void work(int cmd, const pmp_opts *o, const job *jobs, size_t n, wire *out)
 {
-    size_t *starts = NULL, nb = 0;
+    size_t *starts = NULL, nb = 0, nsplit = 0;
+    while (nsplit < n && jobs[nsplit].split)     /* the biggest: a prefix */
+        nsplit++;
     const char **paths = malloc((n ? n : 1) * sizeof *paths);
-    if (!paths || batches(jobs, n, &starts, &nb) < 0)
+    if (!paths || batches(jobs + nsplit, n - nsplit, &starts, &nb) < 0)
         MPI_Abort(MPI_COMM_WORLD, 1);        /* the others would wait for us */
     int64_t *counter;
     MPI_Win win;
@@ -454,13 +503,16 @@ static void work(int cmd, const pmp_opts *o, const job *jobs, size_t n, wire *ou
     lo.pl.arg = &c;
     lo.on_result = cap_result;
     rec total = {.type = REC_STATS};
+    for (size_t i = 0; i < nsplit && !pm_signals_caught(o->signals); i++)
+        run_split(cmd, &lo, &c, &jobs[i], paths, &total);
     for (;;) {
         int64_t one = 1, i;
         MPI_Fetch_and_op(&one, &i, MPI_INT64_T, 0, 0, MPI_SUM, win);
         MPI_Win_flush(0, win);
         if (i < 0 || (uint64_t)i >= nb || pm_signals_caught(o->signals))
             break;
-        run_batch(cmd, &lo, &c, jobs + starts[i], starts[i + 1] - starts[i], paths, &total);
+        run_batch(cmd, &lo, &c, jobs + nsplit + starts[i], starts[i + 1] - starts[i], paths,
+                  &total);
     }
     MPI_Win_unlock_all(win);
     MPI_Win_free(&win);
@@ -638,6 +690,7 @@ static int round_root(int cmd, const pmp_opts *o, const char *const *paths, size
     lst.files_skipped -= c.njobs;
     size_t nrun = pm_signals_caught(o->signals) ? 0 : c.njobs;
     qsort(c.jobs, c.njobs, sizeof *c.jobs, by_size);
+    mark_split(cmd, c.jobs, nrun);
     if (lrc < 0 && c.first_err == UINT64_MAX) {     /* cancelled: no file says so */
         rec lr = {.ordinal = UINT64_MAX, .type = REC_RET, .ret = lrc};
         put_rec(&listed, &lr, NULL, NULL, NULL, NULL);

@@ -81,3 +81,20 @@ expect_rc 0 "checksum of stdin"
 [ "$(cut -d' ' -f1 "$T/.out")" = "$(cut -d' ' -f1 "$T/one_ck.out" | head -1)" ] ||
     fail "checksum of stdin: $(cat "$T/.out")"
 ok "stdin is read by rank 0 alone"
+
+# checksum of files above PMAP_MPI_SPLIT_MIN: every rank reads a share,
+# the CRCs joined with pm_crc32_combine; sizes not a multiple of the ranks
+# or of the 4 MiB pieces, and an empty file and a 1-byte file beside them.
+mkdir "$T/split"
+gen_text "$T/split/a" 9000001 7
+tail -c +5 "$T/split/a" >"$T/split/b"
+: >"$T/split/empty"
+printf x >"$T/split/one"
+run pmap checksum "$T/split"; keep "$T/one_split"
+export PMAP_MPI_SPLIT_MIN=1
+for np in 2 3; do
+    run mpirun -x PMAP_MPI_SPLIT_MIN -q --oversubscribe -np $np "$PM_MPI_BIN" checksum "$T/split"
+    keep "$T/m_split"; same "split checksum -np $np" "$T/one_split" "$T/m_split"
+    ok "np $np: checksum of files split across ranks as one process's"
+done
+unset PMAP_MPI_SPLIT_MIN

@@ -14,14 +14,14 @@ mpirun -q --oversubscribe -np 3 "$PM_MPI_BIN" compress -11 "$T/d" >"$T/.out" 2>"
 job=$!
 # A rank other than the first child (rank 0 is usually the first) once
 # every rank runs: mpirun's children, found by their parent's id.
-for _ in $(seq 100); do
+for _ in $(seq 600); do
     [ "$(pgrep -P $job | wc -l)" -ge 3 ] && break
-    sleep 0.1
+    sleep 0.05
 done
 ranks=$(pgrep -P $job | sort -n)
 [ "$(echo "$ranks" | wc -l)" -ge 3 ] || fail "mpirun did not start 3 ranks"
 # Once the first output is committed: others are then half done.
-for _ in $(seq 300); do
+for _ in $(seq 600); do
     ls "$T/d" | grep -q '\.gz$' && break
     sleep 0.05
 done
