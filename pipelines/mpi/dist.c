@@ -145,7 +145,8 @@ static int add_job(capture *c, const char *path)
 
 /* Work step: the file an event or result is about is one of the batch's,
  * named as given; ordinal and walked become its. Files come in the
- * batch's order, so the search starts where the last one was found. */
+ * batch's order, so the search starts just after the last file's event
+ * (its result, if any, comes before it). */
 static void locate(capture *c, const char *path)
 {
     for (size_t k = 0; c->batch && path && k < c->nbatch; k++) {
@@ -191,6 +192,8 @@ static void cap_event(const pm_event *ev, void *arg)
     put_rec(c->out, &r, ev->path, ev->out_path, ev->message, NULL);
     if (c->listing)
         c->ordinal++;
+    else if (c->batch)           /* a file's event is its last word: a path */
+        c->cursor = (c->cursor + 1) % c->nbatch;   /* given twice is two files */
 }
 
 static void cap_result(const pmp_result *res, void *arg)

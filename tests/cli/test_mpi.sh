@@ -98,3 +98,10 @@ for np in 2 3; do
     ok "np $np: checksum of files split across ranks as one process's"
 done
 unset PMAP_MPI_SPLIT_MIN
+
+# A file named twice is two files, reported twice in place.
+cd "$T/ref"
+run pmap checksum big sub/z big mid big; keep "$T/one_dup"
+run mpi 3 checksum big sub/z big mid big; keep "$T/m_dup"
+same "checksum of a file named three times" "$T/one_dup" "$T/m_dup"
+ok "a path named three times: three lines, in place"
