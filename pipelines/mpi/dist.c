@@ -47,6 +47,7 @@
 
 #include <pmap/error.h>
 #include "pmp_mpi.h"
+#include "members.h"
 #include "split.h"
 #include "wire.h"
 
@@ -262,18 +263,20 @@ static int by_size(const void *a, const void *b)
     return x->ordinal < y->ordinal ? -1 : x->ordinal > y->ordinal;
 }
 
-/* Checksum across ranks: files of at least PMAP_MPI_SPLIT_MIN bytes
- * (default 64 MiB; 0: none) are read by every rank at once, a share each,
- * instead of by one. The jobs are sorted largest first, so those are a
- * prefix. Only checksum splits: a compressed file across ranks is not
- * done yet (docs/scale.md). */
-static void mark_split(int cmd, job *jobs, size_t n)
+/* Files of at least PMAP_MPI_SPLIT_MIN bytes (default 64 MiB; 0: none)
+ * are worked on by every rank at once instead of by one: checksum (a
+ * share of the bytes each, split.c) and compress in the blocked format
+ * (a share of the members each, members.c). The jobs are sorted largest
+ * first, so those are a prefix. */
+static void mark_split(int cmd, const pmp_opts *o, job *jobs, size_t n)
 {
     const char *env = getenv("PMAP_MPI_SPLIT_MIN");
     uint64_t min = env && *env ? strtoull(env, NULL, 10) : 64u << 20;
-    int size;
+    int size, ok;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    for (size_t i = 0; i < n && cmd == CMD_CHECKSUM && size > 1 && min; i++)
+    ok = cmd == CMD_CHECKSUM ||
+         (cmd == CMD_COMPRESS && !o->one_member && pmpi__members_ok());
+    for (size_t i = 0; i < n && ok && size > 1 && min; i++)
         jobs[i].split = jobs[i].size >= min;
 }
 
@@ -452,6 +455,27 @@ static void run_batch(int cmd, const pmp_opts *lo, capture *c, const job *b, siz
     add_stats(&total->stats, &st);
 }
 
+/* A split job (compress): rank 0 runs the file, the others encode its
+ * members on request until it is over. Collective. */
+static void run_members(int cmd, const pmp_opts *lo, capture *c, const job *j,
+                        const char **paths, rec *total)
+{
+    if (rank_self() != 0) {
+        pmpi__members_serve(j->path, lo->codec, lo->level);
+        return;
+    }
+    pmp_opts mo = *lo;
+    mo.member_source = pmpi__member_source;
+    /* A worker waits for each remote member: enough of them to keep every
+     * rank encoding (each answers one request at a time) and rank 0 too. */
+    int size;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (mo.pl.jobs < 2 * size)
+        mo.pl.jobs = 2 * size;
+    run_batch(cmd, &mo, c, j, 1, paths, total);
+    pmpi__members_end();
+}
+
 /* A split job (checksum): every rank reads its share of the file, rank 0
  * records the result and event one process would have delivered; when a
  * share could not be read, rank 0 runs the file alone, for one process's
@@ -506,8 +530,8 @@ static void work(int cmd, const pmp_opts *o, const job *jobs, size_t n, wire *ou
     lo.pl.arg = &c;
     lo.on_result = cap_result;
     rec total = {.type = REC_STATS};
-    for (size_t i = 0; i < nsplit && !pm_signals_caught(o->signals); i++)
-        run_split(cmd, &lo, &c, &jobs[i], paths, &total);
+    for (size_t i = 0; i < nsplit; i++)     /* collective: even after a signal */
+        (cmd == CMD_COMPRESS ? run_members : run_split)(cmd, &lo, &c, &jobs[i], paths, &total);
     for (;;) {
         int64_t one = 1, i;
         MPI_Fetch_and_op(&one, &i, MPI_INT64_T, 0, 0, MPI_SUM, win);
@@ -693,7 +717,7 @@ static int round_root(int cmd, const pmp_opts *o, const char *const *paths, size
     lst.files_skipped -= c.njobs;
     size_t nrun = pm_signals_caught(o->signals) ? 0 : c.njobs;
     qsort(c.jobs, c.njobs, sizeof *c.jobs, by_size);
-    mark_split(cmd, c.jobs, nrun);
+    mark_split(cmd, o, c.jobs, nrun);
     if (lrc < 0 && c.first_err == UINT64_MAX) {     /* cancelled: no file says so */
         rec lr = {.ordinal = UINT64_MAX, .type = REC_RET, .ret = lrc};
         put_rec(&listed, &lr, NULL, NULL, NULL, NULL);

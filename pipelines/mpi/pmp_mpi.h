@@ -16,8 +16,10 @@
  * Runs that read stdin or write one stream to stdout (-c) are not split:
  * rank 0 runs them alone. Progress is not reported while distributed.
  *
- * Threads: the MPI calls are made on the thread that called MPI_Init
- * (MPI_THREAD_FUNNELED is enough); the pipelines' own threads make none.
+ * Threads: the MPI calls are made on the thread that called MPI_Init,
+ * except when one file is compressed across ranks (members.c): rank 0's
+ * pipeline workers then request members themselves, which needs
+ * MPI_THREAD_MULTIPLE (without it, such files are one rank's).
  */
 #ifndef PMP_MPI_H
 #define PMP_MPI_H

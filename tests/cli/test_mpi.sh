@@ -105,3 +105,25 @@ run pmap checksum big sub/z big mid big; keep "$T/one_dup"
 run mpi 3 checksum big sub/z big mid big; keep "$T/m_dup"
 same "checksum of a file named three times" "$T/one_dup" "$T/m_dup"
 ok "a path named three times: three lines, in place"
+
+# compress of files above PMAP_MPI_SPLIT_MIN: members made by every rank,
+# written by rank 0's pipeline; the same bytes, messages and status as one
+# process, inputs removed (or kept with -k) as one process does.
+mkdir "$T/csplit"
+gen_text "$T/csplit/a" 5000001 8
+tail -c +3 "$T/csplit/a" | head -c 2300000 >"$T/csplit/b"
+printf 'small\n' >"$T/csplit/c"
+for args in "-v" "-k -n -3" "-v -b 64K -12"; do
+    rm -rf "$T/cs1"; cp -a "$T/csplit" "$T/cs1"; cd "$T/cs1"
+    run pmap compress $args .; keep "$T/one_cs"; one_sum=$(tree_sum "$T/cs1")
+    for np in 2 3; do
+        rm -rf "$T/csm"; cp -a "$T/csplit" "$T/csm"; cd "$T/csm"
+        export PMAP_MPI_SPLIT_MIN=1
+        run mpirun -x PMAP_MPI_SPLIT_MIN -x PMAP_JOBS -q --oversubscribe -np $np "$PM_MPI_BIN" compress $args .
+        unset PMAP_MPI_SPLIT_MIN
+        keep "$T/m_cs"; same "split compress $args -np $np" "$T/one_cs" "$T/m_cs"
+        [ "$(tree_sum "$T/csm")" = "$one_sum" ] || fail "split compress $args -np $np: files differ"
+    done
+    ok "compress $args of files split across 2 and 3 ranks: bytes, messages, status as one process"
+done
+cd "$T"

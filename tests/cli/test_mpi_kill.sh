@@ -2,7 +2,8 @@
 # A rank of pmap-mpi killed (SIGKILL) in the middle of compressing a tree
 # (inputs removed as they are converted): the job is aborted, and every
 # input is either still there, intact, or replaced by a complete .gz that
-# decompresses to it; no partial output under a final name.
+# decompresses to it; no partial output under a final name. Then the same
+# while one file is compressed by all ranks together.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mpi_lib.sh"
 
@@ -51,4 +52,33 @@ for i in 1 2 3 4 5 6 7 8; do
 done
 [ -z "$(ls -A | grep -v '^f[1-8]\(\.gz\)\?$')" ] || fail "leftovers: $(ls -A)"
 ok "after the kill: $n_in inputs intact, $n_gz complete outputs, nothing partial or left over"
-[ "$n_in" -gt 0 ] || skip "every file was done before the kill (machine too fast for this size)"
+
+# One file compressed across ranks (PMAP_MPI_SPLIT_MIN): a rank that
+# encodes members for rank 0 is killed; the job ends, the input stays, no
+# output appears.
+mkdir "$T/one"
+for i in 1 2 3 4 5 6; do cat "$T/d"/f* 2>/dev/null; done | head -c 60000000 >"$T/one/big"
+[ "$(stat -c %s "$T/one/big")" -gt 20000000 ] || fail "setup: big input"
+sum=$(md5sum <"$T/one/big")
+PMAP_MPI_SPLIT_MIN=1 timeout 120 mpirun -x PMAP_MPI_SPLIT_MIN -q --oversubscribe -np 3 \
+    "$PM_MPI_BIN" compress -11 "$T/one" >"$T/.out" 2>"$T/.err" &
+job=$!
+for _ in $(seq 600); do
+    [ "$(pgrep -P $job | wc -l)" -ge 1 ] && break
+    sleep 0.05
+done
+mpirun_pid=$(pgrep -P $job -x mpirun || echo $job)
+for _ in $(seq 600); do
+    [ "$(pgrep -P "$mpirun_pid" | wc -l)" -ge 3 ] && break
+    sleep 0.05
+done
+sleep 1
+victim=$(pgrep -P "$mpirun_pid" | sort -n | tail -1)
+[ -n "$victim" ] || fail "no rank to kill"
+kill -9 "$victim"
+wait $job; rc=$?
+[ "$rc" != 0 ] && [ "$rc" != 124 ] || fail "split compress: status $rc after killing a rank (124: hung)"
+[ "$(md5sum <"$T/one/big")" = "$sum" ] || fail "split compress: the input changed"
+[ "$(ls -A "$T/one")" = big ] || fail "split compress: left behind: $(ls -A "$T/one")"
+ok "a rank killed while compressing one file with the others: input intact, no output"
+[ "$n_in" -gt 0 ] || skip "every file of the tree was done before the kill (machine too fast)"

@@ -26,8 +26,9 @@ static void finish(void)
 int main(int argc, char **argv)
 {
     int provided, rank;
-    /* Only this thread makes MPI calls; the pipelines' threads make none. */
-    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+    /* The pipelines' workers ask other ranks for members (members.c); with
+     * less than MPI_THREAD_MULTIPLE, no file is compressed across ranks. */
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS)
         return 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     if (rank != 0) {
