@@ -11,14 +11,19 @@
  *   send       rank 0 broadcasts the command, the options (scalar fields
  *              and strings only: no pointer crosses a process) and the
  *              jobs, sorted by size, largest first.
- *   work       the jobs are cut into batches (a big file alone, small ones
- *              by the hundred: one pipeline run each); every rank takes
- *              the next batch from a counter in rank 0's window
- *              (MPI_Fetch_and_op) and runs the one-process pipeline over
- *              its files; events and results are recorded, tagged with
- *              their file's ordinal (found by path: each file is an
- *              operand, named as given). Freeing the window waits for
- *              every rank.
+ *   split      first, files of PMAP_MPI_SPLIT_MIN bytes or more (checksum,
+ *              blocked compress) are worked on by every rank together, one
+ *              after another: checksum a share of the bytes each
+ *              (split.c), compress a share of the members each, rank 0's
+ *              pipeline writing the file (members.c).
+ *   work       the other jobs are cut into batches (a big file alone,
+ *              small ones by the hundred: one pipeline run each); every
+ *              rank takes the next batch from a counter in rank 0's
+ *              window (MPI_Fetch_and_op) and runs the one-process
+ *              pipeline over its files; events and results are
+ *              recorded, tagged with their file's ordinal (found by path:
+ *              each file is an operand, named as given). Freeing the
+ *              window waits for every rank.
  *   gather     the records go to rank 0 (MPI_Gatherv); rank 0 sorts them
  *              by ordinal and replays them to the caller's hooks, so that
  *              the caller sees what one process would have shown.
@@ -36,8 +41,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
-#include <stdio.h>
 #include <locale.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
