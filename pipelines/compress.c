@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include <pmap/codec.h>
+#include <pmap/error.h>
 #include "common.h"
 
 typedef struct compress_ctx {
@@ -37,6 +38,7 @@ typedef struct compress_ctx {
     int level;
     int no_name;
     int blocked;             /* the blocked layout (member_stage) */
+    const pmp_opts *o;       /* for member_source */
 } compress_ctx;
 
 typedef struct compress_state {
@@ -99,11 +101,22 @@ static int deflate_stage(pm_chunk *c, void *arg, unsigned worker)
 }
 
 /* Blocked: the chunk becomes a whole member on its own; only the file's
- * first one stores the name and mtime. */
+ * first one stores the name and mtime. pmp_opts.member_source may supply
+ * it instead (pmap-mpi: encoded on another rank). */
 static int member_stage(pm_chunk *c, void *arg, unsigned worker)
 {
     (void)worker;
     compress_ctx *cx = arg;
+    if (cx->o->member_source) {
+        size_t len = 0;
+        int rc = cx->o->member_source(c, c->out, c->out_cap, &len, cx->o->member_arg);
+        if (rc < 0)
+            return pm_chunk_fail(c, rc, "compression failed elsewhere: %s", pm_strerror(rc));
+        if (rc > 0) {
+            c->out_len = len;
+            return 0;
+        }
+    }
     pm_codec_meta meta = file_meta(cx, c);
     ssize_t n = cx->codec->encode_member(c->worker_state, c->seq == 0 ? &meta : NULL,
                                          c->data, c->len, c->out, c->out_cap);
@@ -169,7 +182,7 @@ int pmp_compress(const pmp_opts *o, const char *const *paths, size_t n,
     pmp_run run;
     pmp_run_init(&run, o);
     compress_ctx cx = {.codec = pm_codec_find(o->codec), .no_name = o->no_name,
-                       .blocked = !o->one_member};
+                       .blocked = !o->one_member, .o = o};
     if (!cx.codec)
         return -EINVAL;
     cx.level = o->level ? o->level : cx.codec->level_default;

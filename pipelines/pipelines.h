@@ -69,6 +69,15 @@ typedef struct pmp_opts {
     void (*on_result)(const pmp_result *r, void *arg);  /* arg: pl.arg */
     pm_signals *signals;     /* if set, the run is watched: a signal
                                 cancels it (pmap/app.h) */
+    /* compress, blocked layout: if set, asked for each chunk's member before
+     * the stage encodes it (pmap-mpi: members encoded by other ranks). It
+     * writes the member (the codec's encode_member of the chunk, header
+     * included) into out[0..cap), sets *len and returns 1; returns 0 to
+     * let the stage encode the chunk; or a negative errno, which fails the
+     * file. Called from the pipeline's workers, several at once. */
+    int (*member_source)(const pm_chunk *c, unsigned char *out, size_t cap, size_t *len,
+                         void *arg);
+    void *member_arg;
 } pmp_opts;
 
 

@@ -6,6 +6,8 @@ PM_DEPS_BUILD="cmake make gcc pkg-config zlib1g-dev liburing-dev libdeflate-dev 
 PM_DEPS_TEST="gzip pigz python3 util-linux parallel"
 PM_DEPS_SAN="clang libomp-dev libclang-rt-14-dev"
 PM_DEPS_BENCH="gnuplot-nox time libdeflate-tools isal"
+# pmap-mpi (cmake -DPM_MPI=ON): Open MPI's headers, library and mpirun.
+PM_DEPS_MPI="libopenmpi-dev openmpi-bin"
 
 pm_missing() {
     local p out=""

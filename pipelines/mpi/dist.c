@@ -1,0 +1,834 @@
+/* dist.c - the ready-made pipelines over MPI ranks (see pmp_mpi.h).
+ *
+ * One pmpi_* call is one round, on every rank at once:
+ *
+ *   list       rank 0 runs a pipeline over the operands whose accept hook
+ *              refuses every file with a marker: the walk (order, symbolic
+ *              links, special files, suffixes, unreadable directories) is
+ *              the pipeline's own, each event gets an ordinal (its place in
+ *              source order), marked files become jobs, the other events
+ *              are kept to be reported.
+ *   send       rank 0 broadcasts the command, the options (scalar fields
+ *              and strings only: no pointer crosses a process) and the
+ *              jobs, sorted by size, largest first.
+ *   split      first, files of PMAP_MPI_SPLIT_MIN bytes or more (checksum,
+ *              blocked compress) are worked on by every rank together, one
+ *              after another: checksum a share of the bytes each
+ *              (split.c), compress a share of the members each, rank 0's
+ *              pipeline writing the file (members.c).
+ *   work       the other jobs are cut into batches (a big file alone,
+ *              small ones by the hundred: one pipeline run each); every
+ *              rank takes the next batch from a counter in rank 0's
+ *              window (MPI_Fetch_and_op) and runs the one-process
+ *              pipeline over its files; events and results are
+ *              recorded, tagged with their file's ordinal (found by path:
+ *              each file is an operand, named as given). Freeing the
+ *              window waits for every rank.
+ *   gather     the records go to rank 0 (MPI_Gatherv); rank 0 sorts them
+ *              by ordinal and replays them to the caller's hooks, so that
+ *              the caller sees what one process would have shown.
+ *
+ * Outputs are written by each rank's pipeline as usual (temporary file,
+ * fsync, link into place, only then the input removed), so a rank that
+ * dies leaves what one process killed at that moment would: no partial
+ * output under a final name, no input removed before its output is
+ * durable. Open MPI then aborts the job.
+ *
+ * A file found by walking is run as an operand on its rank; the one
+ * difference this makes (a skip of a walked file by accept or out_path is
+ * "incidental", gzip -r's silent kind) is restored when it is recorded.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <mpi.h>
+
+#include <pmap/error.h>
+#include "pmp_mpi.h"
+#include "members.h"
+#include "split.h"
+#include "wire.h"
+
+typedef int (*pipeline_fn)(const pmp_opts *o, const char *const *paths, size_t n,
+                           pm_pipeline_stats *stats);
+
+enum { CMD_COMPRESS, CMD_DECOMPRESS, CMD_CHECKSUM, CMD_WC, CMD_N };
+static const pipeline_fn pipeline_fns[CMD_N] = {
+    pmp_compress, pmp_decompress, pmp_checksum, pmp_wc,
+};
+
+static const char refused_mark[] = "\x01pmap-mpi: to be run on a rank";
+
+typedef struct job {
+    uint64_t ordinal;        /* place in source order */
+    uint64_t size;           /* bytes, for largest first */
+    int32_t walked;          /* found by walking, not an operand */
+    int32_t split;           /* checksummed by every rank at once (split.c) */
+    const char *path;
+} job;
+
+/* One record: an event, a result, a run's return value or a rank's stats,
+ * followed on the wire by four strings (path, out_path, message, name). */
+enum { REC_EVENT = 1, REC_RESULT, REC_RET, REC_STATS };
+typedef struct rec {
+    uint64_t ordinal;
+    uint32_t type;
+    int32_t kind, reason, err, incidental, has_file, ret;
+    uint64_t bytes_in, bytes_out;
+    struct stat st;
+    pmp_result res;          /* pointers cleared */
+    pm_pipeline_stats stats;
+} rec;
+
+/* The options that travel: scalars, and strings sent beside them. */
+typedef struct wire_opts {
+    int jobs, io_engine, verbose;
+    size_t chunk_size, async_stack_size;
+    unsigned max_chunks, max_files, flags, blocking_threads, async_io_threads;
+    double progress_interval;
+    int level, no_name, one_member, restore_name, to_stdout, test_only, list;
+    int pass_plain, warn_trailing_zeros, count_chars, lines_only;
+} wire_opts;
+
+/* What the capturing hooks need. */
+typedef struct capture {
+    wire *out;
+    uint64_t ordinal;        /* the file being run (list: the next event's) */
+    int walked;
+    int listing;             /* list step: marked files become jobs */
+    job *jobs;               /* list step: the jobs found, njobs of them */
+    size_t njobs, cap;
+    uint64_t first_err;      /* list step: ordinal of the first ERROR, or ~0 */
+    const struct job *batch; /* work step: the batch being run, nbatch jobs */
+    size_t nbatch, cursor;   /* cursor: where the next file is looked for */
+    size_t errors;           /* work step: ERROR events of the batch */
+} capture;
+
+static int rank_self(void)
+{
+    int r;
+    MPI_Comm_rank(MPI_COMM_WORLD, &r);
+    return r;
+}
+
+static void put_rec(wire *w, const rec *r, const char *path, const char *out_path,
+                    const char *msg, const char *name)
+{
+    wire_put(w, r, sizeof *r);
+    wire_put_str(w, path);
+    wire_put_str(w, out_path);
+    wire_put_str(w, msg);
+    wire_put_str(w, name);
+}
+
+/* ---- capturing hooks ---- */
+
+static int add_job(capture *c, const char *path)
+{
+    if (c->njobs == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 64;
+        job *j = realloc(c->jobs, cap * sizeof *j);
+        if (!j)
+            return -ENOMEM;
+        c->jobs = j;
+        c->cap = cap;
+    }
+    struct stat st;
+    char *p = strdup(path);
+    if (!p)
+        return -ENOMEM;
+    c->jobs[c->njobs++] = (job){.ordinal = c->ordinal, .path = p,
+                                .size = stat(path, &st) ? 0 : (uint64_t)st.st_size};
+    return 0;
+}
+
+/* Work step: the file an event or result is about is one of the batch's,
+ * named as given; ordinal and walked become its. Files come in the
+ * batch's order, so the search starts just after the last file's event
+ * (its result, if any, comes before it). */
+static void locate(capture *c, const char *path)
+{
+    for (size_t k = 0; c->batch && path && k < c->nbatch; k++) {
+        size_t i = (c->cursor + k) % c->nbatch;
+        if (!strcmp(c->batch[i].path, path)) {
+            c->cursor = i;
+            c->ordinal = c->batch[i].ordinal;
+            c->walked = c->batch[i].walked;
+            return;
+        }
+    }
+}
+
+static int is_marked(const pm_event *ev)
+{
+    return ev->kind == PM_EVENT_SKIP && ev->reason == PM_REASON_REFUSED &&
+           !strcmp(ev->message, refused_mark);
+}
+
+static void cap_event(const pm_event *ev, void *arg)
+{
+    capture *c = arg;
+    if (c->listing && is_marked(ev)) {
+        if (add_job(c, ev->path) < 0)
+            c->out->bad = 1;
+        c->ordinal++;
+        return;
+    }
+    locate(c, ev->path);
+    c->errors += ev->kind == PM_EVENT_ERROR;
+    rec r = {.ordinal = c->ordinal, .type = REC_EVENT, .kind = ev->kind,
+             .reason = ev->reason, .err = ev->err, .incidental = ev->incidental};
+    if (c->walked && ev->kind == PM_EVENT_SKIP && ev->reason == PM_REASON_REFUSED)
+        r.incidental = 1;    /* as lifecycle.c does for a walked file */
+    if (ev->file) {
+        r.has_file = 1;
+        r.st = ev->file->st;
+        r.bytes_in = ev->file->bytes_in;
+        r.bytes_out = ev->file->bytes_out;
+    }
+    if (c->listing && ev->kind == PM_EVENT_ERROR && c->first_err == UINT64_MAX)
+        c->first_err = c->ordinal;
+    put_rec(c->out, &r, ev->path, ev->out_path, ev->message, NULL);
+    if (c->listing)
+        c->ordinal++;
+    else if (c->batch)           /* a file's event is its last word: a path */
+        c->cursor = (c->cursor + 1) % c->nbatch;   /* given twice is two files */
+}
+
+static void cap_result(const pmp_result *res, void *arg)
+{
+    capture *c = arg;
+    locate(c, res->path);
+    rec r = {.ordinal = c->ordinal, .type = REC_RESULT, .res = *res};
+    r.res.path = NULL;
+    r.res.name = NULL;
+    put_rec(c->out, &r, res->path, NULL, NULL, res->name);
+}
+
+static int refuse_all(const char *path, char *msg, size_t cap, void *arg)
+{
+    (void)path;
+    (void)arg;
+    snprintf(msg, cap, "%s", refused_mark);
+    return PM_PL_SKIP;
+}
+
+/* ---- list (rank 0) ---- */
+
+/* A pipeline needs a stage; the listing one never reaches it. */
+static int no_stage(pm_chunk *c, void *arg, unsigned worker)
+{
+    (void)c;
+    (void)arg;
+    (void)worker;
+    return 0;
+}
+
+/* Walks the operands as o's pipeline would; the jobs land in c, every
+ * other event in c->out. Returns pm_pipeline_run()'s value or a setup
+ * error; *st gets the walk's counts (the jobs counted as skipped). */
+static int list_files(const pmp_opts *o, const char *const *paths, size_t n, capture *c,
+                      pm_pipeline_stats *st)
+{
+    pm_pipeline_opts lo = {
+        .jobs = 1,
+        .flags = o->pl.flags & (PM_PL_FOLLOW_SYMLINKS | PM_PL_SKIP_SPECIAL_OK),
+        .skip_suffix = o->pl.skip_suffix,
+        .sink = PM_SINK_NONE,
+        .accept = refuse_all,
+        .on_event = cap_event,
+        .arg = c,
+    };
+    pm_pipeline *pl;
+    int rc = pm_pipeline_new(&lo, &pl);
+    if (rc < 0)
+        return rc;
+    rc = pm_pipeline_add_stage(pl, "list", PM_STAGE_PARALLEL, no_stage, NULL);
+    if (rc == 0)
+        rc = pm_signals_watch(o->signals, pl);
+    if (rc == 0)
+        rc = pm_pipeline_run(pl, paths, n, st);
+    pm_signals_unwatch(o->signals, pl);
+    pm_pipeline_free(pl);
+    return rc;
+}
+
+static int by_size(const void *a, const void *b)
+{
+    const job *x = a, *y = b;
+    if (x->size != y->size)
+        return x->size > y->size ? -1 : 1;
+    return x->ordinal < y->ordinal ? -1 : x->ordinal > y->ordinal;
+}
+
+/* Files of at least PMAP_MPI_SPLIT_MIN bytes (default 64 MiB; 0: none)
+ * are worked on by every rank at once instead of by one: checksum (a
+ * share of the bytes each, split.c) and compress in the blocked format
+ * (a share of the members each, members.c). The jobs are sorted largest
+ * first, so those are a prefix. */
+static void mark_split(int cmd, const pmp_opts *o, job *jobs, size_t n)
+{
+    const char *env = getenv("PMAP_MPI_SPLIT_MIN");
+    uint64_t min = env && *env ? strtoull(env, NULL, 10) : 64u << 20;
+    int size, ok;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    ok = cmd == CMD_CHECKSUM ||
+         (cmd == CMD_COMPRESS && !o->one_member && pmpi__members_ok());
+    for (size_t i = 0; i < n && ok && size > 1 && min; i++)
+        jobs[i].split = jobs[i].size >= min;
+}
+
+/* ---- send ---- */
+
+static void put_command(wire *w, int cmd, const pmp_opts *o, const job *jobs, size_t n)
+{
+    const pm_pipeline_opts *p = &o->pl;
+    wire_opts wo = {
+        .jobs = p->jobs, .io_engine = p->io_engine, .verbose = p->verbose,
+        .chunk_size = p->chunk_size, .async_stack_size = p->async_stack_size,
+        .max_chunks = p->max_chunks, .max_files = p->max_files, .flags = p->flags,
+        .blocking_threads = p->blocking_threads, .async_io_threads = p->async_io_threads,
+        .progress_interval = p->progress_interval,
+        .level = o->level, .no_name = o->no_name, .one_member = o->one_member,
+        .restore_name = o->restore_name, .to_stdout = o->to_stdout,
+        .test_only = o->test_only, .list = o->list, .pass_plain = o->pass_plain,
+        .warn_trailing_zeros = o->warn_trailing_zeros, .count_chars = o->count_chars,
+        .lines_only = o->lines_only,
+    };
+    int32_t c = cmd;
+    uint64_t nj = n;
+    wire_put(w, &c, sizeof c);
+    wire_put(w, &wo, sizeof wo);
+    wire_put_str(w, o->codec);
+    wire_put_str(w, o->suffix);
+    wire_put_str(w, p->skip_suffix);
+    wire_put(w, &nj, sizeof nj);
+    for (size_t i = 0; i < n; i++) {
+        wire_put(w, &jobs[i].ordinal, sizeof jobs[i].ordinal);
+        wire_put(w, &jobs[i].size, sizeof jobs[i].size);     /* batches() needs it */
+        wire_put(w, &jobs[i].walked, sizeof jobs[i].walked);
+        wire_put(w, &jobs[i].split, sizeof jobs[i].split);
+        wire_put_str(w, jobs[i].path);
+    }
+}
+
+/* Reads what put_command() wrote; jobs' paths point into w. Returns the
+ * command, or -EBADMSG / -ENOMEM. */
+static int get_command(wire *w, pmp_opts *o, job **jobs_ret, size_t *n_ret)
+{
+    int32_t cmd;
+    wire_opts wo;
+    uint64_t nj;
+    wire_get(w, &cmd, sizeof cmd);
+    wire_get(w, &wo, sizeof wo);
+    memset(o, 0, sizeof *o);
+    o->codec = wire_get_str(w);
+    o->suffix = wire_get_str(w);
+    o->pl.skip_suffix = wire_get_str(w);
+    wire_get(w, &nj, sizeof nj);
+    if (w->bad || cmd < 0 || cmd >= CMD_N || nj > w->len)
+        return -EBADMSG;
+    job *jobs = calloc(nj ? nj : 1, sizeof *jobs);
+    if (!jobs)
+        return -ENOMEM;
+    for (uint64_t i = 0; i < nj; i++) {
+        wire_get(w, &jobs[i].ordinal, sizeof jobs[i].ordinal);
+        wire_get(w, &jobs[i].size, sizeof jobs[i].size);
+        wire_get(w, &jobs[i].walked, sizeof jobs[i].walked);
+        wire_get(w, &jobs[i].split, sizeof jobs[i].split);
+        jobs[i].path = wire_get_str(w);
+    }
+    if (w->bad) {
+        free(jobs);
+        return -EBADMSG;
+    }
+    o->pl.jobs = wo.jobs;
+    o->pl.io_engine = wo.io_engine;
+    o->pl.verbose = wo.verbose;
+    o->pl.chunk_size = wo.chunk_size;
+    o->pl.async_stack_size = wo.async_stack_size;
+    o->pl.max_chunks = wo.max_chunks;
+    o->pl.max_files = wo.max_files;
+    o->pl.flags = wo.flags;
+    o->pl.blocking_threads = wo.blocking_threads;
+    o->pl.async_io_threads = wo.async_io_threads;
+    o->pl.progress_interval = wo.progress_interval;
+    o->level = wo.level;
+    o->no_name = wo.no_name;
+    o->one_member = wo.one_member;
+    o->restore_name = wo.restore_name;
+    o->to_stdout = wo.to_stdout;
+    o->test_only = wo.test_only;
+    o->list = wo.list;
+    o->pass_plain = wo.pass_plain;
+    o->warn_trailing_zeros = wo.warn_trailing_zeros;
+    o->count_chars = wo.count_chars;
+    o->lines_only = wo.lines_only;
+    *jobs_ret = jobs;
+    *n_ret = nj;
+    return cmd;
+}
+
+/* Broadcasts w from rank 0 (length first; 0 means "stop serving"). */
+static int bcast_wire(wire *w)
+{
+    uint64_t len = w->len;
+    MPI_Bcast(&len, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    if (rank_self() != 0) {
+        wire_free(w);
+        w->p = malloc(len ? len : 1);
+        if (!w->p)
+            MPI_Abort(MPI_COMM_WORLD, 1);    /* the others wait for us */
+        w->len = w->cap = len;
+    }
+    for (uint64_t off = 0; off < len;) {
+        int n = len - off > INT_MAX ? INT_MAX : (int)(len - off);
+        MPI_Bcast(w->p + off, n, MPI_BYTE, 0, MPI_COMM_WORLD);
+        off += (uint64_t)n;
+    }
+    return len != 0;
+}
+
+/* ---- work ---- */
+
+static void add_stats(pm_pipeline_stats *a, const pm_pipeline_stats *b)
+{
+    a->bytes_in += b->bytes_in;
+    a->bytes_out += b->bytes_out;
+    a->files_done += b->files_done;
+    a->files_failed += b->files_failed;
+    a->files_skipped += b->files_skipped;
+    a->files_warned += b->files_warned;
+    a->chunks += b->chunks;
+    a->wall_seconds += b->wall_seconds;
+    a->cpu_seconds += b->cpu_seconds;
+    a->syncs += b->syncs;
+    a->bytes_mapped += b->bytes_mapped;
+    if (b->peak_live_chunks > a->peak_live_chunks)
+        a->peak_live_chunks = b->peak_live_chunks;
+}
+
+/* Batches: runs of jobs (in the order sent: largest first) of at least
+ * BATCH_BYTES or BATCH_FILES, so that a tree of small files costs a few
+ * pipeline runs, not one per file; a big file is a batch of its own.
+ * Every rank computes the same ones. Returns nb + 1 starts (the last is
+ * n) in *starts_ret, or -ENOMEM. */
+#define BATCH_BYTES (8u << 20)
+#define BATCH_FILES 256
+static int batches(const job *jobs, size_t n, size_t **starts_ret, size_t *nb_ret)
+{
+    size_t *st = malloc((n + 1) * sizeof *st), nb = 0;
+    if (!st)
+        return -ENOMEM;
+    for (size_t i = 0; i < n;) {
+        uint64_t bytes = 0;
+        size_t k = 0;
+        st[nb++] = i;
+        while (i < n && bytes < BATCH_BYTES && k < BATCH_FILES)
+            bytes += jobs[i++].size, k++;
+    }
+    st[nb] = n;
+    *starts_ret = st;
+    *nb_ret = nb;
+    return 0;
+}
+
+/* Runs one batch; its records go to c->out. */
+static void run_batch(int cmd, const pmp_opts *lo, capture *c, const job *b, size_t n,
+                      const char **paths, rec *total)
+{
+    for (size_t i = 0; i < n; i++)
+        paths[i] = b[i].path;
+    c->batch = b;
+    c->nbatch = n;
+    c->cursor = 0;
+    c->errors = 0;
+    c->ordinal = b[0].ordinal;
+    pm_pipeline_stats st = {0};
+    int ret = pipeline_fns[cmd](lo, paths, n, &st);
+    if (ret < 0 && !c->errors) {     /* a failure no file's event explains */
+        rec r = {.ordinal = b[0].ordinal, .type = REC_RET, .ret = ret};
+        put_rec(c->out, &r, NULL, NULL, NULL, NULL);
+    }
+    add_stats(&total->stats, &st);
+}
+
+/* A split job (compress): rank 0 runs the file, the others encode its
+ * members on request until it is over. Collective. */
+static void run_members(int cmd, const pmp_opts *lo, capture *c, const job *j,
+                        const char **paths, rec *total)
+{
+    if (rank_self() != 0) {
+        pmpi__members_serve(j->path, lo->codec, lo->level);
+        return;
+    }
+    pmp_opts mo = *lo;
+    mo.member_source = pmpi__member_source;
+    /* A worker waits for each remote member: enough of them to keep every
+     * rank encoding (each answers one request at a time) and rank 0 too. */
+    int size;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (mo.pl.jobs < 2 * size)
+        mo.pl.jobs = 2 * size;
+    run_batch(cmd, &mo, c, j, 1, paths, total);
+    pmpi__members_end();
+}
+
+/* A split job (checksum): every rank reads its share of the file, rank 0
+ * records the result and event one process would have delivered; when a
+ * share could not be read, rank 0 runs the file alone, for one process's
+ * report of the failure. Collective. */
+static void run_split(int cmd, const pmp_opts *lo, capture *c, const job *j,
+                      const char **paths, rec *total)
+{
+    uint32_t crc = 0;
+    struct stat st;
+    int err = pmpi__split_crc(j->path, j->size, &crc);
+    if (rank_self() != 0)
+        return;
+    if (err < 0 || stat(j->path, &st) < 0) {
+        run_batch(cmd, lo, c, j, 1, paths, total);
+        return;
+    }
+    rec r = {.ordinal = j->ordinal, .type = REC_RESULT};
+    r.res.bytes = j->size;
+    r.res.crc32 = crc;
+    put_rec(c->out, &r, j->path, NULL, NULL, "");
+    rec e = {.ordinal = j->ordinal, .type = REC_EVENT, .kind = PM_EVENT_DONE,
+             .reason = PM_REASON_NONE, .has_file = 1, .st = st, .bytes_in = j->size};
+    put_rec(c->out, &e, j->path, NULL, "", NULL);
+    total->stats.files_done++;
+    total->stats.bytes_in += j->size;
+    total->stats.chunks += (j->size + (1u << 20) - 1) >> 20;
+}
+
+/* Runs batches from the shared counter until none is left (or a signal
+ * came, on rank 0); records go to out. Collective. */
+static void work(int cmd, const pmp_opts *o, const job *jobs, size_t n, wire *out)
+{
+    size_t *starts = NULL, nb = 0, nsplit = 0;
+    while (nsplit < n && jobs[nsplit].split)     /* the biggest: a prefix */
+        nsplit++;
+    const char **paths = malloc((n ? n : 1) * sizeof *paths);
+    if (!paths || batches(jobs + nsplit, n - nsplit, &starts, &nb) < 0)
+        MPI_Abort(MPI_COMM_WORLD, 1);        /* the others would wait for us */
+    int64_t *counter;
+    MPI_Win win;
+    int root = rank_self() == 0;
+    MPI_Win_allocate(root ? sizeof *counter : 0, sizeof *counter, MPI_INFO_NULL,
+                     MPI_COMM_WORLD, &counter, &win);
+    if (root)
+        *counter = 0;
+    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Win_lock_all(0, win);
+    capture c = {.out = out};
+    pmp_opts lo = *o;
+    lo.pl.on_event = cap_event;
+    lo.pl.on_progress = NULL;
+    lo.pl.arg = &c;
+    lo.on_result = cap_result;
+    rec total = {.type = REC_STATS};
+    for (size_t i = 0; i < nsplit; i++)     /* collective: even after a signal */
+        (cmd == CMD_COMPRESS ? run_members : run_split)(cmd, &lo, &c, &jobs[i], paths, &total);
+    for (;;) {
+        int64_t one = 1, i;
+        MPI_Fetch_and_op(&one, &i, MPI_INT64_T, 0, 0, MPI_SUM, win);
+        MPI_Win_flush(0, win);
+        if (i < 0 || (uint64_t)i >= nb || pm_signals_caught(o->signals))
+            break;
+        run_batch(cmd, &lo, &c, jobs + nsplit + starts[i], starts[i + 1] - starts[i], paths,
+                  &total);
+    }
+    MPI_Win_unlock_all(win);
+    MPI_Win_free(&win);
+    put_rec(out, &total, NULL, NULL, NULL, NULL);
+    free(starts);
+    free(paths);
+}
+
+/* Gathers every rank's records into *all on rank 0 (lens[r] bytes from
+ * rank r, in rank order). Collective. */
+static void gather(wire *mine, wire *all)
+{
+    int size, root = rank_self() == 0;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (mine->bad || mine->len > INT_MAX)
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    int len = (int)mine->len;
+    int *lens = root ? calloc((size_t)size, sizeof *lens) : NULL;
+    int *displs = root ? calloc((size_t)size, sizeof *displs) : NULL;
+    if (root && (!lens || !displs))
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    MPI_Gather(&len, 1, MPI_INT, lens, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    size_t total = 0;
+    for (int r = 0; root && r < size; r++) {
+        displs[r] = (int)total;
+        total += (size_t)lens[r];
+        if (total > INT_MAX)
+            MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    if (root) {
+        all->p = malloc(total ? total : 1);
+        if (!all->p)
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        all->len = all->cap = total;
+    }
+    MPI_Gatherv(mine->p, len, MPI_BYTE, root ? all->p : NULL, lens, displs, MPI_BYTE, 0,
+                MPI_COMM_WORLD);
+    free(lens);
+    free(displs);
+}
+
+/* ---- replay (rank 0) ---- */
+
+typedef struct item {
+    rec r;
+    size_t pos;              /* place on the wire: ties keep it */
+    const char *path, *out_path, *message, *name;
+} item;
+
+static int by_ordinal(const void *a, const void *b)
+{
+    const item *x = a, *y = b;
+    if (x->r.ordinal != y->r.ordinal)
+        return x->r.ordinal < y->r.ordinal ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Reads the records of w, appending to *items. */
+static int parse(wire *w, item **items, size_t *n, size_t *cap)
+{
+    while (w->pos < w->len) {
+        if (*n == *cap) {
+            size_t c = *cap ? 2 * *cap : 256;
+            item *p = realloc(*items, c * sizeof *p);
+            if (!p)
+                return -ENOMEM;
+            *items = p;
+            *cap = c;
+        }
+        item *it = &(*items)[*n];
+        wire_get(w, &it->r, sizeof it->r);
+        it->path = wire_get_str(w);
+        it->out_path = wire_get_str(w);
+        it->message = wire_get_str(w);
+        it->name = wire_get_str(w);
+        if (w->bad)
+            return -EBADMSG;
+        it->pos = *n;
+        ++*n;
+    }
+    return 0;
+}
+
+static void replay_one(const pmp_opts *o, const item *it)
+{
+    if (it->r.type == REC_RESULT && o->on_result) {
+        pmp_result res = it->r.res;
+        res.path = it->path;
+        res.name = it->name ? it->name : "";
+        res.index = it->r.ordinal;
+        o->on_result(&res, o->pl.arg);
+    } else if (it->r.type == REC_EVENT && o->pl.on_event) {
+        pm_file f = {.path = it->path, .out_path = it->out_path, .index = it->r.ordinal,
+                     .st = it->r.st, .bytes_in = it->r.bytes_in,
+                     .bytes_out = it->r.bytes_out, .fd = -1};
+        pm_event ev = {.kind = it->r.kind, .reason = it->r.reason, .path = it->path,
+                       .out_path = it->out_path, .err = it->r.err,
+                       .message = it->message ? it->message : "",
+                       .file = it->r.has_file ? &f : NULL, .incidental = it->r.incidental};
+        o->pl.on_event(&ev, o->pl.arg);
+    }
+}
+
+/* Replays the records to o's hooks in source order; sums the stats into
+ * *st and returns the return value of the first failing run in source
+ * order (0 if none failed). */
+static int replay(const pmp_opts *o, wire *listed, wire *gathered, pm_pipeline_stats *st)
+{
+    item *items = NULL;
+    size_t n = 0, cap = 0;
+    int rc = parse(listed, &items, &n, &cap);
+    if (rc == 0)
+        rc = parse(gathered, &items, &n, &cap);
+    if (rc < 0) {
+        free(items);
+        return rc;
+    }
+    qsort(items, n, sizeof *items, by_ordinal);
+    int ret = 0;
+    for (size_t i = 0; i < n; i++) {
+        const rec *r = &items[i].r;
+        if (r->type == REC_STATS)
+            add_stats(st, &r->stats);
+        else if (r->type == REC_RET && r->ret < 0 && ret == 0)
+            ret = r->ret;
+        else
+            replay_one(o, &items[i]);
+        if (r->type == REC_EVENT && r->kind == PM_EVENT_ERROR && ret == 0)
+            ret = r->err;
+    }
+    free(items);
+    return ret;
+}
+
+/* ---- rounds ---- */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void free_jobs(capture *c)
+{
+    for (size_t i = 0; i < c->njobs; i++)
+        free((char *)c->jobs[i].path);
+    free(c->jobs);
+}
+
+static int is_operand(const char *const *paths, size_t n, const char *p)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(paths[i], p))
+            return 1;
+    return 0;
+}
+
+/* Rank 0's side of a round. */
+static int round_root(int cmd, const pmp_opts *o, const char *const *paths, size_t n,
+                      pm_pipeline_stats *stats)
+{
+    double t0 = now();
+    wire listed = {0}, mine = {0}, all = {0}, sent = {0};
+    capture c = {.out = &listed, .listing = 1, .first_err = UINT64_MAX};
+    pm_pipeline_stats lst = {0};
+    int lrc = list_files(o, paths, n, &c, &lst);
+    if (lrc < 0 && c.first_err == UINT64_MAX && lrc != -ECANCELED) {
+        free_jobs(&c);           /* set-up failed: nothing was sent */
+        wire_free(&listed);
+        return lrc;
+    }
+    for (size_t i = 0; i < c.njobs; i++)
+        c.jobs[i].walked = !is_operand(paths, n, c.jobs[i].path);
+    lst.files_skipped -= c.njobs;
+    size_t nrun = pm_signals_caught(o->signals) ? 0 : c.njobs;
+    qsort(c.jobs, c.njobs, sizeof *c.jobs, by_size);
+    mark_split(cmd, o, c.jobs, nrun);
+    if (lrc < 0 && c.first_err == UINT64_MAX) {     /* cancelled: no file says so */
+        rec lr = {.ordinal = UINT64_MAX, .type = REC_RET, .ret = lrc};
+        put_rec(&listed, &lr, NULL, NULL, NULL, NULL);
+    }
+    put_command(&sent, cmd, o, c.jobs, nrun);
+    if (sent.bad || listed.bad)
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    bcast_wire(&sent);
+    work(cmd, o, c.jobs, nrun, &mine);
+    gather(&mine, &all);
+    pm_pipeline_stats st = lst;
+    int rc = replay(o, &listed, &all, &st);
+    st.wall_seconds = now() - t0;
+    if (stats)
+        *stats = st;
+    wire_free(&sent);
+    wire_free(&mine);
+    wire_free(&all);
+    wire_free(&listed);
+    free_jobs(&c);
+    return rc;
+}
+
+/* Whether the run must stay on rank 0: stdin, or one stream to stdout. */
+static int stays_local(const pmp_opts *o, const char *const *paths, size_t n)
+{
+    if (n == 0 || o->to_stdout)
+        return 1;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(paths[i], "-"))
+            return 1;
+    return 0;
+}
+
+static int round_start(int cmd, const pmp_opts *o, const char *const *paths, size_t n,
+                       pm_pipeline_stats *stats)
+{
+    if (stays_local(o, paths, n))
+        return pipeline_fns[cmd](o, paths, n, stats);
+    return round_root(cmd, o, paths, n, stats);
+}
+
+int pmpi_compress(const pmp_opts *o, const char *const *paths, size_t n,
+                  pm_pipeline_stats *stats)
+{
+    return round_start(CMD_COMPRESS, o, paths, n, stats);
+}
+
+int pmpi_decompress(const pmp_opts *o, const char *const *paths, size_t n,
+                    pm_pipeline_stats *stats)
+{
+    return round_start(CMD_DECOMPRESS, o, paths, n, stats);
+}
+
+int pmpi_checksum(const pmp_opts *o, const char *const *paths, size_t n,
+                  pm_pipeline_stats *stats)
+{
+    return round_start(CMD_CHECKSUM, o, paths, n, stats);
+}
+
+int pmpi_wc(const pmp_opts *o, const char *const *paths, size_t n,
+            pm_pipeline_stats *stats)
+{
+    return round_start(CMD_WC, o, paths, n, stats);
+}
+
+/* A serving rank's side of one round; the command is in w. */
+static int round_serve(wire *w)
+{
+    pmp_opts o;
+    job *jobs;
+    size_t n;
+    int cmd = get_command(w, &o, &jobs, &n);
+    if (cmd < 0)
+        return cmd;      /* the others are in the round: the caller aborts */
+    if (o.count_chars)
+        setlocale(LC_CTYPE, "");      /* as pmap wc -m does, before counting */
+    wire mine = {0}, none = {0};
+    work(cmd, &o, jobs, n, &mine);
+    gather(&mine, &none);
+    wire_free(&mine);
+    free(jobs);
+    return 0;
+}
+
+int pmpi_serve(void)
+{
+    for (;;) {
+        wire w = {0};
+        if (!bcast_wire(&w)) {
+            wire_free(&w);
+            return 0;
+        }
+        int rc = round_serve(&w);
+        wire_free(&w);
+        if (rc < 0) {
+            fprintf(stderr, "pmap-mpi: rank %d: cannot run a round: %s\n", rank_self(),
+                    pm_strerror(rc));
+            MPI_Abort(MPI_COMM_WORLD, 1);
+            return rc;
+        }
+    }
+}
+
+void pmpi_finish(void)
+{
+    wire none = {0};
+    bcast_wire(&none);
+}
