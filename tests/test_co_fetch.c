@@ -282,7 +282,10 @@ static void async_10k_uring(void)
     run_result r = fetch(&s, PM_STAGE_ASYNC, PM_LOOP_URING, 10000, 100, 10, 8);
     CU_ASSERT_EQUAL(r.rc, 0);
     CU_ASSERT(r.ok);
-    CU_ASSERT(r.peak > 500 && r.peak <= 1000);
+    /* More than one chunk's 100 requests wait at once (chunks do not take
+     * turns); how many more depends on how fast 1,000 requests are sent
+     * against the 20 ms answers: 983 under ThreadSanitizer, 1,000 here. */
+    CU_ASSERT(r.peak > 100 && r.peak <= 1000);
     CU_ASSERT(r.secs >= 0.2);
     CU_ASSERT(r.secs < 4.0);       /* about 0.2 s plus overhead; BLOCKING: 25 s */
     service_stop(&s);
@@ -298,7 +301,9 @@ static void async_threads_engine(void)
     run_result r = fetch(&s, PM_STAGE_ASYNC, PM_LOOP_THREADS, 2000, 100, 10, 8);
     CU_ASSERT_EQUAL(r.rc, 0);
     CU_ASSERT(r.ok);
-    CU_ASSERT(r.peak > 500 && r.peak <= 1000);
+    /* As above: several chunks' requests at once (408 seen under TSan in
+     * CI, where sending is slow enough for the first answers to come). */
+    CU_ASSERT(r.peak > 100 && r.peak <= 1000);
     CU_ASSERT(r.secs >= 0.04 && r.secs < 4.0);
     service_stop(&s);
 }
