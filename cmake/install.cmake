@@ -31,6 +31,9 @@ install(FILES ${PROJECT_BINARY_DIR}/pmap.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/
 # pmap-datagen(1)), and the overview pmap-tools(7). Never a pmap(1): that
 # is procps's page (a process's memory map), and so is the command name.
 file(GLOB PM_MAN1 CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/man/*.1)
+if(NOT PM_MPI)   # pmap-mpi(1) only with the binary it describes
+  list(REMOVE_ITEM PM_MAN1 ${PROJECT_SOURCE_DIR}/docs/man/pmap-mpi.1)
+endif()
 file(GLOB PM_MAN7 CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/docs/man/*.7)
 install(FILES ${PM_MAN1} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES ${PM_MAN7} DESTINATION ${CMAKE_INSTALL_MANDIR}/man7)
