@@ -965,6 +965,26 @@ static void test_empty_file(void)
     free(dir);
 }
 
+/* Totals over runs: every count and time summed, the peak the larger. */
+static void test_stats_add(void)
+{
+    pm_pipeline_stats a = {.bytes_in = 1, .bytes_out = 2, .files_done = 3, .files_failed = 4,
+                           .files_skipped = 5, .files_warned = 6, .chunks = 7,
+                           .wall_seconds = 0.5, .cpu_seconds = 1.5, .peak_live_chunks = 9,
+                           .syncs = 10, .bytes_mapped = 11};
+    pm_pipeline_stats b = a;
+    b.peak_live_chunks = 4;
+    pm_pipeline_stats_add(&a, &b);
+    CU_ASSERT(a.bytes_in == 2 && a.bytes_out == 4 && a.files_done == 6 && a.files_failed == 8);
+    CU_ASSERT(a.files_skipped == 10 && a.files_warned == 12 && a.chunks == 14);
+    CU_ASSERT(a.wall_seconds == 1.0 && a.cpu_seconds == 3.0);
+    CU_ASSERT(a.syncs == 20 && a.bytes_mapped == 22);
+    CU_ASSERT_EQUAL(a.peak_live_chunks, 9);
+    b.peak_live_chunks = 12;
+    pm_pipeline_stats_add(&a, &b);
+    CU_ASSERT_EQUAL(a.peak_live_chunks, 12);
+}
+
 int main(void)
 {
     static const pm_test_case cases[] = {
@@ -988,6 +1008,7 @@ int main(void)
         {"fsyncs only where they protect something", test_syncs},
         {"skipped files never stall the walk", test_skips_never_stall},
         {"directories swapped for links mid-run", test_dir_swapped_for_link},
+        {"stats added over runs", test_stats_add},
         {NULL, NULL},
     };
     return pm_test_run("pipeline", cases);

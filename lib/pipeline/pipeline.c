@@ -543,3 +543,20 @@ int pm_pipeline_run(pm_pipeline *pl, const char *const *paths, size_t n,
         return -ECANCELED;
     return pl->first_error;
 }
+
+void pm_pipeline_stats_add(pm_pipeline_stats *a, const pm_pipeline_stats *b)
+{
+    a->bytes_in += b->bytes_in;
+    a->bytes_out += b->bytes_out;
+    a->files_done += b->files_done;
+    a->files_failed += b->files_failed;
+    a->files_skipped += b->files_skipped;
+    a->files_warned += b->files_warned;
+    a->chunks += b->chunks;
+    a->wall_seconds += b->wall_seconds;
+    a->cpu_seconds += b->cpu_seconds;
+    a->syncs += b->syncs;
+    a->bytes_mapped += b->bytes_mapped;
+    if (b->peak_live_chunks > a->peak_live_chunks)
+        a->peak_live_chunks = b->peak_live_chunks;
+}

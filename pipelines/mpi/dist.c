@@ -398,23 +398,6 @@ static int bcast_wire(wire *w)
 
 /* ---- work ---- */
 
-static void add_stats(pm_pipeline_stats *a, const pm_pipeline_stats *b)
-{
-    a->bytes_in += b->bytes_in;
-    a->bytes_out += b->bytes_out;
-    a->files_done += b->files_done;
-    a->files_failed += b->files_failed;
-    a->files_skipped += b->files_skipped;
-    a->files_warned += b->files_warned;
-    a->chunks += b->chunks;
-    a->wall_seconds += b->wall_seconds;
-    a->cpu_seconds += b->cpu_seconds;
-    a->syncs += b->syncs;
-    a->bytes_mapped += b->bytes_mapped;
-    if (b->peak_live_chunks > a->peak_live_chunks)
-        a->peak_live_chunks = b->peak_live_chunks;
-}
-
 /* Batches: runs of jobs (in the order sent: largest first) of at least
  * BATCH_BYTES or BATCH_FILES, so that a tree of small files costs a few
  * pipeline runs, not one per file; a big file is a batch of its own.
@@ -457,7 +440,7 @@ static void run_batch(int cmd, const pmp_opts *lo, capture *c, const job *b, siz
         rec r = {.ordinal = b[0].ordinal, .type = REC_RET, .ret = ret};
         put_rec(c->out, &r, NULL, NULL, NULL, NULL);
     }
-    add_stats(&total->stats, &st);
+    pm_pipeline_stats_add(&total->stats, &st);
 }
 
 /* A split job (compress): rank 0 runs the file, the others encode its
@@ -667,7 +650,7 @@ static int replay(const pmp_opts *o, wire *listed, wire *gathered, pm_pipeline_s
     for (size_t i = 0; i < n; i++) {
         const rec *r = &items[i].r;
         if (r->type == REC_STATS)
-            add_stats(st, &r->stats);
+            pm_pipeline_stats_add(st, &r->stats);
         else if (r->type == REC_RET && r->ret < 0 && ret == 0)
             ret = r->ret;
         else

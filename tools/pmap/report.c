@@ -267,25 +267,10 @@ void cli_report_pipeline_opts(cli_report *r, pmp_opts *p)
     p->signals = o->sig;
 }
 
-static void add_stats(pm_pipeline_stats *a, const pm_pipeline_stats *b)
-{
-    a->bytes_in += b->bytes_in;
-    a->bytes_out += b->bytes_out;
-    a->files_done += b->files_done;
-    a->files_failed += b->files_failed;
-    a->files_skipped += b->files_skipped;
-    a->files_warned += b->files_warned;
-    a->chunks += b->chunks;
-    a->wall_seconds += b->wall_seconds;
-    a->cpu_seconds += b->cpu_seconds;
-    if (b->peak_live_chunks > a->peak_live_chunks)
-        a->peak_live_chunks = b->peak_live_chunks;
-}
-
 void cli_report_run(cli_report *r, int ret, const pm_pipeline_stats *st)
 {
     if (st) {
-        add_stats(&r->total, st);
+        pm_pipeline_stats_add(&r->total, st);
         r->base.bytes_read += st->bytes_in;
         r->base.bytes_total += st->bytes_in;
         r->base.files_done += st->files_done + st->files_failed + st->files_skipped;

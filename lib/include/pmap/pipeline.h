@@ -385,6 +385,10 @@ PM_API unsigned pm_pipeline_jobs(const pm_pipeline *pl);
 PM_API int pm_pipeline_run(pm_pipeline *pl, const char *const *paths, size_t n,
                            pm_pipeline_stats *stats);
 
+/* Adds run b's statistics into a (counts and times summed, peak_live_chunks
+ * the larger): totals over several runs. */
+PM_API void pm_pipeline_stats_add(pm_pipeline_stats *a, const pm_pipeline_stats *b);
+
 /* Thread-safe (not async-signal-safe): stop a running pipeline promptly.
  * Pending outputs are discarded, buffers released, pm_pipeline_run()
  * returns -ECANCELED. A cancel that arrives before pm_pipeline_run() starts
