@@ -933,6 +933,57 @@ static void test_dir_swapped_for_link(void)
     free(dir);
 }
 
+/* operand_dirs: files named with the directory a walk found them in are
+ * looked up there, whatever their paths name by the time of the run
+ * (pmap-mpi's ranks run files that rank 0 walked). */
+static void test_operand_dirs(void)
+{
+    char *dir = pm_test_tmpdir();
+    char d[600], p_b[700], p_l[700], p_x[700], p_sub[700];
+    snprintf(d, sizeof d, "%s/root/d", dir);
+    snprintf(p_b, sizeof p_b, "%s/b", d);
+    snprintf(p_l, sizeof p_l, "%s/l", d);
+    snprintf(p_sub, sizeof p_sub, "%s/sub", d);
+    snprintf(p_x, sizeof p_x, "%s/x", dir);
+    CU_ASSERT_EQUAL_FATAL(pm_test_sh("cd '%s' && mkdir -p root/d/sub outside && "
+                                     "echo inside > root/d/b && echo outside > outside/b && "
+                                     "echo s > root/d/sub/s && echo x > x && "
+                                     "ln -s ../../outside/b root/d/l", dir), 0);
+    int fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CU_ASSERT_FATAL(fd >= 0);
+    /* The directory becomes a link to another one after it was "walked". */
+    CU_ASSERT_EQUAL_FATAL(pm_test_sh("cd '%s' && mv root/d root/d.old && "
+                                     "ln -s ../outside root/d", dir), 0);
+    recorder r;
+    rec_init(&r);
+    const int dirs[] = {fd, fd, -1, fd};
+    const char *paths[] = {p_b, p_l, p_x, p_sub};
+    pm_pipeline_opts o = {.jobs = 2, .chunk_size = 4096, .out_size = 4096,
+                          .sink = PM_SINK_FILES, .out_path = suffix_out,
+                          .flags = PM_PL_REMOVE_INPUT, .operand_dirs = dirs};
+    pm_pipeline *pl = make(&o, &r);
+    pm_pipeline_stats st;
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, paths, 4, &st), 0);
+    pm_pipeline_free(pl);
+    /* b: read, written and removed in the directory of the descriptor; l:
+     * a link, not followed (as a walked file's); x: by its path; sub: a
+     * directory, walked from the descriptor. Nothing outside touched. */
+    CU_ASSERT_EQUAL(r.done, 3);
+    CU_ASSERT_EQUAL(r.skipped, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.last_skip, "symbolic link"));
+    CU_ASSERT(r.order_ok);
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && test \"$(cat outside/b)\" = outside && "
+                               "test $(ls outside | wc -l) -eq 1 && "
+                               "test \"$(cat root/d.old/b.out)\" = inside && test ! -e root/d.old/b && "
+                               "test -L root/d.old/l && test -f root/d.old/sub/s.out && "
+                               "test -f x.out && test ! -e x", dir), 0);
+    /* The reported path is the one given, not the descriptor's. */
+    CU_ASSERT_EQUAL(strncmp(r.last_skip, p_l, strlen(p_l)), 0);
+    close(fd);
+    pm_test_rmtree(dir);
+    free(dir);
+}
+
 /* An empty file gives one empty last chunk. */
 static int empty_check_stage(pm_chunk *c, void *arg, unsigned worker)
 {
@@ -1008,6 +1059,7 @@ int main(void)
         {"fsyncs only where they protect something", test_syncs},
         {"skipped files never stall the walk", test_skips_never_stall},
         {"directories swapped for links mid-run", test_dir_swapped_for_link},
+        {"files found elsewhere, opened by directory", test_operand_dirs},
         {"stats added over runs", test_stats_add},
         {NULL, NULL},
     };

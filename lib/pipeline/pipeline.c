@@ -479,6 +479,8 @@ static void run_reset(pm_pipeline *pl, const char *const *paths, size_t n)
     pl->first_error = 0;
     pl->src.paths = n ? paths : stdin_path;
     pl->src.n = n ? n : 1;
+    pl->src.dirs = n ? pl->o.operand_dirs : NULL;
+    pl->src.at_fd = -1;
     pl->bytes_total = 0;
     pl->bytes_done = 0;
     pl->fs.n = 0;                 /* mounts may have changed since the last run */

@@ -188,6 +188,10 @@ typedef struct pl_dir {
 typedef struct pl_source {
     const char *const *paths;
     size_t n, next;              /* next argument */
+    const int *dirs;             /* opts.operand_dirs, or NULL (stdin) */
+    pl_dir at;                   /* operand_dirs: the directory of the last
+                                    argument that had one (at.h NULL: none) */
+    int at_fd;                   /* the caller's descriptor at.h duplicates */
     pl_dir *dir;                 /* innermost directory being walked */
     int done;                    /* nothing more to take */
 } pl_source;

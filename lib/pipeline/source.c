@@ -20,6 +20,9 @@
  * stat'ed with fstatat, and each file found carries a reference to its
  * directory, so that its open, output, link and removal (fileops.c) all
  * happen in the directory that was listed, whatever its path names by then.
+ * An argument that comes with a directory descriptor (opts.operand_dirs:
+ * a file another process walked) is taken as an entry of that directory,
+ * the same way.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -259,6 +262,26 @@ static int classify(pm_pipeline *pl, const char *path, const pl_dir *from, const
     return 1;
 }
 
+/* operand_dirs: makes src->at the directory open at the caller's fd (a
+ * duplicate, so that files in flight may keep it past the run's end).
+ * 0 or -ENOMEM (-EMFILE and the like count as that: the run fails). */
+static int operand_dir(pl_source *src, int fd)
+{
+    if (src->at.h && src->at_fd == fd)
+        return 0;
+    int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    pl_dirh *h = dfd < 0 ? NULL : pm__pl_dirh_new(dfd);
+    if (!h) {
+        if (dfd >= 0)
+            close(dfd);
+        return -ENOMEM;
+    }
+    pm__pl_dirh_unref(src->at.h);
+    src->at.h = h;
+    src->at_fd = fd;
+    return 0;
+}
+
 /* The next path to consider: a directory entry (*from its directory, *name
  * its name inside the returned path) or an argument (*from NULL); NULL at
  * the end, or with *oom set when it could not be allocated. */
@@ -289,9 +312,21 @@ static char *next_path(pl_source *src, pl_dir **from, const char **name, unsigne
         }
         if (src->next == src->n)
             return NULL;
-        char *path = strdup(src->paths[src->next++]);
+        size_t i = src->next++;
+        char *path = strdup(src->paths[i]);
         *oom = !path;
         *name = path;
+        if (path && src->dirs && src->dirs[i] >= 0) {
+            int rc = operand_dir(src, src->dirs[i]);
+            if (rc < 0) {
+                free(path);
+                *oom = 1;
+                return NULL;
+            }
+            const char *slash = strrchr(path, '/');
+            *name = slash ? slash + 1 : path;
+            *from = &src->at;            /* type unknown: fstatat says */
+        }
         return path;
     }
 }
@@ -329,6 +364,9 @@ char *pm__pl_source_next(pm_pipeline *pl, pl_found *out)
 
 void pm__pl_source_clear(pl_source *src)
 {
+    pm__pl_dirh_unref(src->at.h);
+    src->at.h = NULL;
+    src->at_fd = -1;
     while (src->dir) {
         pl_dir *d = src->dir;
         src->dir = d->up;

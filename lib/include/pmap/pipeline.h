@@ -347,6 +347,20 @@ typedef struct pm_pipeline_opts {
     unsigned blocking_threads;
     size_t async_stack_size;
     unsigned async_io_threads;
+
+    /* Files a walk found elsewhere (pmap-mpi hands a rank files that rank 0
+     * walked): NULL, or one directory descriptor per path of each run.
+     * When operand_dirs[i] >= 0, paths[i] is taken as an entry that a walk
+     * found in that directory: it is looked up there by its last component
+     * only, never through the directories its path names, and treated as a
+     * walked file (a symbolic link is not followed without
+     * PM_PL_FOLLOW_SYMLINKS, a subdirectory is walked, the walk's skips
+     * apply); its output (when out_path names a file beside it) and its
+     * removal happen in that directory too, whatever its path names by
+     * then. paths[i] stays the name every hook and event sees. The caller
+     * keeps the descriptors open during the run (the pipeline duplicates
+     * what it keeps). -1: paths[i] as given, as without operand_dirs. */
+    const int *operand_dirs;
 } pm_pipeline_opts;
 
 /* Creates a pipeline. NULL opts: defaults. Returns 0 or -EINVAL (bad
