@@ -45,8 +45,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <mpi.h>
 
@@ -71,8 +73,21 @@ typedef struct job {
     uint64_t size;           /* bytes, for largest first */
     int32_t walked;          /* found by walking, not an operand */
     int32_t split;           /* checksummed by every rank at once (split.c) */
+    int32_t root;            /* walked: the operand (a root) it was found
+                                beneath, else -1 */
     const char *path;
 } job;
+
+/* The operands that are directories: every rank reaches a walked file from
+ * its root's descriptor, one name at a time, never through the path
+ * (roots.c's way, below). */
+typedef struct root {
+    const char *path;        /* the operand, as given */
+    int32_t ok;              /* rank 0 opened it as a directory */
+    uint64_t ino;            /* the directory rank 0 walked */
+    int fd;                  /* this rank's descriptor; -1: not open yet */
+    int err;                 /* this rank cannot use it: -errno */
+} root;
 
 /* One record: an event, a result, a run's return value or a rank's stats,
  * followed on the wire by four strings (path, out_path, message, name). */
@@ -107,6 +122,8 @@ typedef struct capture {
     size_t njobs, cap;
     uint64_t first_err;      /* list step: ordinal of the first ERROR, or ~0 */
     const struct job *batch; /* work step: the batch being run, nbatch jobs */
+    const int *dirs;         /* work step: the batch's directory descriptors
+                                (pm_pipeline_opts.operand_dirs), or NULL */
     size_t nbatch, cursor;   /* cursor: where the next file is looked for */
     size_t errors;           /* work step: ERROR events of the batch */
 } capture;
@@ -287,7 +304,8 @@ static void mark_split(int cmd, const pmp_opts *o, job *jobs, size_t n)
 
 /* ---- send ---- */
 
-static void put_command(wire *w, int cmd, const pmp_opts *o, const job *jobs, size_t n)
+static void put_command(wire *w, int cmd, const pmp_opts *o, const root *roots,
+                        size_t nroots, const job *jobs, size_t n)
 {
     const pm_pipeline_opts *p = &o->pl;
     wire_opts wo = {
@@ -309,44 +327,69 @@ static void put_command(wire *w, int cmd, const pmp_opts *o, const job *jobs, si
     wire_put_str(w, o->codec);
     wire_put_str(w, o->suffix);
     wire_put_str(w, p->skip_suffix);
+    uint64_t nr = nroots;
+    wire_put(w, &nr, sizeof nr);
+    for (size_t i = 0; i < nroots; i++) {
+        wire_put(w, &roots[i].ok, sizeof roots[i].ok);
+        wire_put(w, &roots[i].ino, sizeof roots[i].ino);
+        wire_put_str(w, roots[i].path);
+    }
     wire_put(w, &nj, sizeof nj);
     for (size_t i = 0; i < n; i++) {
         wire_put(w, &jobs[i].ordinal, sizeof jobs[i].ordinal);
         wire_put(w, &jobs[i].size, sizeof jobs[i].size);     /* batches() needs it */
         wire_put(w, &jobs[i].walked, sizeof jobs[i].walked);
         wire_put(w, &jobs[i].split, sizeof jobs[i].split);
+        wire_put(w, &jobs[i].root, sizeof jobs[i].root);
         wire_put_str(w, jobs[i].path);
     }
 }
 
-/* Reads what put_command() wrote; jobs' paths point into w. Returns the
- * command, or -EBADMSG / -ENOMEM. */
-static int get_command(wire *w, pmp_opts *o, job **jobs_ret, size_t *n_ret)
+/* Reads what put_command() wrote; jobs' and roots' paths point into w.
+ * Returns the command, or -EBADMSG / -ENOMEM. */
+static int get_command(wire *w, pmp_opts *o, root **roots_ret, size_t *nroots_ret,
+                       job **jobs_ret, size_t *n_ret)
 {
     int32_t cmd;
     wire_opts wo;
-    uint64_t nj;
+    uint64_t nj, nr;
     wire_get(w, &cmd, sizeof cmd);
     wire_get(w, &wo, sizeof wo);
     memset(o, 0, sizeof *o);
     o->codec = wire_get_str(w);
     o->suffix = wire_get_str(w);
     o->pl.skip_suffix = wire_get_str(w);
-    wire_get(w, &nj, sizeof nj);
-    if (w->bad || cmd < 0 || cmd >= CMD_N || nj > w->len)
+    wire_get(w, &nr, sizeof nr);
+    if (w->bad || cmd < 0 || cmd >= CMD_N || nr > w->len)
         return -EBADMSG;
-    job *jobs = calloc(nj ? nj : 1, sizeof *jobs);
-    if (!jobs)
+    root *roots = calloc(nr ? nr : 1, sizeof *roots);
+    if (!roots)
         return -ENOMEM;
+    for (uint64_t i = 0; i < nr; i++) {
+        wire_get(w, &roots[i].ok, sizeof roots[i].ok);
+        wire_get(w, &roots[i].ino, sizeof roots[i].ino);
+        roots[i].path = wire_get_str(w);
+        roots[i].fd = -1;
+    }
+    wire_get(w, &nj, sizeof nj);
+    job *jobs = w->bad || nj > w->len ? NULL : calloc(nj ? nj : 1, sizeof *jobs);
+    if (!jobs) {
+        free(roots);
+        return w->bad || nj > w->len ? -EBADMSG : -ENOMEM;
+    }
     for (uint64_t i = 0; i < nj; i++) {
         wire_get(w, &jobs[i].ordinal, sizeof jobs[i].ordinal);
         wire_get(w, &jobs[i].size, sizeof jobs[i].size);
         wire_get(w, &jobs[i].walked, sizeof jobs[i].walked);
         wire_get(w, &jobs[i].split, sizeof jobs[i].split);
+        wire_get(w, &jobs[i].root, sizeof jobs[i].root);
         jobs[i].path = wire_get_str(w);
+        if (jobs[i].root < -1 || (jobs[i].root >= 0 && (uint64_t)jobs[i].root >= nr))
+            w->bad = 1;
     }
     if (w->bad) {
         free(jobs);
+        free(roots);
         return -EBADMSG;
     }
     o->pl.jobs = wo.jobs;
@@ -371,6 +414,8 @@ static int get_command(wire *w, pmp_opts *o, job **jobs_ret, size_t *n_ret)
     o->warn_trailing_zeros = wo.warn_trailing_zeros;
     o->count_chars = wo.count_chars;
     o->lines_only = wo.lines_only;
+    *roots_ret = roots;
+    *nroots_ret = nr;
     *jobs_ret = jobs;
     *n_ret = nj;
     return cmd;
@@ -394,6 +439,185 @@ static int bcast_wire(wire *w)
         off += (uint64_t)n;
     }
     return len != 0;
+}
+
+/* ---- roots: walked files reached by descriptor ----
+ *
+ * One process holds each directory open from its listing to its files'
+ * removal, so a directory renamed or swapped for a symbolic link in
+ * between changes nothing (source.c). Here the listing is rank 0's and
+ * the files are opened on other ranks, later: reaching them by path would
+ * resolve every directory component again, and a component swapped for a
+ * link would make a rank read, write and remove outside the tree. So each
+ * rank opens the operand itself (the caller named that path), checks it
+ * is the directory rank 0 walked (its inode), and opens the directories
+ * below it one name at a time, without following links (unless the walk
+ * followed them): the walk's own way. The files are then handed to the
+ * pipeline as entries of those descriptors (pm_pipeline_opts.operand_dirs).
+ * A directory that changed this way fails its files, with the reason.
+ */
+
+/* Rank 0, before listing: the operands that are directories, opened. */
+static int open_roots(const char *const *paths, size_t n, root **roots_ret)
+{
+    root *roots = calloc(n ? n : 1, sizeof *roots);
+    if (!roots)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        roots[i].path = paths[i];
+        roots[i].fd = strcmp(paths[i], "-") ? open(paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                                            : -1;
+        roots[i].ok = roots[i].fd >= 0 && fstat(roots[i].fd, &st) == 0;
+        roots[i].ino = roots[i].ok ? (uint64_t)st.st_ino : 0;
+    }
+    *roots_ret = roots;
+    return 0;
+}
+
+static void close_roots(root *roots, size_t n)
+{
+    for (size_t i = 0; roots && i < n; i++)
+        if (roots[i].fd >= 0)
+            close(roots[i].fd);
+    free(roots);
+}
+
+/* Where a walked file's path continues below root r's path: NULL if r is
+ * not its root. */
+static const char *below(const root *r, const char *path)
+{
+    size_t n = strlen(r->path);
+    if (strncmp(path, r->path, n) != 0 || !(path[n] == '/' || (n && r->path[n - 1] == '/')))
+        return NULL;
+    while (path[n] == '/')
+        n++;
+    return path + n;
+}
+
+/* Rank 0, after listing: each walked job's root (the first operand that
+ * is a directory above it). */
+static void assign_roots(job *jobs, size_t n, const root *roots, size_t nroots)
+{
+    for (size_t i = 0; i < n; i++) {
+        jobs[i].root = -1;
+        for (size_t r = 0; jobs[i].walked && r < nroots && jobs[i].root < 0; r++)
+            if (roots[r].ok && below(&roots[r], jobs[i].path))
+                jobs[i].root = (int32_t)r;
+    }
+}
+
+/* This rank's descriptor of root r, opened on first use: -errno when it
+ * cannot be opened or is not the directory rank 0 walked. (The inode is
+ * compared, not the device: a shared filesystem's device number differs
+ * from node to node.) */
+static int root_fd(root *r)
+{
+    if (r->fd < 0 && !r->err) {
+        struct stat st;
+        r->fd = open(r->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (r->fd < 0)
+            r->err = -errno;
+        else if (fstat(r->fd, &st) < 0 || (uint64_t)st.st_ino != r->ino)
+            r->err = -ESTALE;
+    }
+    return r->err ? r->err : r->fd;
+}
+
+/* The directory job j was found in, opened below its root one name at a
+ * time (follow: the walk followed links): a descriptor the caller closes
+ * unless it is the root's own, or -errno. */
+static int open_job_dir(root *roots, const job *j, int follow)
+{
+    int fd = root_fd(&roots[j->root]);
+    const char *p = below(&roots[j->root], j->path), *end = strrchr(p, '/');
+    while (fd >= 0 && end && p < end) {
+        const char *slash = memchr(p, '/', (size_t)(end - p));
+        size_t len = slash ? (size_t)(slash - p) : (size_t)(end - p);
+        char name[NAME_MAX + 1];
+        int next = -ENAMETOOLONG;
+        if (len > 0 && len <= NAME_MAX) {
+            memcpy(name, p, len);
+            name[len] = '\0';
+            next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
+            if (next < 0)
+                next = -errno;
+        } else if (len == 0) {
+            next = dup(fd);          /* "a//b": no name between */
+        }
+        if (fd != roots[j->root].fd)
+            close(fd);
+        fd = next;
+        p += len + 1;
+    }
+    return fd;
+}
+
+/* A job whose directory cannot be reached: reported as one process
+ * reports a file it cannot open, with the cause. */
+static void unreachable(capture *c, const job *j, int err, rec *total)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, "cannot open the directory it was found in: %s%s",
+             pm_strerror(err),
+             err == -ELOOP || err == -ENOTDIR || err == -ESTALE ? " (changed during the run)" : "");
+    rec r = {.ordinal = j->ordinal, .type = REC_EVENT, .kind = PM_EVENT_ERROR,
+             .reason = PM_REASON_INPUT, .err = err};
+    put_rec(c->out, &r, j->path, NULL, msg, NULL);
+    total->stats.files_failed++;
+}
+
+/* The directories of a batch: one descriptor per distinct directory. */
+typedef struct batch_dirs {
+    int *fds;                /* per job: its directory, or -1 (by path) */
+    int *owned;              /* descriptors to close after the run */
+    size_t nowned;
+} batch_dirs;
+
+/* Opens the directories of b[0..n), moving the jobs that can be reached
+ * (or need no directory) to sel[0..*nsel) with their descriptors in
+ * d->fds; the others are reported. */
+static void reach(root *roots, int follow, capture *c, const job *b, size_t n, job *sel,
+                  size_t *nsel, batch_dirs *d, rec *total)
+{
+    size_t k = 0;
+    d->nowned = 0;
+    for (size_t i = 0; i < n; i++) {
+        int fd = -1;
+        if (b[i].root >= 0) {
+            /* Files of one directory usually share a batch: reuse. */
+            const char *dir = below(&roots[b[i].root], b[i].path);
+            const char *slash = strrchr(dir, '/');
+            size_t len = slash ? (size_t)(slash - dir) : 0;
+            for (size_t m = 0; m < k && fd < 0; m++) {
+                if (sel[m].root != b[i].root || d->fds[m] < 0)
+                    continue;
+                const char *od = below(&roots[sel[m].root], sel[m].path);
+                const char *os = strrchr(od, '/');
+                if ((os ? (size_t)(os - od) : 0) == len && !memcmp(od, dir, len))
+                    fd = d->fds[m];
+            }
+            if (fd < 0) {
+                fd = open_job_dir(roots, &b[i], follow);
+                if (fd < 0) {
+                    unreachable(c, &b[i], fd, total);
+                    continue;
+                }
+                if (fd != roots[b[i].root].fd)
+                    d->owned[d->nowned++] = fd;
+            }
+        }
+        sel[k] = b[i];
+        d->fds[k++] = fd;
+    }
+    *nsel = k;
+}
+
+static void release_dirs(batch_dirs *d)
+{
+    for (size_t i = 0; i < d->nowned; i++)
+        close(d->owned[i]);
+    d->nowned = 0;
 }
 
 /* ---- work ---- */
@@ -435,7 +659,9 @@ static void run_batch(int cmd, const pmp_opts *lo, capture *c, const job *b, siz
     c->errors = 0;
     c->ordinal = b[0].ordinal;
     pm_pipeline_stats st = {0};
-    int ret = pipeline_fns[cmd](lo, paths, n, &st);
+    pmp_opts bo = *lo;
+    bo.pl.operand_dirs = c->dirs;
+    int ret = pipeline_fns[cmd](&bo, paths, n, &st);
     if (ret < 0 && !c->errors) {     /* a failure no file's event explains */
         rec r = {.ordinal = b[0].ordinal, .type = REC_RET, .ret = ret};
         put_rec(c->out, &r, NULL, NULL, NULL, NULL);
@@ -494,13 +720,19 @@ static void run_split(int cmd, const pmp_opts *lo, capture *c, const job *j,
 
 /* Runs batches from the shared counter until none is left (or a signal
  * came, on rank 0); records go to out. Collective. */
-static void work(int cmd, const pmp_opts *o, const job *jobs, size_t n, wire *out)
+static void work(int cmd, const pmp_opts *o, root *roots, const job *jobs, size_t n,
+                 wire *out)
 {
     size_t *starts = NULL, nb = 0, nsplit = 0;
     while (nsplit < n && jobs[nsplit].split)     /* the biggest: a prefix */
         nsplit++;
-    const char **paths = malloc((n ? n : 1) * sizeof *paths);
-    if (!paths || batches(jobs + nsplit, n - nsplit, &starts, &nb) < 0)
+    size_t m = n ? n : 1;
+    const char **paths = malloc(m * sizeof *paths);
+    job *sel = malloc(m * sizeof *sel);
+    batch_dirs dirs = {.fds = malloc(m * sizeof(int)), .owned = malloc(m * sizeof(int))};
+    int follow = (o->pl.flags & PM_PL_FOLLOW_SYMLINKS) != 0;
+    if (!paths || !sel || !dirs.fds || !dirs.owned ||
+        batches(jobs + nsplit, n - nsplit, &starts, &nb) < 0)
         MPI_Abort(MPI_COMM_WORLD, 1);        /* the others would wait for us */
     int64_t *counter;
     MPI_Win win;
@@ -526,14 +758,23 @@ static void work(int cmd, const pmp_opts *o, const job *jobs, size_t n, wire *ou
         MPI_Win_flush(0, win);
         if (i < 0 || (uint64_t)i >= nb || pm_signals_caught(o->signals))
             break;
-        run_batch(cmd, &lo, &c, jobs + nsplit + starts[i], starts[i + 1] - starts[i], paths,
-                  &total);
+        size_t k;
+        reach(roots, follow, &c, jobs + nsplit + starts[i], starts[i + 1] - starts[i], sel, &k,
+              &dirs, &total);
+        c.dirs = dirs.fds;
+        if (k)
+            run_batch(cmd, &lo, &c, sel, k, paths, &total);
+        c.dirs = NULL;
+        release_dirs(&dirs);
     }
     MPI_Win_unlock_all(win);
     MPI_Win_free(&win);
     put_rec(out, &total, NULL, NULL, NULL, NULL);
     free(starts);
     free(paths);
+    free(sel);
+    free(dirs.fds);
+    free(dirs.owned);
 }
 
 /* Gathers every rank's records into *all on rank 0 (lens[r] bytes from
@@ -694,14 +935,19 @@ static int round_root(int cmd, const pmp_opts *o, const char *const *paths, size
     wire listed = {0}, mine = {0}, all = {0}, sent = {0};
     capture c = {.out = &listed, .listing = 1, .first_err = UINT64_MAX};
     pm_pipeline_stats lst = {0};
-    int lrc = list_files(o, paths, n, &c, &lst);
+    root *roots = NULL;
+    int lrc = open_roots(paths, n, &roots);
+    if (lrc == 0)
+        lrc = list_files(o, paths, n, &c, &lst);
     if (lrc < 0 && c.first_err == UINT64_MAX && lrc != -ECANCELED) {
         free_jobs(&c);           /* set-up failed: nothing was sent */
         wire_free(&listed);
+        close_roots(roots, n);
         return lrc;
     }
     for (size_t i = 0; i < c.njobs; i++)
         c.jobs[i].walked = !is_operand(paths, n, c.jobs[i].path);
+    assign_roots(c.jobs, c.njobs, roots, n);
     lst.files_skipped -= c.njobs;
     size_t nrun = pm_signals_caught(o->signals) ? 0 : c.njobs;
     qsort(c.jobs, c.njobs, sizeof *c.jobs, by_size);
@@ -710,11 +956,11 @@ static int round_root(int cmd, const pmp_opts *o, const char *const *paths, size
         rec lr = {.ordinal = UINT64_MAX, .type = REC_RET, .ret = lrc};
         put_rec(&listed, &lr, NULL, NULL, NULL, NULL);
     }
-    put_command(&sent, cmd, o, c.jobs, nrun);
+    put_command(&sent, cmd, o, roots, n, c.jobs, nrun);
     if (sent.bad || listed.bad)
         MPI_Abort(MPI_COMM_WORLD, 1);
     bcast_wire(&sent);
-    work(cmd, o, c.jobs, nrun, &mine);
+    work(cmd, o, roots, c.jobs, nrun, &mine);
     gather(&mine, &all);
     pm_pipeline_stats st = lst;
     int rc = replay(o, &listed, &all, &st);
@@ -726,6 +972,7 @@ static int round_root(int cmd, const pmp_opts *o, const char *const *paths, size
     wire_free(&all);
     wire_free(&listed);
     free_jobs(&c);
+    close_roots(roots, n);
     return rc;
 }
 
@@ -777,17 +1024,19 @@ static int round_serve(wire *w)
 {
     pmp_opts o;
     job *jobs;
-    size_t n;
-    int cmd = get_command(w, &o, &jobs, &n);
+    root *roots;
+    size_t n, nroots;
+    int cmd = get_command(w, &o, &roots, &nroots, &jobs, &n);
     if (cmd < 0)
         return cmd;      /* the others are in the round: the caller aborts */
     if (o.count_chars)
         setlocale(LC_CTYPE, "");      /* as pmap wc -m does, before counting */
     wire mine = {0}, none = {0};
-    work(cmd, &o, jobs, n, &mine);
+    work(cmd, &o, roots, jobs, n, &mine);
     gather(&mine, &none);
     wire_free(&mine);
     free(jobs);
+    close_roots(roots, nroots);
     return 0;
 }
 
