@@ -1,13 +1,16 @@
 /* dist.c - the ready-made pipelines over MPI ranks (see pmp_mpi.h).
  *
- * One pmpi_* call is one round, on every rank at once:
+ * One pmpi_* call is one or more rounds, each on every rank at once and
+ * each over one window of files (PMAP_MPI_WINDOW, so that rank 0's memory
+ * is bounded by it, not by the tree):
  *
  *   list       rank 0 runs a pipeline over the operands whose accept hook
  *              refuses every file with a marker: the walk (order, symbolic
  *              links, special files, suffixes, unreadable directories) is
  *              the pipeline's own, each event gets an ordinal (its place in
  *              source order), marked files become jobs, the other events
- *              are kept to be reported.
+ *              are kept to be reported. It runs on a thread of its own
+ *              and waits whenever a window of jobs is ready and not taken.
  *   send       rank 0 broadcasts the command, the options (scalar fields
  *              and strings only: no pointer crosses a process) and the
  *              jobs, sorted by size, largest first.
@@ -42,6 +45,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <locale.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,7 +130,27 @@ typedef struct capture {
                                 (pm_pipeline_opts.operand_dirs), or NULL */
     size_t nbatch, cursor;   /* cursor: where the next file is looked for */
     size_t errors;           /* work step: ERROR events of the batch */
+    struct lister *ls;       /* list step: the round it feeds (locked) */
 } capture;
+
+/* The list step runs on a thread of its own, ahead of the rounds: it
+ * stops when `window` jobs wait to be taken, so rank 0 holds the jobs
+ * and records of one window of files at a time, however big the tree.
+ * Everything below is under lock. */
+typedef struct lister {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    capture c;               /* c.jobs: the jobs not taken yet; c.out: the
+                                events not taken yet (`listed`) */
+    wire listed;
+    size_t window;
+    size_t total;            /* jobs found so far */
+    int done, rc;            /* the walk is over, with list_files()'s value */
+    pm_pipeline_stats st;
+    const pmp_opts *o;
+    const char *const *paths;
+    size_t n;
+} lister;
 
 static int rank_self(void)
 {
@@ -192,10 +216,20 @@ static int is_marked(const pm_event *ev)
 static void cap_event(const pm_event *ev, void *arg)
 {
     capture *c = arg;
+    if (c->ls) {                 /* list step: rounds take from it */
+        pthread_mutex_lock(&c->ls->lock);
+        while (c->njobs >= c->ls->window)
+            pthread_cond_wait(&c->ls->cond, &c->ls->lock);
+    }
     if (c->listing && is_marked(ev)) {
         if (add_job(c, ev->path) < 0)
             c->out->bad = 1;
         c->ordinal++;
+        if (c->ls) {
+            c->ls->total++;
+            pthread_cond_broadcast(&c->ls->cond);
+            pthread_mutex_unlock(&c->ls->lock);
+        }
         return;
     }
     locate(c, ev->path);
@@ -217,6 +251,8 @@ static void cap_event(const pm_event *ev, void *arg)
         c->ordinal++;
     else if (c->batch)           /* a file's event is its last word: a path */
         c->cursor = (c->cursor + 1) % c->nbatch;   /* given twice is two files */
+    if (c->ls)
+        pthread_mutex_unlock(&c->ls->lock);
 }
 
 static void cap_result(const pmp_result *res, void *arg)
@@ -927,53 +963,125 @@ static int is_operand(const char *const *paths, size_t n, const char *p)
     return 0;
 }
 
-/* Rank 0's side of a round. */
+/* The list step's thread: walks, then says it is done. */
+static void *list_thread(void *arg)
+{
+    lister *ls = arg;
+    pm_pipeline_stats st = {0};
+    int rc = list_files(ls->o, ls->paths, ls->n, &ls->c, &st);
+    pthread_mutex_lock(&ls->lock);
+    ls->rc = rc;
+    ls->st = st;
+    ls->done = 1;
+    pthread_cond_broadcast(&ls->cond);
+    pthread_mutex_unlock(&ls->lock);
+    return NULL;
+}
+
+/* Files per round: PMAP_MPI_WINDOW (default 8192). Largest first holds
+ * within a window; rank 0 keeps about 2.5 KB per file of one window
+ * (jobs, records, the listing's), 20 MB at the default, where a whole
+ * tree of 30,000 files took 90 MB. Each round ends when its last batch
+ * does: a few milliseconds of waiting per round. */
+static size_t window_size(void)
+{
+    const char *env = getenv("PMAP_MPI_WINDOW");
+    unsigned long long w = env && *env ? strtoull(env, NULL, 10) : 0;
+    return w ? (size_t)w : 8192;
+}
+
+/* Takes the next window: waits until `window` jobs wait or the walk is
+ * over, then moves the jobs (to *c) and the listed events (to *listed)
+ * out. Returns whether the walk is over and everything was taken. */
+static int take_window(lister *ls, capture *c, wire *listed)
+{
+    pthread_mutex_lock(&ls->lock);
+    while (!ls->done && ls->c.njobs < ls->window)
+        pthread_cond_wait(&ls->cond, &ls->lock);
+    c->jobs = ls->c.jobs;
+    c->njobs = ls->c.njobs;
+    c->cap = ls->c.cap;
+    *listed = ls->listed;
+    ls->c.jobs = NULL;
+    ls->c.njobs = ls->c.cap = 0;
+    memset(&ls->listed, 0, sizeof ls->listed);
+    int last = ls->done;
+    pthread_cond_broadcast(&ls->cond);
+    pthread_mutex_unlock(&ls->lock);
+    return last;
+}
+
+/* Rank 0's side of a call: rounds of one window of files each, until the
+ * walk is over; each round's records are replayed when it ends. */
 static int round_root(int cmd, const pmp_opts *o, const char *const *paths, size_t n,
                       pm_pipeline_stats *stats)
 {
     double t0 = now();
-    wire listed = {0}, mine = {0}, all = {0}, sent = {0};
-    capture c = {.out = &listed, .listing = 1, .first_err = UINT64_MAX};
-    pm_pipeline_stats lst = {0};
     root *roots = NULL;
-    int lrc = open_roots(paths, n, &roots);
-    if (lrc == 0)
-        lrc = list_files(o, paths, n, &c, &lst);
-    if (lrc < 0 && c.first_err == UINT64_MAX && lrc != -ECANCELED) {
-        free_jobs(&c);           /* set-up failed: nothing was sent */
-        wire_free(&listed);
+    int rc = open_roots(paths, n, &roots);
+    if (rc < 0)
+        return rc;
+    lister ls = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
+                 .window = window_size(), .o = o, .paths = paths, .n = n};
+    ls.c = (capture){.out = &ls.listed, .listing = 1, .first_err = UINT64_MAX, .ls = &ls};
+    pthread_t thr;
+    rc = pthread_create(&thr, NULL, list_thread, &ls);
+    if (rc != 0) {
         close_roots(roots, n);
-        return lrc;
+        return -rc;
     }
-    for (size_t i = 0; i < c.njobs; i++)
-        c.jobs[i].walked = !is_operand(paths, n, c.jobs[i].path);
-    assign_roots(c.jobs, c.njobs, roots, n);
-    lst.files_skipped -= c.njobs;
-    size_t nrun = pm_signals_caught(o->signals) ? 0 : c.njobs;
-    qsort(c.jobs, c.njobs, sizeof *c.jobs, by_size);
-    mark_split(cmd, o, c.jobs, nrun);
-    if (lrc < 0 && c.first_err == UINT64_MAX) {     /* cancelled: no file says so */
-        rec lr = {.ordinal = UINT64_MAX, .type = REC_RET, .ret = lrc};
-        put_rec(&listed, &lr, NULL, NULL, NULL, NULL);
-    }
-    put_command(&sent, cmd, o, roots, n, c.jobs, nrun);
-    if (sent.bad || listed.bad)
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    bcast_wire(&sent);
-    work(cmd, o, roots, c.jobs, nrun, &mine);
-    gather(&mine, &all);
-    pm_pipeline_stats st = lst;
-    int rc = replay(o, &listed, &all, &st);
+    pm_pipeline_stats st = {0};
+    int ret = 0, last, sent_any = 0;
+    do {
+        capture c = {0};
+        wire listed = {0}, mine = {0}, all = {0}, sent = {0};
+        last = take_window(&ls, &c, &listed);
+        /* Read once the walk is over (done, under the lock before). */
+        int lrc = last ? ls.rc : 0;
+        uint64_t first_err = last ? ls.c.first_err : 0;
+        if (last && !sent_any && lrc < 0 && first_err == UINT64_MAX && lrc != -ECANCELED &&
+            !c.njobs) {
+            wire_free(&listed);      /* set-up failed: nothing was sent */
+            free_jobs(&c);
+            ret = lrc;
+            break;
+        }
+        for (size_t i = 0; i < c.njobs; i++)
+            c.jobs[i].walked = !is_operand(paths, n, c.jobs[i].path);
+        assign_roots(c.jobs, c.njobs, roots, n);
+        size_t nrun = pm_signals_caught(o->signals) ? 0 : c.njobs;
+        qsort(c.jobs, c.njobs, sizeof *c.jobs, by_size);
+        mark_split(cmd, o, c.jobs, nrun);
+        if (last && lrc < 0 && first_err == UINT64_MAX) {  /* cancelled: no file says so */
+            rec lr = {.ordinal = UINT64_MAX, .type = REC_RET, .ret = lrc};
+            put_rec(&listed, &lr, NULL, NULL, NULL, NULL);
+        }
+        put_command(&sent, cmd, o, roots, n, c.jobs, nrun);
+        if (sent.bad || listed.bad)
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        bcast_wire(&sent);
+        sent_any = 1;
+        work(cmd, o, roots, c.jobs, nrun, &mine);
+        gather(&mine, &all);
+        int wrc = replay(o, &listed, &all, &st);
+        if (ret == 0)
+            ret = wrc;
+        wire_free(&sent);
+        wire_free(&mine);
+        wire_free(&all);
+        wire_free(&listed);
+        free_jobs(&c);
+    } while (!last);
+    pthread_join(thr, NULL);
+    ls.st.files_skipped -= ls.total;     /* the jobs: skipped by the walk */
+    pm_pipeline_stats_add(&st, &ls.st);
     st.wall_seconds = now() - t0;
     if (stats)
         *stats = st;
-    wire_free(&sent);
-    wire_free(&mine);
-    wire_free(&all);
-    wire_free(&listed);
-    free_jobs(&c);
+    free_jobs(&ls.c);
+    wire_free(&ls.listed);
     close_roots(roots, n);
-    return rc;
+    return ret;
 }
 
 /* Whether the run must stay on rank 0: stdin, or one stream to stdout. */

@@ -6,12 +6,12 @@
  * the same events and results, in the same (source) order, through the
  * same hooks, and the same return value. They are called on rank 0 only,
  * while every other rank sits in pmpi_serve(). Rank 0 lists the files (the
- * operands, directories walked), sends the list to every rank sorted by
- * size, largest first, and each rank (rank 0 included) takes the next file
- * from a shared counter (MPI one-sided fetch-and-add on rank 0's window)
- * and runs the one-process pipeline on it. Events, results and statistics
- * gather to rank 0, which replays them to the caller's hooks in source
- * order once every rank is done.
+ * operands, directories walked) and, one window of PMAP_MPI_WINDOW files
+ * at a time, sends them to every rank sorted by size, largest first; each
+ * rank (rank 0 included) takes the next batch from a shared counter (MPI
+ * one-sided fetch-and-add in rank 0's memory) and runs the one-process
+ * pipeline on it. Events, results and statistics gather to rank 0, which
+ * replays them to the caller's hooks in source order as each window ends.
  *
  * Runs that read stdin or write one stream to stdout (-c) are not split:
  * rank 0 runs them alone. Progress is not reported while distributed.
