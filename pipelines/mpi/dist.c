@@ -12,10 +12,10 @@
  *              and strings only: no pointer crosses a process) and the
  *              jobs, sorted by size, largest first.
  *   split      first, files of PMAP_MPI_SPLIT_MIN bytes or more (checksum,
- *              blocked compress) are worked on by every rank together, one
- *              after another: checksum a share of the bytes each
- *              (split.c), compress a share of the members each, rank 0's
- *              pipeline writing the file (members.c).
+ *              wc without -m, blocked compress) are worked on by every rank
+ *              together, one after another: checksum or count a share of
+ *              the bytes each (split.c), compress a share of the members
+ *              each, rank 0's pipeline writing the file (members.c).
  *   work       the other jobs are cut into batches (a big file alone,
  *              small ones by the hundred: one pipeline run each); every
  *              rank takes the next batch from a counter in rank 0's
@@ -40,6 +40,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <locale.h>
 #include <stdio.h>
@@ -47,6 +48,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <mpi.h>
 
@@ -70,7 +72,7 @@ typedef struct job {
     uint64_t ordinal;        /* place in source order */
     uint64_t size;           /* bytes, for largest first */
     int32_t walked;          /* found by walking, not an operand */
-    int32_t split;           /* checksummed by every rank at once (split.c) */
+    int32_t split;           /* worked on by every rank at once (split.c, members.c) */
     const char *path;
 } job;
 
@@ -269,17 +271,18 @@ static int by_size(const void *a, const void *b)
 }
 
 /* Files of at least PMAP_MPI_SPLIT_MIN bytes (default 64 MiB; 0: none)
- * are worked on by every rank at once instead of by one: checksum (a
- * share of the bytes each, split.c) and compress in the blocked format
- * (a share of the members each, members.c). The jobs are sorted largest
- * first, so those are a prefix. */
+ * are worked on by every rank at once instead of by one: checksum and wc
+ * (a share of the bytes each, split.c; not wc -m, whose characters may
+ * straddle shares with a multibyte state) and compress in the blocked
+ * format (a share of the members each, members.c). The jobs are sorted
+ * largest first, so those are a prefix. */
 static void mark_split(int cmd, const pmp_opts *o, job *jobs, size_t n)
 {
     const char *env = getenv("PMAP_MPI_SPLIT_MIN");
     uint64_t min = env && *env ? strtoull(env, NULL, 10) : 64u << 20;
     int size, ok;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    ok = cmd == CMD_CHECKSUM ||
+    ok = cmd == CMD_CHECKSUM || (cmd == CMD_WC && !o->count_chars) ||
          (cmd == CMD_COMPRESS && !o->one_member && pmpi__members_ok());
     for (size_t i = 0; i < n && ok && size > 1 && min; i++)
         jobs[i].split = jobs[i].size >= min;
@@ -464,25 +467,36 @@ static void run_members(int cmd, const pmp_opts *lo, capture *c, const job *j,
     pmpi__members_end();
 }
 
-/* A split job (checksum): every rank reads its share of the file, rank 0
- * records the result and event one process would have delivered; when a
- * share could not be read, rank 0 runs the file alone, for one process's
- * report of the failure. Collective. */
+/* A split job (checksum, wc): every rank reads its share of the file,
+ * rank 0 records the result and event one process would have delivered;
+ * when a share could not be read (a rank could not open the file, or
+ * found it changed), rank 0 runs the file alone, for one process's report
+ * of the failure. Collective. */
 static void run_split(int cmd, const pmp_opts *lo, capture *c, const job *j,
                       const char **paths, rec *total)
 {
     uint32_t crc = 0;
+    pmp__wc_part wc = {0};
     struct stat st;
-    int err = pmpi__split_crc(j->path, j->size, &crc);
+    int fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int share = fd < 0 ? -errno : fd;
+    int err = cmd == CMD_WC ? pmpi__split_wc(share, j->size, lo->lines_only, &wc)
+                            : pmpi__split_crc(share, j->size, &crc);
+    if (rank_self() == 0 && err == 0 && fstat(fd, &st) < 0)
+        err = -errno;
+    if (fd >= 0)
+        close(fd);
     if (rank_self() != 0)
         return;
-    if (err < 0 || stat(j->path, &st) < 0) {
+    if (err < 0) {
         run_batch(cmd, lo, c, j, 1, paths, total);
         return;
     }
     rec r = {.ordinal = j->ordinal, .type = REC_RESULT};
     r.res.bytes = j->size;
     r.res.crc32 = crc;
+    r.res.lines = wc.lines;
+    r.res.words = wc.words;
     put_rec(c->out, &r, j->path, NULL, NULL, "");
     rec e = {.ordinal = j->ordinal, .type = REC_EVENT, .kind = PM_EVENT_DONE,
              .reason = PM_REASON_NONE, .has_file = 1, .st = st, .bytes_in = j->size};
