@@ -20,6 +20,9 @@
  * bytes at a time where SSE2 is there (every x86-64): GNU wc -l counts
  * that way too, and the byte-by-byte word scan is ten times slower.
  * The stages only read the chunks, so files are mapped (PM_PL_MAP_INPUT).
+ * The counting of a chunk and the join are pmp__wc_count() and
+ * pmp__wc_join() (wc_count.h): pmap-mpi joins ranks' shares of one file
+ * with them too (pipelines/mpi/split.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,14 +32,7 @@
 #endif
 
 #include "common.h"
-
-enum { SIG_NONE = 0, SIG_PRINT, SIG_SPACE };
-
-typedef struct wc_chunk {
-    uint64_t lines, words;
-    int first;                   /* SIG_*: the chunk's first significant byte */
-    int ends_in_word;            /* meaningful when first != SIG_NONE */
-} wc_chunk;
+#include "wc_count.h"
 
 typedef struct wc_opts {
     int chars;                   /* count characters (pmp_opts.count_chars) */
@@ -44,8 +40,8 @@ typedef struct wc_opts {
 } wc_opts;
 
 typedef struct wc_counts {
-    uint64_t lines, words, bytes, chars;
-    int in_word;
+    pmp__wc_part sum;            /* the chunks so far, joined */
+    uint64_t chars;
     mbstate_t mb;                /* count_chars: a character begun */
 } wc_counts;
 
@@ -114,37 +110,52 @@ static uint64_t count_lines(const unsigned char *p, size_t len)
     return n;
 }
 
-static int count_stage(pm_chunk *c, void *arg, unsigned worker)
+void pmp__wc_count(pmp__wc_part *k, const unsigned char *p, size_t len, int lines_only)
 {
-    (void)worker;
-    const wc_opts *wo = arg;
-    wc_chunk *k = (wc_chunk *)c->out;
-    c->out_len = 0;            /* the counts are for the next stage, not output */
-    if (wo->lines_only) {      /* no words: first SIG_NONE joins nothing */
-        *k = (wc_chunk){.lines = count_lines(c->data, c->len)};
-        return 0;
+    if (lines_only) {          /* no words: first PMP__WC_NONE joins nothing */
+        *k = (pmp__wc_part){.lines = count_lines(p, len), .bytes = len};
+        return;
     }
-    const unsigned char *p = c->data;
     uint64_t lines = 0, words = 0;
-    int in_word = 0, first = SIG_NONE;
-    for (size_t i = 0; i < c->len; i++) {
+    int in_word = 0, first = PMP__WC_NONE;
+    for (size_t i = 0; i < len; i++) {
         unsigned char ch = p[i];
         lines += ch == '\n';
         if (is_space(ch)) {
             in_word = 0;
             if (!first)
-                first = SIG_SPACE;
+                first = PMP__WC_SPACE;
         } else if (is_print(ch)) {
             words += !in_word;
             in_word = 1;
             if (!first)
-                first = SIG_PRINT;
+                first = PMP__WC_PRINT;
         }
     }
-    k->lines = lines;
-    k->words = words;
-    k->first = first;
-    k->ends_in_word = in_word;
+    *k = (pmp__wc_part){.lines = lines, .words = words, .bytes = len, .first = first,
+                        .ends_in_word = in_word};
+}
+
+void pmp__wc_join(pmp__wc_part *acc, const pmp__wc_part *next)
+{
+    acc->lines += next->lines;
+    acc->words += next->words;
+    acc->bytes += next->bytes;
+    if (next->first == PMP__WC_PRINT && acc->first != PMP__WC_NONE && acc->ends_in_word)
+        acc->words--;          /* acc's last word goes on */
+    if (next->first == PMP__WC_NONE)
+        return;
+    if (acc->first == PMP__WC_NONE)
+        acc->first = next->first;
+    acc->ends_in_word = next->ends_in_word;
+}
+
+static int count_stage(pm_chunk *c, void *arg, unsigned worker)
+{
+    (void)worker;
+    const wc_opts *wo = arg;
+    c->out_len = 0;            /* the counts are for the next stage, not output */
+    pmp__wc_count((pmp__wc_part *)c->out, c->data, c->len, wo->lines_only);
     return 0;
 }
 
@@ -153,14 +164,7 @@ static int sum_stage(pm_chunk *c, void *arg, unsigned worker)
     (void)worker;
     const wc_opts *wo = arg;
     wc_counts *total = c->file->state;
-    const wc_chunk *k = (const wc_chunk *)c->out;
-    total->lines += k->lines;
-    total->words += k->words;
-    if (k->first == SIG_PRINT && total->in_word)
-        total->words--;        /* the previous chunk's word goes on */
-    if (k->first != SIG_NONE)
-        total->in_word = k->ends_in_word;
-    total->bytes += c->len;
+    pmp__wc_join(&total->sum, (const pmp__wc_part *)c->out);
     if (wo->chars)
         total->chars += count_chars(total, c->data, c->len);
     return 0;
@@ -170,9 +174,9 @@ static void fill_result(pmp_run *run, const pm_file *f, pmp_result *r)
 {
     (void)run;
     const wc_counts *k = f->state;
-    r->lines = k->lines;
-    r->words = k->words;
-    r->bytes = k->bytes;
+    r->lines = k->sum.lines;
+    r->words = k->sum.words;
+    r->bytes = k->sum.bytes;
     r->chars = k->chars;
 }
 
@@ -183,7 +187,7 @@ int pmp_wc(const pmp_opts *o, const char *const *paths, size_t n,
     pmp_run_init(&run, o);
     if (!run.pl.chunk_size)
         run.pl.chunk_size = 1024 * 1024;
-    run.pl.out_size = sizeof(wc_chunk);
+    run.pl.out_size = sizeof(pmp__wc_part);
     run.pl.flags &= ~PM_PL_REMOVE_INPUT;
     run.pl.flags |= PM_PL_MAP_INPUT;   /* the stages only read the data */
     run.state_size = sizeof(wc_counts);

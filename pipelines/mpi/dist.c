@@ -15,10 +15,10 @@
  *              and strings only: no pointer crosses a process) and the
  *              jobs, sorted by size, largest first.
  *   split      first, files of PMAP_MPI_SPLIT_MIN bytes or more (checksum,
- *              blocked compress) are worked on by every rank together, one
- *              after another: checksum a share of the bytes each
- *              (split.c), compress a share of the members each, rank 0's
- *              pipeline writing the file (members.c).
+ *              wc without -m, blocked compress) are worked on by every rank
+ *              together, one after another: checksum or count a share of
+ *              the bytes each (split.c), compress a share of the members
+ *              each, rank 0's pipeline writing the file (members.c).
  *   work       the other jobs are cut into batches (a big file alone,
  *              small ones by the hundred: one pipeline run each); every
  *              rank takes the next batch from a counter in rank 0's
@@ -43,6 +43,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <locale.h>
 #include <pthread.h>
@@ -76,7 +77,7 @@ typedef struct job {
     uint64_t ordinal;        /* place in source order */
     uint64_t size;           /* bytes, for largest first */
     int32_t walked;          /* found by walking, not an operand */
-    int32_t split;           /* checksummed by every rank at once (split.c) */
+    int32_t split;           /* worked on by every rank at once (split.c, members.c) */
     int32_t root;            /* walked: the operand (a root) it was found
                                 beneath, else -1 */
     const char *path;
@@ -131,6 +132,8 @@ typedef struct capture {
     size_t nbatch, cursor;   /* cursor: where the next file is looked for */
     size_t errors;           /* work step: ERROR events of the batch */
     struct lister *ls;       /* list step: the round it feeds (locked) */
+    struct root *roots;      /* work step: the round's roots */
+    int follow;              /* work step: links are followed (-f) */
 } capture;
 
 /* The list step runs on a thread of its own, ahead of the rounds: it
@@ -322,17 +325,18 @@ static int by_size(const void *a, const void *b)
 }
 
 /* Files of at least PMAP_MPI_SPLIT_MIN bytes (default 64 MiB; 0: none)
- * are worked on by every rank at once instead of by one: checksum (a
- * share of the bytes each, split.c) and compress in the blocked format
- * (a share of the members each, members.c). The jobs are sorted largest
- * first, so those are a prefix. */
+ * are worked on by every rank at once instead of by one: checksum and wc
+ * (a share of the bytes each, split.c; not wc -m, whose characters may
+ * straddle shares with a multibyte state) and compress in the blocked
+ * format (a share of the members each, members.c). The jobs are sorted
+ * largest first, so those are a prefix. */
 static void mark_split(int cmd, const pmp_opts *o, job *jobs, size_t n)
 {
     const char *env = getenv("PMAP_MPI_SPLIT_MIN");
     uint64_t min = env && *env ? strtoull(env, NULL, 10) : 64u << 20;
     int size, ok;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    ok = cmd == CMD_CHECKSUM ||
+    ok = cmd == CMD_CHECKSUM || (cmd == CMD_WC && !o->count_chars) ||
          (cmd == CMD_COMPRESS && !o->one_member && pmpi__members_ok());
     for (size_t i = 0; i < n && ok && size > 1 && min; i++)
         jobs[i].split = jobs[i].size >= min;
@@ -649,6 +653,35 @@ static void reach(root *roots, int follow, capture *c, const job *b, size_t n, j
     *nsel = k;
 }
 
+/* A split job's file, opened by every rank for its share: below its
+ * root as reach() does (a walked file; never through a link unless they
+ * are followed), or by its path (an operand). Returns the descriptor or
+ * -errno; *dir_ret gets its directory's descriptor (to close unless it
+ * is the root's), or -1 for an operand, or -errno when the directory
+ * cannot be reached. */
+static int open_share(capture *c, const job *j, int *dir_ret)
+{
+    int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+    *dir_ret = -1;
+    if (j->root < 0) {
+        int fd = open(j->path, flags);
+        return fd < 0 ? -errno : fd;
+    }
+    int dfd = open_job_dir(c->roots, j, c->follow);
+    *dir_ret = dfd;
+    if (dfd < 0)
+        return dfd;
+    const char *slash = strrchr(j->path, '/');
+    int fd = openat(dfd, slash ? slash + 1 : j->path, flags | (c->follow ? 0 : O_NOFOLLOW));
+    return fd < 0 ? -errno : fd;
+}
+
+static void close_share_dir(capture *c, const job *j, int dfd)
+{
+    if (dfd >= 0 && dfd != c->roots[j->root].fd)
+        close(dfd);
+}
+
 static void release_dirs(batch_dirs *d)
 {
     for (size_t i = 0; i < d->nowned; i++)
@@ -726,25 +759,45 @@ static void run_members(int cmd, const pmp_opts *lo, capture *c, const job *j,
     pmpi__members_end();
 }
 
-/* A split job (checksum): every rank reads its share of the file, rank 0
- * records the result and event one process would have delivered; when a
- * share could not be read, rank 0 runs the file alone, for one process's
- * report of the failure. Collective. */
+/* A split job (checksum, wc): every rank reads its share of the file,
+ * rank 0 records the result and event one process would have delivered;
+ * when a share could not be read (a rank could not open the file, or
+ * found it changed), rank 0 runs the file alone, for one process's report
+ * of the failure. Collective. */
 static void run_split(int cmd, const pmp_opts *lo, capture *c, const job *j,
                       const char **paths, rec *total)
 {
     uint32_t crc = 0;
+    pmp__wc_part wc = {0};
     struct stat st;
-    int err = pmpi__split_crc(j->path, j->size, &crc);
-    if (rank_self() != 0)
-        return;
-    if (err < 0 || stat(j->path, &st) < 0) {
-        run_batch(cmd, lo, c, j, 1, paths, total);
+    int dfd, fd = open_share(c, j, &dfd);
+    int err = cmd == CMD_WC ? pmpi__split_wc(fd, j->size, lo->lines_only, &wc)
+                            : pmpi__split_crc(fd, j->size, &crc);
+    if (rank_self() == 0 && err == 0 && fstat(fd, &st) < 0)
+        err = -errno;
+    if (fd >= 0)
+        close(fd);
+    if (rank_self() != 0) {
+        close_share_dir(c, j, dfd);
         return;
     }
+    if (err < 0 && j->root >= 0 && dfd < 0) {
+        unreachable(c, j, dfd, total);     /* not by its path either */
+        return;
+    }
+    if (err < 0) {                         /* one process's report of it */
+        c->dirs = &dfd;
+        run_batch(cmd, lo, c, j, 1, paths, total);
+        c->dirs = NULL;
+        close_share_dir(c, j, dfd);
+        return;
+    }
+    close_share_dir(c, j, dfd);
     rec r = {.ordinal = j->ordinal, .type = REC_RESULT};
     r.res.bytes = j->size;
     r.res.crc32 = crc;
+    r.res.lines = wc.lines;
+    r.res.words = wc.words;
     put_rec(c->out, &r, j->path, NULL, NULL, "");
     rec e = {.ordinal = j->ordinal, .type = REC_EVENT, .kind = PM_EVENT_DONE,
              .reason = PM_REASON_NONE, .has_file = 1, .st = st, .bytes_in = j->size};
@@ -779,7 +832,7 @@ static void work(int cmd, const pmp_opts *o, root *roots, const job *jobs, size_
         *counter = 0;
     MPI_Barrier(MPI_COMM_WORLD);
     MPI_Win_lock_all(0, win);
-    capture c = {.out = out};
+    capture c = {.out = out, .roots = roots, .follow = follow};
     pmp_opts lo = *o;
     lo.pl.on_event = cap_event;
     lo.pl.on_progress = NULL;

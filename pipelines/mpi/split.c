@@ -1,18 +1,20 @@
-/* split.c - one big file checksummed by every rank at once (pmap-mpi
- * checksum; dist.c decides which files).
+/* split.c - one big file checksummed or counted by every rank at once
+ * (pmap-mpi checksum and wc; dist.c decides which files and opens them).
  *
  * Rank r of n takes bytes [size*r/n, size*(r+1)/n) of the file, maps them
- * and computes their CRC-32 in 4 MiB pieces on its OpenMP threads, the
- * pieces joined in order with pm_crc32_combine(); rank 0 gathers the
- * ranks' CRCs and lengths and joins them in rank order, which gives the CRC
- * of the whole file (zlib.crc32's, as pmap checksum's). A rank that cannot
- * read its part (or finds the file's size changed) makes the whole call
- * fail on rank 0, which then runs the file as one process would, so that
- * its error is reported in one process's words.
+ * and works on them in 4 MiB pieces on its OpenMP threads, the pieces
+ * joined in order: CRC-32s with pm_crc32_combine(), wc's counts with
+ * pmp__wc_join() (wc_count.h, the join wc's own stages use, so a word cut
+ * by a piece's or a rank's boundary is counted once). Rank 0 gathers the
+ * ranks' parts and joins them in rank order, which gives the CRC of the
+ * whole file (zlib.crc32's, as pmap checksum's) or the counts pmap wc
+ * gives. A rank that cannot read its part (could not open the file, finds
+ * its size changed, cannot map it) makes the whole call fail on rank 0,
+ * which then runs the file as one process would, so that its error is
+ * reported in one process's words.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -28,74 +30,107 @@
 
 typedef struct part {
     int32_t err;             /* 0 or a negative errno */
-    uint32_t crc;
+    uint32_t crc;            /* split_crc */
     uint64_t len;
+    pmp__wc_part wc;         /* split_wc */
 } part;
 
-/* CRC-32 of data[0..len), in pieces on the OpenMP threads. */
-static uint32_t crc_parallel(const unsigned char *data, uint64_t len)
+/* What a rank computes on its mapped share: part's crc or wc. */
+typedef void (*share_fn)(part *p, const unsigned char *data, uint64_t len, int arg);
+
+static uint64_t piece_len(uint64_t len, uint64_t k)
 {
+    return len - k * PIECE < PIECE ? len - k * PIECE : PIECE;
+}
+
+/* CRC-32 of data[0..len), in pieces on the OpenMP threads. */
+static void crc_parallel(part *p, const unsigned char *data, uint64_t len, int unused)
+{
+    (void)unused;
     uint64_t np = (len + PIECE - 1) / PIECE;
     uint32_t *crcs = malloc((np ? np : 1) * sizeof *crcs);
-    if (!crcs)
-        return pm_crc32(0, data, len);
+    if (!crcs) {
+        p->crc = pm_crc32(0, data, len);
+        return;
+    }
     #pragma omp parallel for schedule(dynamic)
-    for (uint64_t k = 0; k < np; k++) {
-        uint64_t n = len - k * PIECE < PIECE ? len - k * PIECE : PIECE;
-        crcs[k] = pm_crc32(0, data + k * PIECE, n);
-    }
+    for (uint64_t k = 0; k < np; k++)
+        crcs[k] = pm_crc32(0, data + k * PIECE, piece_len(len, k));
     uint32_t crc = 0;
-    for (uint64_t k = 0; k < np; k++) {
-        uint64_t n = len - k * PIECE < PIECE ? len - k * PIECE : PIECE;
-        crc = pm_crc32_combine(crc, crcs[k], n);
-    }
+    for (uint64_t k = 0; k < np; k++)
+        crc = pm_crc32_combine(crc, crcs[k], piece_len(len, k));
     free(crcs);
-    return crc;
+    p->crc = crc;
 }
 
-/* This rank's part of path: [lo, hi) of a file of size bytes. */
-static part crc_range(const char *path, uint64_t size, uint64_t lo, uint64_t hi)
+/* wc's counts of data[0..len), in pieces on the OpenMP threads. */
+static void wc_parallel(part *p, const unsigned char *data, uint64_t len, int lines_only)
 {
-    part p = {.len = hi - lo};
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    struct stat st;
-    if (fd < 0)
-        return (part){.err = -errno};
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size) {
-        close(fd);
-        return (part){.err = -ESTALE};       /* changed since it was listed */
+    uint64_t np = (len + PIECE - 1) / PIECE;
+    pmp__wc_part *ks = malloc((np ? np : 1) * sizeof *ks);
+    if (!ks) {
+        pmp__wc_count(&p->wc, data, len, lines_only);
+        return;
     }
-    if (hi > lo) {
-        uint64_t base = lo & ~(uint64_t)(sysconf(_SC_PAGESIZE) - 1);
-        void *m = mmap(NULL, hi - base, PROT_READ, MAP_PRIVATE, fd, (off_t)base);
-        if (m == MAP_FAILED) {
-            p.err = -errno;
-        } else {
-            madvise(m, hi - base, MADV_SEQUENTIAL);
-            p.crc = crc_parallel((const unsigned char *)m + (lo - base), hi - lo);
-            munmap(m, hi - base);
-        }
-    }
-    close(fd);
-    return p;
+    #pragma omp parallel for schedule(dynamic)
+    for (uint64_t k = 0; k < np; k++)
+        pmp__wc_count(&ks[k], data + k * PIECE, piece_len(len, k), lines_only);
+    p->wc = (pmp__wc_part){0};
+    for (uint64_t k = 0; k < np; k++)
+        pmp__wc_join(&p->wc, &ks[k]);
+    free(ks);
 }
 
-int pmpi__split_crc(const char *path, uint64_t size, uint32_t *crc_ret)
+/* This rank's share of fd, a file of size bytes (or a negative errno):
+ * bytes [size*r/n, size*(r+1)/n), mapped and given to fn. */
+static part read_share(int fd, uint64_t size, share_fn fn, int arg)
 {
     int rank, n;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &n);
-    uint64_t lo = size / (uint64_t)n * (uint64_t)rank + size % (uint64_t)n * (uint64_t)rank / (uint64_t)n;
-    uint64_t hi = size / (uint64_t)n * (uint64_t)(rank + 1) +
-                  size % (uint64_t)n * (uint64_t)(rank + 1) / (uint64_t)n;
-    part mine = crc_range(path, size, lo, hi);
+    uint64_t un = (uint64_t)n, r = (uint64_t)rank;
+    uint64_t lo = size / un * r + size % un * r / un;
+    uint64_t hi = size / un * (r + 1) + size % un * (r + 1) / un;
+    part p = {.len = hi - lo};
+    struct stat st;
+    if (fd < 0)
+        return (part){.err = fd};
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+        return (part){.err = -ESTALE};       /* changed since it was listed */
+    if (hi == lo)
+        return p;
+    uint64_t base = lo & ~(uint64_t)(sysconf(_SC_PAGESIZE) - 1);
+    void *m = mmap(NULL, hi - base, PROT_READ, MAP_PRIVATE, fd, (off_t)base);
+    if (m == MAP_FAILED)
+        return (part){.err = -errno};
+    madvise(m, hi - base, MADV_SEQUENTIAL);
+    fn(&p, (const unsigned char *)m + (lo - base), hi - lo, arg);
+    munmap(m, hi - base);
+    return p;
+}
+
+/* Collective: every rank's part, in rank order, in a malloc'd array on
+ * rank 0 (NULL elsewhere). Out of memory aborts the job: the others wait. */
+static part *gather_parts(const part *mine)
+{
+    int rank, n;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &n);
     part *all = rank == 0 ? malloc((size_t)n * sizeof *all) : NULL;
     if (rank == 0 && !all)
         MPI_Abort(MPI_COMM_WORLD, 1);
-    MPI_Gather(&mine, sizeof mine, MPI_BYTE, all, sizeof mine, MPI_BYTE, 0, MPI_COMM_WORLD);
-    if (rank != 0)
+    MPI_Gather(mine, sizeof *mine, MPI_BYTE, all, sizeof *mine, MPI_BYTE, 0, MPI_COMM_WORLD);
+    return all;
+}
+
+int pmpi__split_crc(int fd, uint64_t size, uint32_t *crc_ret)
+{
+    part mine = read_share(fd, size, crc_parallel, 0);
+    part *all = gather_parts(&mine);
+    if (!all)
         return 0;
-    int err = 0;
+    int n, err = 0;
+    MPI_Comm_size(MPI_COMM_WORLD, &n);
     uint32_t crc = 0;
     for (int r = 0; r < n && !err; r++) {
         err = all[r].err;
@@ -103,5 +138,23 @@ int pmpi__split_crc(const char *path, uint64_t size, uint32_t *crc_ret)
     }
     free(all);
     *crc_ret = crc;
+    return err;
+}
+
+int pmpi__split_wc(int fd, uint64_t size, int lines_only, pmp__wc_part *wc_ret)
+{
+    part mine = read_share(fd, size, wc_parallel, lines_only);
+    part *all = gather_parts(&mine);
+    if (!all)
+        return 0;
+    int n, err = 0;
+    MPI_Comm_size(MPI_COMM_WORLD, &n);
+    pmp__wc_part wc = {0};
+    for (int r = 0; r < n && !err; r++) {
+        err = all[r].err;
+        pmp__wc_join(&wc, &all[r].wc);
+    }
+    free(all);
+    *wc_ret = wc;
     return err;
 }
