@@ -980,6 +980,19 @@ static void test_operand_dirs(void)
     /* The reported path is the one given, not the descriptor's. */
     CU_ASSERT_EQUAL(strncmp(r.last_skip, p_l, strlen(p_l)), 0);
     close(fd);
+    /* A descriptor that cannot be used fails its file, not the run. */
+    rec_init(&r);
+    const int bad[] = {1000, -1};
+    CU_ASSERT_EQUAL(pm_test_sh("cd '%s' && echo y > y", dir), 0);
+    snprintf(p_x, sizeof p_x, "%s/y", dir);
+    const char *paths2[] = {"elsewhere/z", p_x};
+    o.operand_dirs = bad;
+    pl = make(&o, &r);
+    CU_ASSERT_EQUAL(pm_pipeline_run(pl, paths2, 2, &st), -EBADF);
+    pm_pipeline_free(pl);
+    CU_ASSERT_EQUAL(r.failed, 1);
+    CU_ASSERT_EQUAL(r.done, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.last_error, "elsewhere/z: cannot use the directory it was found in"));
     pm_test_rmtree(dir);
     free(dir);
 }

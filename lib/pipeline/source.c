@@ -264,16 +264,17 @@ static int classify(pm_pipeline *pl, const char *path, const pl_dir *from, const
 
 /* operand_dirs: makes src->at the directory open at the caller's fd (a
  * duplicate, so that files in flight may keep it past the run's end).
- * 0 or -ENOMEM (-EMFILE and the like count as that: the run fails). */
+ * 0 or -errno (that file then fails: -EMFILE, -EBADF, -ENOMEM). */
 static int operand_dir(pl_source *src, int fd)
 {
     if (src->at.h && src->at_fd == fd)
         return 0;
     int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    pl_dirh *h = dfd < 0 ? NULL : pm__pl_dirh_new(dfd);
+    if (dfd < 0)
+        return -errno;
+    pl_dirh *h = pm__pl_dirh_new(dfd);
     if (!h) {
-        if (dfd >= 0)
-            close(dfd);
+        close(dfd);
         return -ENOMEM;
     }
     pm__pl_dirh_unref(src->at.h);
@@ -284,13 +285,15 @@ static int operand_dir(pl_source *src, int fd)
 
 /* The next path to consider: a directory entry (*from its directory, *name
  * its name inside the returned path) or an argument (*from NULL); NULL at
- * the end, or with *oom set when it could not be allocated. */
+ * the end, or with *oom set when it could not be allocated. *dir_err: an
+ * argument whose directory descriptor (operand_dirs) cannot be used. */
 static char *next_path(pl_source *src, pl_dir **from, const char **name, unsigned char *dtype,
-                       int *oom)
+                       int *oom, int *dir_err)
 {
     for (;;) {
         *from = NULL;
         *oom = 0;
+        *dir_err = 0;
         *dtype = DT_UNKNOWN;
         if (src->dir) {
             pl_dir *d = src->dir;
@@ -317,12 +320,9 @@ static char *next_path(pl_source *src, pl_dir **from, const char **name, unsigne
         *oom = !path;
         *name = path;
         if (path && src->dirs && src->dirs[i] >= 0) {
-            int rc = operand_dir(src, src->dirs[i]);
-            if (rc < 0) {
-                free(path);
-                *oom = 1;
-                return NULL;
-            }
+            *dir_err = operand_dir(src, src->dirs[i]);
+            if (*dir_err < 0)
+                return path;
             const char *slash = strrchr(path, '/');
             *name = slash ? slash + 1 : path;
             *from = &src->at;            /* type unknown: fstatat says */
@@ -335,15 +335,23 @@ char *pm__pl_source_next(pm_pipeline *pl, pl_found *out)
 {
     pl_source *src = &pl->src;
     for (;;) {
-        int oom;
+        int oom, dir_err;
         unsigned char dtype;
         pl_dir *from;
         const char *name;
-        char *path = next_path(src, &from, &name, &dtype, &oom);
+        char *path = next_path(src, &from, &name, &dtype, &oom, &dir_err);
         out->dir = NULL;
         if (!path) {                 /* the end, or out of memory: err says */
             report(out, PM_EVENT_ERROR, PM_REASON_INPUT, oom ? -ENOMEM : 0, NULL);
             return NULL;
+        }
+        if (dir_err < 0) {            /* found elsewhere, its directory unusable */
+            out->walked = 1;
+            out->incidental = 0;
+            report(out, PM_EVENT_ERROR, PM_REASON_INPUT, dir_err,
+                   pm__pl_strdupf("cannot use the directory it was found in: %s",
+                                  strerror(-dir_err)));
+            return path;
         }
         int named = from == NULL;
         out->walked = !named;
