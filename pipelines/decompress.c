@@ -360,17 +360,21 @@ static int out_path(const pm_file *f, char *buf, size_t cap, void *arg)
     return rc;
 }
 
-/* -c, -t, -l: the operands, sorted, for accept(). Returns 0 or -ENOMEM. */
-static int note_operands(decompress_ctx *cx, const char *const *paths, size_t n)
+/* -c, -t, -l: the operands, sorted, for accept(); not the paths that come
+ * with a directory (pm_pipeline_opts.operand_dirs: files a walk found).
+ * Returns 0 or -ENOMEM. */
+static int note_operands(decompress_ctx *cx, const char *const *paths, size_t n,
+                         const int *dirs)
 {
     if (n == 0)
         return 0;
     cx->operands = malloc(n * sizeof *cx->operands);
     if (!cx->operands)
         return -ENOMEM;
-    memcpy(cx->operands, paths, n * sizeof *paths);
-    qsort(cx->operands, n, sizeof *cx->operands, by_name);
-    cx->noperands = n;
+    for (size_t i = 0; i < n; i++)
+        if (!dirs || dirs[i] < 0)
+            cx->operands[cx->noperands++] = paths[i];
+    qsort(cx->operands, cx->noperands, sizeof *cx->operands, by_name);
     return 0;
 }
 
@@ -401,7 +405,7 @@ int pmp_decompress(const pmp_opts *o, const char *const *paths, size_t n,
     }
     cx.name_out = pl->sink == PM_SINK_FILES && o->restore_name;
     cx.plain_ok = o->pass_plain && !o->list && (pl->sink == PM_SINK_FD || o->test_only);
-    if ((pl->sink == PM_SINK_FD || !cx.emit) && note_operands(&cx, paths, n) < 0)
+    if ((pl->sink == PM_SINK_FD || !cx.emit) && note_operands(&cx, paths, n, o->pl.operand_dirs) < 0)
         return -ENOMEM;
     pl->worker_init = buf_init;
     pl->worker_fini = buf_fini;

@@ -90,8 +90,6 @@ typedef struct root {
     const char *path;        /* the operand, as given */
     int32_t ok;              /* rank 0 opened it as a directory */
     uint64_t ino;            /* the directory rank 0 walked */
-    int fd;                  /* this rank's descriptor; -1: not open yet */
-    int err;                 /* this rank cannot use it: -errno */
 } root;
 
 /* One record: an event, a result, a run's return value or a rank's stats,
@@ -146,7 +144,8 @@ typedef struct lister {
     capture c;               /* c.jobs: the jobs not taken yet; c.out: the
                                 events not taken yet (`listed`) */
     wire listed;
-    size_t window;
+    size_t nlisted;          /* records in listed */
+    size_t window;           /* jobs + records per round */
     size_t total;            /* jobs found so far */
     int done, rc;            /* the walk is over, with list_files()'s value */
     pm_pipeline_stats st;
@@ -174,7 +173,10 @@ static void put_rec(wire *w, const rec *r, const char *path, const char *out_pat
 
 /* ---- capturing hooks ---- */
 
-static int add_job(capture *c, const char *path)
+/* A file found by the list step: its place (c->ordinal), whether the
+ * walk found it, its size (stat'ed by path: only the order and the split
+ * depend on it, and each is checked again where the file is read). */
+static int add_job(capture *c, const char *path, int walked, uint64_t size)
 {
     if (c->njobs == c->cap) {
         size_t cap = c->cap ? 2 * c->cap : 64;
@@ -184,12 +186,11 @@ static int add_job(capture *c, const char *path)
         c->jobs = j;
         c->cap = cap;
     }
-    struct stat st;
     char *p = strdup(path);
     if (!p)
         return -ENOMEM;
-    c->jobs[c->njobs++] = (job){.ordinal = c->ordinal, .path = p,
-                                .size = stat(path, &st) ? 0 : (uint64_t)st.st_size};
+    c->jobs[c->njobs++] = (job){.ordinal = c->ordinal, .path = p, .walked = walked,
+                                .size = size};
     return 0;
 }
 
@@ -219,13 +220,16 @@ static int is_marked(const pm_event *ev)
 static void cap_event(const pm_event *ev, void *arg)
 {
     capture *c = arg;
+    int marked = c->listing && is_marked(ev);
+    struct stat st;
+    uint64_t size = marked && stat(ev->path, &st) == 0 ? (uint64_t)st.st_size : 0;
     if (c->ls) {                 /* list step: rounds take from it */
         pthread_mutex_lock(&c->ls->lock);
-        while (c->njobs >= c->ls->window)
+        while (c->njobs + c->ls->nlisted >= c->ls->window)
             pthread_cond_wait(&c->ls->cond, &c->ls->lock);
     }
-    if (c->listing && is_marked(ev)) {
-        if (add_job(c, ev->path) < 0)
+    if (marked) {                /* incidental: a walked file's refusal */
+        if (add_job(c, ev->path, ev->incidental, size) < 0)
             c->out->bad = 1;
         c->ordinal++;
         if (c->ls) {
@@ -254,8 +258,11 @@ static void cap_event(const pm_event *ev, void *arg)
         c->ordinal++;
     else if (c->batch)           /* a file's event is its last word: a path */
         c->cursor = (c->cursor + 1) % c->nbatch;   /* given twice is two files */
-    if (c->ls)
+    if (c->ls) {
+        c->ls->nlisted++;
+        pthread_cond_broadcast(&c->ls->cond);
         pthread_mutex_unlock(&c->ls->lock);
+    }
 }
 
 static void cap_result(const pmp_result *res, void *arg)
@@ -409,7 +416,6 @@ static int get_command(wire *w, pmp_opts *o, root **roots_ret, size_t *nroots_re
         wire_get(w, &roots[i].ok, sizeof roots[i].ok);
         wire_get(w, &roots[i].ino, sizeof roots[i].ino);
         roots[i].path = wire_get_str(w);
-        roots[i].fd = -1;
     }
     wire_get(w, &nj, sizeof nj);
     job *jobs = w->bad || nj > w->len ? NULL : calloc(nj ? nj : 1, sizeof *jobs);
@@ -497,7 +503,9 @@ static int bcast_wire(wire *w)
  * A directory that changed this way fails its files, with the reason.
  */
 
-/* Rank 0, before listing: the operands that are directories, opened. */
+/* Rank 0, before listing: the operands that are directories, and which
+ * directory each is (its inode). No descriptor is kept: a run may name
+ * more directories than it may hold open. */
 static int open_roots(const char *const *paths, size_t n, root **roots_ret)
 {
     root *roots = calloc(n ? n : 1, sizeof *roots);
@@ -506,10 +514,11 @@ static int open_roots(const char *const *paths, size_t n, root **roots_ret)
     for (size_t i = 0; i < n; i++) {
         struct stat st;
         roots[i].path = paths[i];
-        roots[i].fd = strcmp(paths[i], "-") ? open(paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-                                            : -1;
-        roots[i].ok = roots[i].fd >= 0 && fstat(roots[i].fd, &st) == 0;
+        int fd = strcmp(paths[i], "-") ? open(paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        roots[i].ok = fd >= 0 && fstat(fd, &st) == 0;
         roots[i].ino = roots[i].ok ? (uint64_t)st.st_ino : 0;
+        if (fd >= 0)
+            close(fd);
     }
     *roots_ret = roots;
     return 0;
@@ -517,9 +526,7 @@ static int open_roots(const char *const *paths, size_t n, root **roots_ret)
 
 static void close_roots(root *roots, size_t n)
 {
-    for (size_t i = 0; roots && i < n; i++)
-        if (roots[i].fd >= 0)
-            close(roots[i].fd);
+    (void)n;
     free(roots);
 }
 
@@ -535,41 +542,49 @@ static const char *below(const root *r, const char *path)
     return path + n;
 }
 
-/* Rank 0, after listing: each walked job's root (the first operand that
- * is a directory above it). */
+/* Rank 0, after listing: each walked job's root, the innermost operand
+ * that is a directory above it (operands "d" and "d/link", a link that
+ * the walk of d skipped: d/link's files were found by walking d/link).
+ * A walked job without one (its operand changed between the two opens)
+ * keeps -1 and fails where it is run. */
 static void assign_roots(job *jobs, size_t n, const root *roots, size_t nroots)
 {
     for (size_t i = 0; i < n; i++) {
+        size_t best = 0;
         jobs[i].root = -1;
-        for (size_t r = 0; jobs[i].walked && r < nroots && jobs[i].root < 0; r++)
-            if (roots[r].ok && below(&roots[r], jobs[i].path))
+        for (size_t r = 0; jobs[i].walked && r < nroots; r++)
+            if (roots[r].ok && below(&roots[r], jobs[i].path) && strlen(roots[r].path) >= best) {
+                best = strlen(roots[r].path);
                 jobs[i].root = (int32_t)r;
+            }
     }
 }
 
-/* This rank's descriptor of root r, opened on first use: -errno when it
- * cannot be opened or is not the directory rank 0 walked. (The inode is
- * compared, not the device: a shared filesystem's device number differs
- * from node to node.) */
-static int root_fd(root *r)
+/* Root r opened on this rank: a descriptor (the caller closes it), or
+ * -errno; -ESTALE when it is not the directory rank 0 walked. (The inode
+ * is compared, not the device: a shared filesystem's device number
+ * differs from node to node.) */
+static int root_open(const root *r)
 {
-    if (r->fd < 0 && !r->err) {
-        struct stat st;
-        r->fd = open(r->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (r->fd < 0)
-            r->err = -errno;
-        else if (fstat(r->fd, &st) < 0 || (uint64_t)st.st_ino != r->ino)
-            r->err = -ESTALE;
+    struct stat st;
+    int fd = open(r->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0 || (uint64_t)st.st_ino != r->ino) {
+        close(fd);
+        return -ESTALE;
     }
-    return r->err ? r->err : r->fd;
+    return fd;
 }
 
-/* The directory job j was found in, opened below its root one name at a
- * time (follow: the walk followed links): a descriptor the caller closes
- * unless it is the root's own, or -errno. */
-static int open_job_dir(root *roots, const job *j, int follow)
+/* The directory walked job j was found in, opened below its root one name
+ * at a time (follow: the walk followed links): a descriptor, or -errno
+ * (-ESTALE: no root, see assign_roots()). */
+static int open_job_dir(const root *roots, const job *j, int follow)
 {
-    int fd = root_fd(&roots[j->root]);
+    if (j->root < 0)
+        return -ESTALE;
+    int fd = root_open(&roots[j->root]);
     const char *p = below(&roots[j->root], j->path), *end = strrchr(p, '/');
     while (fd >= 0 && end && p < end) {
         const char *slash = memchr(p, '/', (size_t)(end - p));
@@ -582,11 +597,12 @@ static int open_job_dir(root *roots, const job *j, int follow)
             next = openat(fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
             if (next < 0)
                 next = -errno;
-        } else if (len == 0) {
-            next = dup(fd);          /* "a//b": no name between */
+        } else if (len == 0) {       /* "a//b": no name between */
+            next = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+            if (next < 0)
+                next = -errno;
         }
-        if (fd != roots[j->root].fd)
-            close(fd);
+        close(fd);
         fd = next;
         p += len + 1;
     }
@@ -624,6 +640,10 @@ static void reach(root *roots, int follow, capture *c, const job *b, size_t n, j
     d->nowned = 0;
     for (size_t i = 0; i < n; i++) {
         int fd = -1;
+        if (b[i].walked && b[i].root < 0) {
+            unreachable(c, &b[i], -ESTALE, total);
+            continue;
+        }
         if (b[i].root >= 0) {
             /* Files of one directory usually share a batch: reuse. */
             const char *dir = below(&roots[b[i].root], b[i].path);
@@ -643,8 +663,7 @@ static void reach(root *roots, int follow, capture *c, const job *b, size_t n, j
                     unreachable(c, &b[i], fd, total);
                     continue;
                 }
-                if (fd != roots[b[i].root].fd)
-                    d->owned[d->nowned++] = fd;
+                d->owned[d->nowned++] = fd;
             }
         }
         sel[k] = b[i];
@@ -663,7 +682,7 @@ static int open_share(capture *c, const job *j, int *dir_ret)
 {
     int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
     *dir_ret = -1;
-    if (j->root < 0) {
+    if (!j->walked) {
         int fd = open(j->path, flags);
         return fd < 0 ? -errno : fd;
     }
@@ -676,9 +695,9 @@ static int open_share(capture *c, const job *j, int *dir_ret)
     return fd < 0 ? -errno : fd;
 }
 
-static void close_share_dir(capture *c, const job *j, int dfd)
+static void close_share_dir(int dfd)
 {
-    if (dfd >= 0 && dfd != c->roots[j->root].fd)
+    if (dfd >= 0)
         close(dfd);
 }
 
@@ -778,10 +797,10 @@ static void run_split(int cmd, const pmp_opts *lo, capture *c, const job *j,
     if (fd >= 0)
         close(fd);
     if (rank_self() != 0) {
-        close_share_dir(c, j, dfd);
+        close_share_dir(dfd);
         return;
     }
-    if (err < 0 && j->root >= 0 && dfd < 0) {
+    if (err < 0 && j->walked && dfd < 0) {
         unreachable(c, j, dfd, total);     /* not by its path either */
         return;
     }
@@ -789,10 +808,10 @@ static void run_split(int cmd, const pmp_opts *lo, capture *c, const job *j,
         c->dirs = &dfd;
         run_batch(cmd, lo, c, j, 1, paths, total);
         c->dirs = NULL;
-        close_share_dir(c, j, dfd);
+        close_share_dir(dfd);
         return;
     }
-    close_share_dir(c, j, dfd);
+    close_share_dir(dfd);
     rec r = {.ordinal = j->ordinal, .type = REC_RESULT};
     r.res.bytes = j->size;
     r.res.crc32 = crc;
@@ -845,8 +864,14 @@ static void work(int cmd, const pmp_opts *o, root *roots, const job *jobs, size_
         int64_t one = 1, i;
         MPI_Fetch_and_op(&one, &i, MPI_INT64_T, 0, 0, MPI_SUM, win);
         MPI_Win_flush(0, win);
-        if (i < 0 || (uint64_t)i >= nb || pm_signals_caught(o->signals))
+        if (i < 0 || (uint64_t)i >= nb)
             break;
+        if (pm_signals_caught(o->signals)) {  /* rank 0: the others stop too */
+            int64_t end = (int64_t)nb;
+            MPI_Accumulate(&end, 1, MPI_INT64_T, 0, 0, 1, MPI_INT64_T, MPI_REPLACE, win);
+            MPI_Win_flush(0, win);
+            break;
+        }
         size_t k;
         reach(roots, follow, &c, jobs + nsplit + starts[i], starts[i + 1] - starts[i], sel, &k,
               &dirs, &total);
@@ -1008,14 +1033,6 @@ static void free_jobs(capture *c)
     free(c->jobs);
 }
 
-static int is_operand(const char *const *paths, size_t n, const char *p)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(paths[i], p))
-            return 1;
-    return 0;
-}
-
 /* The list step's thread: walks, then says it is done. */
 static void *list_thread(void *arg)
 {
@@ -1049,7 +1066,7 @@ static size_t window_size(void)
 static int take_window(lister *ls, capture *c, wire *listed)
 {
     pthread_mutex_lock(&ls->lock);
-    while (!ls->done && ls->c.njobs < ls->window)
+    while (!ls->done && ls->c.njobs + ls->nlisted < ls->window)
         pthread_cond_wait(&ls->cond, &ls->lock);
     c->jobs = ls->c.jobs;
     c->njobs = ls->c.njobs;
@@ -1058,6 +1075,7 @@ static int take_window(lister *ls, capture *c, wire *listed)
     ls->c.jobs = NULL;
     ls->c.njobs = ls->c.cap = 0;
     memset(&ls->listed, 0, sizeof ls->listed);
+    ls->nlisted = 0;
     int last = ls->done;
     pthread_cond_broadcast(&ls->cond);
     pthread_mutex_unlock(&ls->lock);
@@ -1099,8 +1117,6 @@ static int round_root(int cmd, const pmp_opts *o, const char *const *paths, size
             ret = lrc;
             break;
         }
-        for (size_t i = 0; i < c.njobs; i++)
-            c.jobs[i].walked = !is_operand(paths, n, c.jobs[i].path);
         assign_roots(c.jobs, c.njobs, roots, n);
         size_t nrun = pm_signals_caught(o->signals) ? 0 : c.njobs;
         qsort(c.jobs, c.njobs, sizeof *c.jobs, by_size);

@@ -75,6 +75,21 @@ for np in 2 3; do
     ok "np $np: decompress with a corrupt file: same error, status 1, input kept"
 done
 
+# -t: a walked file needs a suffix (skipped silently without one), an
+# operand is tested whatever its name (gzip -t's rules), on every rank.
+mkdir -p "$T/tt/d"
+echo plain >"$T/tt/d/a"
+echo x | gzip >"$T/tt/d/b.gz"
+echo plain >"$T/tt/op"
+cd "$T/tt"
+run pmap decompress -t d op; keep "$T/one_t"
+[ "$rc" = 1 ] || fail "setup: -t of a plain operand did not fail ($rc)"
+for np in 2 3; do
+    run mpi $np decompress -t d op; keep "$T/m_t"
+    same "decompress -t -np $np" "$T/one_t" "$T/m_t"
+done
+ok "decompress -t: walked files without a suffix passed over, an operand tested, as one process"
+
 # stdin stays on rank 0, as one stream.
 run mpi 2 checksum - <"$T/ref/big"
 expect_rc 0 "checksum of stdin"
