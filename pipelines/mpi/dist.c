@@ -15,7 +15,8 @@
  *              blocked compress) are worked on by every rank together, one
  *              after another: checksum a share of the bytes each
  *              (split.c), compress a share of the members each, rank 0's
- *              pipeline writing the file (members.c).
+ *              pipeline committing the file, each rank writing its members
+ *              into it where rank 0 places them (members.c).
  *   work       the other jobs are cut into batches (a big file alone,
  *              small ones by the hundred: one pipeline run each); every
  *              rank takes the next batch from a counter in rank 0's
@@ -40,6 +41,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <locale.h>
 #include <stdio.h>
@@ -47,6 +49,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <mpi.h>
 
@@ -449,11 +452,14 @@ static void run_members(int cmd, const pmp_opts *lo, capture *c, const job *j,
                         const char **paths, rec *total)
 {
     if (rank_self() != 0) {
-        pmpi__members_serve(j->path, lo->codec, lo->level);
+        int fd = open(j->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        pmpi__members_serve(fd, lo->codec, lo->level, j->path);
+        if (fd >= 0)
+            close(fd);
         return;
     }
     pmp_opts mo = *lo;
-    mo.member_source = pmpi__member_source;
+    pmpi__members_setup(&mo);
     /* A worker waits for each remote member: enough of them to keep every
      * rank encoding (each answers one request at a time) and rank 0 too. */
     int size;
