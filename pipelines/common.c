@@ -38,6 +38,7 @@ void pmp_run_init(pmp_run *run, const pmp_opts *o)
     run->pl.out_path = NULL;
     run->pl.file_begin = NULL;
     run->pl.file_end = NULL;
+    run->pl.out_placed = NULL;
     run->pl.skip_suffix = NULL;
     run->pl.accept = NULL;
 }

@@ -110,10 +110,13 @@ static int member_stage(pm_chunk *c, void *arg, unsigned worker)
     if (cx->o->member_source) {
         size_t len = 0;
         int rc = cx->o->member_source(c, c->out, c->out_cap, &len, cx->o->member_arg);
+        if (rc == -ESTALE)
+            return pm_chunk_fail(c, rc, "changed while it was being read elsewhere");
         if (rc < 0)
             return pm_chunk_fail(c, rc, "compression failed elsewhere: %s", pm_strerror(rc));
         if (rc > 0) {
             c->out_len = len;
+            c->out_elsewhere = rc == PMP_MEMBER_ELSEWHERE;   /* written there */
             return 0;
         }
     }
@@ -124,6 +127,19 @@ static int member_stage(pm_chunk *c, void *arg, unsigned worker)
         return encode_failed(c, cx, n);
     c->out_len = (size_t)n;
     return 0;
+}
+
+/* Members written by someone else (pmp_opts.member_placed, member_end). */
+static void member_placed(const pm_chunk *c, uint64_t offset, size_t len, void *arg)
+{
+    const pmp_opts *o = ((pmp_run *)arg)->o;
+    o->member_placed(c, offset, len, o->member_arg);
+}
+
+static int member_end(pm_file *f, int status, void *arg)
+{
+    const pmp_opts *o = ((pmp_run *)arg)->o;
+    return o->member_end(f, status, o->member_arg);
 }
 
 static int crc_stage(pm_chunk *c, void *arg, unsigned worker)
@@ -198,6 +214,12 @@ int pmp_compress(const pmp_opts *o, const char *const *paths, size_t n,
     pmp_file_outputs(&run, paths, n, out_path);
     pl->worker_init = encoder_init;
     pl->worker_fini = encoder_fini;
+    if (cx.blocked && o->member_source && o->member_placed) {
+        pl->out_placed = member_placed;
+        pl->flags |= PM_PL_NAMED_TEMP;   /* for the writers to open */
+    }
+    if (cx.blocked && o->member_source && o->member_end)
+        pl->file_end = member_end;
     run.ctx = &cx;
     static const pmp_stage stages[] = {
         {"deflate", PM_STAGE_PARALLEL, deflate_stage},

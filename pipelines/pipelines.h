@@ -74,11 +74,30 @@ typedef struct pmp_opts {
      * writes the member (the codec's encode_member of the chunk, header
      * included) into out[0..cap), sets *len and returns 1; returns 0 to
      * let the stage encode the chunk; or a negative errno, which fails the
-     * file. Called from the pipeline's workers, several at once. */
+     * file (-ESTALE: the file is not the one read elsewhere; the message
+     * says it changed). Called from the pipeline's workers, several at
+     * once. */
     int (*member_source)(const pm_chunk *c, unsigned char *out, size_t cap, size_t *len,
                          void *arg);
     void *member_arg;
+    /* compress, blocked layout, with member_source, members written by
+     * someone else: member_source may return PMP_MEMBER_ELSEWHERE with
+     * *len the member's size and nothing in out; the member is then not
+     * written by this pipeline but in its place (pm_chunk.out_elsewhere),
+     * member_placed hears its offset in the output (pm_pipeline_opts.
+     * out_placed's contract: a pool worker, under a lock, must not block),
+     * and member_end, the file's file_end hook (status 0 or the file's
+     * error), returns 0 once every such member is in the output, or a
+     * negative errno that fails the file. With member_placed set, outputs
+     * get a named temporary (PM_PL_NAMED_TEMP) that other processes open
+     * by pm_file.tmp_name in the output's directory. arg: member_arg. */
+    void (*member_placed)(const pm_chunk *c, uint64_t offset, size_t len, void *arg);
+    int (*member_end)(pm_file *f, int status, void *arg);
 } pmp_opts;
+
+/* member_source's answer: the member (*len bytes) is written by someone
+ * else (pmp_opts.member_placed). */
+#define PMP_MEMBER_ELSEWHERE 2
 
 
 /* Each runs its pipeline over paths[0..n) ("-" or n == 0: stdin) and

@@ -7,7 +7,8 @@
  *           an existing output (unless PM_PL_OVERWRITE) or the input itself,
  *           create the output in its directory as an unnamed file
  *           (O_TMPFILE), or a hidden ".NAME.pmtmp.XXXXXX" file where the
- *           filesystem lacks it, so a crash leaves nothing behind; open the
+ *           filesystem lacks it (or PM_PL_NAMED_TEMP asks for a name other
+ *           processes can open), so a crash leaves nothing behind; open the
  *           directory too when it is to be synced.
  *   FINISH  (no output file) check that the input did not change while it
  *           was read, close it.
@@ -196,6 +197,7 @@ static int open_named_tmp(pl_file *f)
                            O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (f->out_fd >= 0) {
             flock(f->out_fd, LOCK_EX);   /* held while it lives: not stale */
+            f->pub.tmp_name = f->tmp_name;
             return 0;
         }
         if (errno != EEXIST)
@@ -261,8 +263,11 @@ static int open_output(pm_pipeline *pl, pl_file *f, char **msg)
     int rc = output_name(pl, f, msg);
     if (rc != 0)
         return rc;
-    f->out_fd = openat(f->dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-    if (f->out_fd < 0) {
+    if (pl->o.flags & PM_PL_NAMED_TEMP)
+        rc = open_named_tmp(f);          /* for other processes to open */
+    else
+        f->out_fd = openat(f->dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (f->out_fd < 0 && rc == 0) {
         if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL || errno == ENOENT)
             rc = open_named_tmp(f);
         else
@@ -440,6 +445,7 @@ static int link_output(pm_pipeline *pl, pl_file *f, char **msg)
     }
     free(f->tmp_name);
     f->tmp_name = NULL;
+    f->pub.tmp_name = NULL;
     close_fd(&f->out_fd);
     return 0;
 }
@@ -512,6 +518,7 @@ void pm__pl_release(pl_file *f, int discard)
         unlinkat(f->dir_fd, f->tmp_name, 0);
     free(f->tmp_name);
     f->tmp_name = NULL;
+    f->pub.tmp_name = NULL;
     close_out_dir(f);
     close_fd(&f->fd);
 }

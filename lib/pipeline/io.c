@@ -12,8 +12,9 @@
  * but pointed into a mapping of the file (mapping.c) and sent on at once.
  *
  * Writing: PM_SINK_FILES writes pieces at their offsets into the file's
- * temporary output, many in flight; PM_SINK_FD writes one piece at a time,
- * in order, at the descriptor's position. A token comes back when its
+ * temporary output, many in flight (a piece someone else writes,
+ * pm_chunk.out_elsewhere, is only counted); PM_SINK_FD writes one piece
+ * at a time, in order, at the descriptor's position. A token comes back when its
  * chunk retired and its output was written, so a slow writer stops the
  * reader (backpressure). When a file's last piece is written, lifecycle.c
  * takes over.
@@ -336,7 +337,11 @@ void pm__pl_handle_piece(pm_pipeline *pl, pl_piece *p)
     }
     int keep = p->len > 0 && pl->o.sink != PM_SINK_NONE &&
                !atomic_load(&f->status) && !atomic_load(&pl->cancelled);
-    if (!keep) {
+    if (keep && p->elsewhere) {       /* written by someone else: counted */
+        pl->stats.bytes_out += p->len;
+        f->pub.bytes_out += p->len;
+        piece_release(pl, p);
+    } else if (!keep) {
         piece_release(pl, p);
     } else if (pl->o.sink == PM_SINK_FILES) {
         write_piece(pl, p, f->out_fd, p->off);

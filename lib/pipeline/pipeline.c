@@ -320,6 +320,7 @@ pl_chunk *pm__pl_token_get(pm_pipeline *pl, pl_file *f)
     c->file = f;
     c->pub.file = &f->pub;
     c->pub.out_len = 0;
+    c->pub.out_elsewhere = 0;
     c->pub.value = 0;
     c->pub.prefix_len = 0;
     c->pub.last = 0;

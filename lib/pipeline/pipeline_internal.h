@@ -52,6 +52,8 @@ typedef struct pl_piece {
     unsigned char *buf;          /* data to write (chunk->pub.out or emit buffer) */
     size_t len;
     uint64_t off;                /* output offset within the file's output */
+    int elsewhere;               /* written by someone else (pm_chunk.out_elsewhere):
+                                    counted, not written */
 } pl_piece;
 
 /* A token: one live chunk with its input and output buffers. */

@@ -14,7 +14,10 @@
  * output to the I/O thread) is a serial point too: the last stage's turn if
  * that stage is serial, else an implicit one after it. Output offsets are
  * handed out and pieces queued to the I/O thread inside that turn, so the
- * done queue holds each file's pieces in order.
+ * done queue holds each file's pieces in order. A chunk whose output is
+ * written by someone else (pm_chunk.out_elsewhere) gets its offset the
+ * same way, and opts.out_placed hears of it right there, in order; its
+ * piece goes to the I/O thread to be counted, not written.
  *
  * Stage kinds: a BLOCKING or ASYNC stage is not run here; the chunk goes
  * to kinds.c (after taking its turn, if serial) and comes back through
@@ -159,6 +162,10 @@ static void end_turn(pm_pipeline *pl, pl_file *f, pl_chunk *c, unsigned point,
         p->file = f;
         p->chunk = c;
         p->buf = c->pub.out;
+        p->elsewhere = c->pub.out_elsewhere;
+        if (p->elsewhere && pl->o.sink == PM_SINK_FD)
+            pm__pl_file_fail(f, PM_REASON_STAGE, -EINVAL,
+                             "output placed elsewhere needs one output file per input");
         p->len = atomic_load(&f->status) ? 0 : c->pub.out_len;
         wake = flush_held(pl, f, c);  /* what it emitted comes first */
         wake |= queue_piece(pl, f, p); /* c and maybe f may be freed after unlock */
@@ -333,12 +340,13 @@ int pm__pl_whole_ok(const pm_pipeline *pl, const pl_file *f)
            !pm__pl_has_kind(pl, PM_STAGE_ASYNC);
 }
 
-/* Under f->lock, on the worker that owns f: writes p at once. */
+/* Under f->lock, on the worker that owns f: writes p at once (or only
+ * counts it, when someone else writes it). */
 static void write_inline(pm_pipeline *pl, pl_file *f, pl_piece *p)
 {
     if (p->len && pl->o.sink == PM_SINK_FILES && !atomic_load(&f->status) &&
         !atomic_load(&pl->cancelled)) {
-        int rc = pm__pl_pwrite_all(f->out_fd, p->buf, p->len, p->off);
+        int rc = p->elsewhere ? 0 : pm__pl_pwrite_all(f->out_fd, p->buf, p->len, p->off);
         if (rc < 0)
             pm__pl_file_fail(f, PM_REASON_OUTPUT, rc, "write error: %s", strerror(-rc));
         else
@@ -535,6 +543,8 @@ static int queue_piece(pm_pipeline *pl, pl_file *f, pl_piece *p)
 {
     p->off = f->out_assigned;
     f->out_assigned += p->len;
+    if (p->elsewhere && p->len && pl->o.out_placed && pl->o.sink == PM_SINK_FILES)
+        pl->o.out_placed(&p->chunk->pub, p->off, p->len, pl->o.arg);
     if (f->inline_out) {
         write_inline(pl, f, p);
         return 0;
@@ -574,6 +584,7 @@ int pm_chunk_emit(pm_chunk *chunk, const void *data, size_t len)
         e->piece.chunk = NULL;
         e->piece.buf = e->data;
         e->piece.len = n;
+        e->piece.elsewhere = 0;
         int wake = 0;
         pthread_mutex_lock(&f->lock);
         if (is_head(pl, f, c)) {

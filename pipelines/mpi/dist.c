@@ -18,7 +18,9 @@
  *              wc without -m, blocked compress) are worked on by every rank
  *              together, one after another: checksum or count a share of
  *              the bytes each (split.c), compress a share of the members
- *              each, rank 0's pipeline writing the file (members.c).
+ *              each, rank 0's pipeline committing the file, each rank
+ *              writing its members into it where rank 0 places them
+ *              (members.c).
  *   work       the other jobs are cut into batches (a big file alone,
  *              small ones by the hundred: one pipeline run each); every
  *              rank takes the next batch from a counter in rank 0's
@@ -762,20 +764,45 @@ static void run_batch(int cmd, const pmp_opts *lo, capture *c, const job *b, siz
 static void run_members(int cmd, const pmp_opts *lo, capture *c, const job *j,
                         const char **paths, rec *total)
 {
+    /* Every rank reads the file below its root, and the same file: rank
+     * 0's view of it (inode, size, mtime) is what the others check. */
+    struct stat st;
+    pmpi_ident id = {0};
+    int dfd, fd = open_share(c, j, &dfd);
+    if (fd >= 0 && fstat(fd, &st) == 0)
+        pmpi__ident_of(&id, &st);
+    MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
     if (rank_self() != 0) {
-        pmpi__members_serve(j->path, lo->codec, lo->level);
+        if (fd >= 0 && (fstat(fd, &st) < 0 || !pmpi__ident_same(&id, &st))) {
+            close(fd);
+            fd = -ESTALE;        /* another file: every request fails */
+        }
+        pmpi__members_serve(fd, dfd, lo->codec, lo->level, j->path);
+        if (fd >= 0)
+            close(fd);
+        close_share_dir(dfd);
+        return;
+    }
+    if (fd >= 0)
+        close(fd);               /* the pipeline opens it itself */
+    if (j->walked && dfd < 0) {
+        unreachable(c, j, dfd, total);
+        pmpi__members_end();     /* the others wait for the end */
         return;
     }
     pmp_opts mo = *lo;
-    mo.member_source = pmpi__member_source;
+    pmpi__members_setup(&mo, &id);
     /* A worker waits for each remote member: enough of them to keep every
      * rank encoding (each answers one request at a time) and rank 0 too. */
     int size;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (mo.pl.jobs < 2 * size)
         mo.pl.jobs = 2 * size;
+    c->dirs = &dfd;
     run_batch(cmd, &mo, c, j, 1, paths, total);
+    c->dirs = NULL;
     pmpi__members_end();
+    close_share_dir(dfd);
 }
 
 /* A split job (checksum, wc): every rank reads its share of the file,

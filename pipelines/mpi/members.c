@@ -6,26 +6,58 @@
  * metadata, link into place, the input removed only then, and every skip
  * and failure in pmap's words). Its member stage asks member_source for
  * each chunk: chunk k belongs to rank k mod n; rank 0's own chunks (chunk
- * 0, with the name and mtime, among them) are encoded by the stage, the
- * others are requested from their rank, which reads the same bytes of the
- * file (a shared filesystem), encodes them as the stage would (no header
- * name: only member 0 has one) and sends the member back. The bytes are
- * those of a one-process run. Rank 0 tells the others when the file is
- * over, whatever became of it, so no rank waits for a request that never
- * comes. The members travel to rank 0, which writes them: the output
- * passes through rank 0's network link (docs/scale.md).
+ * 0, with the name and mtime, among them) are encoded by the stage and
+ * written by rank 0's pipeline. For another rank's chunk:
  *
- * Threads: rank 0's requests come from the pipeline's workers, several at
- * once (MPI_THREAD_MULTIPLE); a serving rank answers on its main thread,
- * one request at a time.
+ *   ENCODE k   rank 0's worker asks the owner, which reads the chunk's
+ *              bytes (a shared filesystem), encodes them as the stage would
+ *              (no header name: only member 0 has one), keeps the member in
+ *              memory and replies with its SIZE only (or -errno). The stage
+ *              sets out_len to it and out_elsewhere: rank 0's pipeline
+ *              keeps the member's place in the output without writing it.
+ *   WRITE k X  when the member retires in order, its offset X is decided
+ *              (pm_pipeline_opts.out_placed): rank 0 tells the owner, with
+ *              the name of the output's temporary (PM_PL_NAMED_TEMP; beside
+ *              the input, compress's output directory). The owner opens it
+ *              once, pwrites the member at X and drops it.
+ *   SYNC       rank 0's file_end (every member placed, rank 0's own pieces
+ *              written): each rank fdatasyncs (when rank 0's pipeline will
+ *              sync the output: the input is to be removed) and closes the
+ *              temporary, and replies 0 or the first error of its writes;
+ *              any error fails the file, whose temporary is then discarded
+ *              as for any failed file. Rank 0 then syncs and links it.
+ *   END        rank 0, after the file's run whatever became of it: every
+ *              rank drops what it holds and returns, so no rank waits for a
+ *              request that never comes.
+ *
+ * The bytes are those of a one-process run; the output's bytes travel from
+ * each rank to the filesystem, and rank 0's network link carries only
+ * these small messages (docs/scale.md). A rank holds at most the members
+ * rank 0 has in flight (a chunk's token is alive from its read to its
+ * retirement, and max_chunks bounds those): its share of max_chunks
+ * members of at most the codec's bound of a chunk each.
+ *
+ * Threads: rank 0's ENCODE requests come from the pipeline's workers,
+ * several at once, and its WRITEs from out_placed, on a worker under the
+ * file's lock: those are MPI_Isends, never waited for there (completed ones
+ * are reaped as later ones go; file_end waits for the rest). SYNC and END
+ * are sent by rank 0's main thread once every WRITE was posted, so they
+ * arrive after them (MPI keeps one sender's order on one tag). This needs
+ * MPI_THREAD_MULTIPLE. A serving rank answers on its main thread, one
+ * message at a time, in the order they come.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mpi.h>
@@ -34,12 +66,42 @@
 #include "members.h"
 
 #define TAG_REQUEST 7
+#define TAG_SYNC 8
 #define TAG_MEMBER 1000      /* + chunk number mod 2^20 */
+#define NAME_CAP 512         /* a temporary's name, NUL included */
 
-typedef struct request {
-    int64_t seq;             /* chunk number; -1: the file is over */
-    uint64_t offset, len;
-} request;
+enum { MSG_ENCODE = 1, MSG_WRITE, MSG_SYNC, MSG_END };
+
+/* Rank 0 -> a rank. A WRITE is followed by the temporary's name. */
+typedef struct msg {
+    int32_t type;            /* MSG_* */
+    int32_t durable;         /* SYNC: fdatasync before closing */
+    int64_t seq;             /* ENCODE, WRITE: the chunk */
+    uint64_t offset;         /* ENCODE: input offset; WRITE: output offset */
+    uint64_t len;            /* ENCODE: input bytes; WRITE: the member's size */
+} msg;
+
+/* A WRITE on its way (rank 0): the Isend's request and its bytes, which
+ * must live until it completes. */
+typedef struct pending {
+    struct pending *next;
+    MPI_Request req;
+    msg m;
+    char name[NAME_CAP];
+} pending;
+
+_Static_assert(offsetof(pending, name) == offsetof(pending, m) + sizeof(msg),
+               "a WRITE's name follows its header");
+
+/* Rank 0's side, for the one file being compressed across ranks. */
+static struct {
+    pthread_mutex_t lock;    /* the pending list and err */
+    pending *head, *tail;    /* WRITEs not known to be complete, in order */
+    int err;                 /* first failure to post a WRITE */
+    int durable;             /* the pipeline syncs the output (set up) */
+    pm_signals *signals;     /* a signal stops rank 0's waits (set up) */
+    pmpi_ident ident;        /* the file every rank reads (set up) */
+} root = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static int ranks(void)
 {
@@ -53,6 +115,11 @@ static int member_tag(int64_t seq)
     return TAG_MEMBER + (int)(seq % (1 << 20));
 }
 
+static int owner_of(const pm_chunk *c)
+{
+    return (int)(c->seq % (uint64_t)ranks());
+}
+
 int pmpi__members_ok(void)
 {
     int provided;
@@ -60,77 +127,384 @@ int pmpi__members_ok(void)
     return provided == MPI_THREAD_MULTIPLE && ranks() > 1;
 }
 
+/* ---- rank 0 ---- */
+
+/* Waits for req, polling (with a growing pause, up to 1 ms) so that a
+ * signal can stop it: when mpirun ends the job because a rank died, it
+ * sends SIGTERM and, a second later, SIGKILL; the signal cancels the
+ * pipeline, and a wait that returned lets it discard the named temporary
+ * in that second (a rank that died never answers). Returns 0, or
+ * -ECANCELED with the receive cancelled. (A blocking MPI_Recv would also
+ * spin a core meanwhile.) */
+static int wait_for(MPI_Request *req)
+{
+    long pause_ns = 20000;
+    for (;;) {
+        int done = 0;
+        MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (done)
+            return 0;
+        if (pm_signals_caught(root.signals)) {
+            MPI_Cancel(req);
+            MPI_Wait(req, MPI_STATUS_IGNORE);
+            return -ECANCELED;
+        }
+        nanosleep(&(struct timespec){.tv_nsec = pause_ns}, NULL);
+        if (pause_ns < 1000000)
+            pause_ns *= 2;
+    }
+}
+
+/* Receives one value of type t from rank `from` on tag; 0 or -ECANCELED. */
+static int recv_value(void *v, MPI_Datatype t, int from, int tag)
+{
+    MPI_Request req;
+    MPI_Irecv(v, 1, t, from, tag, MPI_COMM_WORLD, &req);
+    return wait_for(&req);
+}
+
+int pmpi__ident_same(const pmpi_ident *a, const struct stat *st)
+{
+    return a->ino == (uint64_t)st->st_ino && a->size == (uint64_t)st->st_size &&
+           a->mtime_sec == (int64_t)st->st_mtim.tv_sec &&
+           a->mtime_nsec == (int64_t)st->st_mtim.tv_nsec && S_ISREG(st->st_mode);
+}
+
+void pmpi__ident_of(pmpi_ident *id, const struct stat *st)
+{
+    *id = (pmpi_ident){.ino = (uint64_t)st->st_ino, .size = (uint64_t)st->st_size,
+                       .mtime_sec = (int64_t)st->st_mtim.tv_sec,
+                       .mtime_nsec = (int64_t)st->st_mtim.tv_nsec};
+}
+
 int pmpi__member_source(const pm_chunk *c, unsigned char *out, size_t cap, size_t *len,
                         void *arg)
 {
+    (void)out;
     (void)arg;
-    int owner = (int)(c->seq % (uint64_t)ranks());
+    /* The pipeline opened the file itself: the one the others read? */
+    if (!pmpi__ident_same(&root.ident, &c->file->st))
+        return -ESTALE;
+    int owner = owner_of(c);
     if (owner == 0)
         return 0;
-    request q = {.seq = (int64_t)c->seq, .offset = c->offset, .len = c->len};
-    MPI_Status st;
-    int n;
-    if (cap > INT_MAX)
-        return -EOVERFLOW;
+    msg q = {.type = MSG_ENCODE, .seq = (int64_t)c->seq, .offset = c->offset, .len = c->len};
+    int64_t size;
     MPI_Send(&q, sizeof q, MPI_BYTE, owner, TAG_REQUEST, MPI_COMM_WORLD);
-    MPI_Recv(out, (int)cap, MPI_BYTE, owner, member_tag(q.seq), MPI_COMM_WORLD, &st);
-    MPI_Get_count(&st, MPI_BYTE, &n);
-    if (n <= 0)
-        return -EIO;             /* the rank could not read or encode it */
-    *len = (size_t)n;
-    return 1;
+    if (recv_value(&size, MPI_INT64_T, owner, member_tag(q.seq)) < 0)
+        return -ECANCELED;
+    if (size <= 0)
+        return size < 0 && size > -4096 ? (int)size : -EIO;  /* not made there */
+    if ((uint64_t)size > cap)
+        return -EIO;             /* larger than the codec's bound: not ours */
+    *len = (size_t)size;
+    return PMP_MEMBER_ELSEWHERE;
+}
+
+/* Under root.lock: frees the WRITEs at the head that have completed. */
+static void reap(void)
+{
+    int done = 1;
+    while (root.head && done) {
+        MPI_Test(&root.head->req, &done, MPI_STATUS_IGNORE);
+        if (done) {
+            pending *p = root.head;
+            root.head = p->next;
+            if (!root.head)
+                root.tail = NULL;
+            free(p);
+        }
+    }
+}
+
+/* out_placed: tells chunk c's rank where its member goes. Never waits. */
+static void member_placed(const pm_chunk *c, uint64_t offset, size_t len, void *arg)
+{
+    (void)arg;
+    const char *name = c->file->tmp_name;
+    size_t nlen = name ? strlen(name) + 1 : 0;
+    pending *p = nlen && nlen <= NAME_CAP ? malloc(sizeof *p) : NULL;
+    pthread_mutex_lock(&root.lock);
+    if (!p) {
+        if (!root.err)
+            root.err = nlen ? -ENOMEM : -ENAMETOOLONG;
+    } else {
+        p->next = NULL;
+        p->m = (msg){.type = MSG_WRITE, .seq = (int64_t)c->seq, .offset = offset, .len = len};
+        memcpy(p->name, name, nlen);
+        MPI_Isend(&p->m, (int)(sizeof p->m + nlen), MPI_BYTE, owner_of(c), TAG_REQUEST,
+                  MPI_COMM_WORLD, &p->req);
+        if (root.tail)
+            root.tail->next = p;
+        else
+            root.head = p;
+        root.tail = p;
+        reap();
+    }
+    pthread_mutex_unlock(&root.lock);
+}
+
+/* Waits for every WRITE posted (the ranks are serving: they match). After
+ * a signal, what is left is abandoned, not freed: the process is ending,
+ * and a send to a rank that died may never complete. */
+static void drain(void)
+{
+    pthread_mutex_lock(&root.lock);
+    while (root.head && wait_for(&root.head->req) == 0) {
+        pending *p = root.head;
+        root.head = p->next;
+        free(p);
+    }
+    root.head = root.tail = NULL;
+    pthread_mutex_unlock(&root.lock);
+}
+
+/* file_end: once every member is placed, each rank syncs what it wrote;
+ * the first error (a failed write, sync or close there) fails the file. */
+static int member_end(pm_file *f, int status, void *arg)
+{
+    (void)f;
+    (void)arg;
+    drain();
+    if (status)
+        return 0;                /* failed anyway: END releases the ranks */
+    msg q = {.type = MSG_SYNC, .durable = root.durable};
+    int n = ranks(), err = root.err;
+    for (int r = 1; r < n; r++)
+        MPI_Send(&q, sizeof q, MPI_BYTE, r, TAG_REQUEST, MPI_COMM_WORLD);
+    for (int r = 1; r < n; r++) {
+        int32_t rc;
+        if (recv_value(&rc, MPI_INT32_T, r, TAG_SYNC) < 0)
+            return -ECANCELED;
+        if (rc < 0 && !err)
+            err = rc;
+    }
+    return err;
+}
+
+void pmpi__members_setup(pmp_opts *o, const pmpi_ident *ident)
+{
+    const unsigned f = o->pl.flags;
+    root.ident = *ident;
+    o->member_source = pmpi__member_source;
+    o->member_placed = member_placed;
+    o->member_end = member_end;
+    root.err = 0;
+    root.signals = o->signals;
+    root.durable = (f & PM_PL_REMOVE_INPUT) && !(f & PM_PL_NO_SYNC);
 }
 
 void pmpi__members_end(void)
 {
-    request q = {.seq = -1};
+    msg q = {.type = MSG_END};
+    drain();                     /* a file that never reached file_end */
     for (int r = 1; r < ranks(); r++)
         MPI_Send(&q, sizeof q, MPI_BYTE, r, TAG_REQUEST, MPI_COMM_WORLD);
 }
 
-/* One request: the member of q's bytes of fd into *out (grown as needed);
- * its size, or 0 when it could not be made. */
-static int encode_one(const pm_codec *k, void *enc, int fd, const request *q,
-                      unsigned char **in, unsigned char **out, size_t *cap)
+/* ---- the other ranks ---- */
+
+/* A member encoded here, waiting for its offset. */
+typedef struct held {
+    int64_t seq;
+    unsigned char *buf;
+    size_t len;
+} held;
+
+typedef struct server {
+    const pm_codec *k;
+    void *enc;
+    int fd;                  /* the input, or -errno: why not */
+    int dir_fd;              /* the input's directory (it holds the
+                                output), or -1: by in_path */
+    const char *in_path;
+    unsigned char *in;       /* a chunk's bytes */
+    size_t in_cap;
+    held *held;              /* members not yet written (rank 0's in flight) */
+    size_t nheld, held_cap;
+    int out_fd;              /* the output's temporary, once a WRITE came */
+    int err;                 /* first failed write, sync or close: SYNC's reply */
+} server;
+
+static void set_err(server *s, int err)
 {
-    size_t need = k->bound(q->len);
-    if (need > *cap) {
-        unsigned char *a = realloc(*in, q->len ? q->len : 1), *b;
-        if (a)
-            *in = a;
-        b = a ? realloc(*out, need) : NULL;
-        if (!b)
-            return 0;
-        *out = b;
-        *cap = need;
-    }
-    if (pread(fd, *in, q->len, (off_t)q->offset) != (ssize_t)q->len)
-        return 0;
-    ssize_t n = k->encode_member(enc, NULL, *in, q->len, *out, need);
-    return n > 0 && n <= INT_MAX ? (int)n : 0;
+    if (!s->err)
+        s->err = err;
 }
 
-void pmpi__members_serve(const char *path, const char *codec, int level)
+/* ENCODE: the member of q's bytes of the input, kept; its size or -errno. */
+static int64_t encode(server *s, const msg *q)
 {
-    const pm_codec *k = pm_codec_find(codec);
-    void *enc = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (k && k->encoder_new(level ? level : k->level_default, PM_CODEC_BLOCKED, &enc) < 0)
-        enc = NULL;
-    unsigned char *in = NULL, *out = NULL;
-    size_t cap = 0;
-    for (;;) {
-        request q;
-        MPI_Recv(&q, sizeof q, MPI_BYTE, 0, TAG_REQUEST, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-        if (q.seq < 0)
-            break;
-        int n = fd >= 0 && enc ? encode_one(k, enc, fd, &q, &in, &out, &cap) : 0;
-        MPI_Send(out, n, MPI_BYTE, 0, member_tag(q.seq), MPI_COMM_WORLD);
+    if (s->fd < 0)
+        return s->fd;
+    if (!s->enc || q->len > SIZE_MAX / 2)
+        return -EIO;
+    if (q->len > s->in_cap) {
+        unsigned char *a = realloc(s->in, q->len);
+        if (!a)
+            return -ENOMEM;
+        s->in = a;
+        s->in_cap = q->len;
     }
-    if (enc)
-        k->encoder_free(enc);
-    if (fd >= 0)
+    if (s->nheld == s->held_cap) {
+        size_t cap = s->held_cap ? 2 * s->held_cap : 16;
+        held *h = realloc(s->held, cap * sizeof *h);
+        if (!h)
+            return -ENOMEM;
+        s->held = h;
+        s->held_cap = cap;
+    }
+    size_t need = s->k->bound(q->len);
+    unsigned char *out = malloc(need ? need : 1);
+    if (!out)
+        return -ENOMEM;
+    ssize_t n = pread(s->fd, s->in, q->len, (off_t)q->offset);
+    if (n == (ssize_t)q->len)
+        n = s->k->encode_member(s->enc, NULL, s->in, q->len, out, need);
+    else
+        n = n < 0 ? -errno : -EIO;
+    if (n <= 0) {
+        free(out);
+        return n < 0 ? n : -EIO;
+    }
+    s->held[s->nheld++] = (held){.seq = q->seq, .buf = out, .len = (size_t)n};
+    return n;
+}
+
+/* Opens the temporary named by rank 0, in the input's directory (its
+ * descriptor; by path for an operand): a regular file of ours with one
+ * name, never through a symbolic link. */
+static int check_output(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+        st.st_nlink != 1) {
         close(fd);
-    free(in);
-    free(out);
+        return -EPERM;
+    }
+    return fd;
+}
+
+static int open_output(server *s, const char *name)
+{
+    const int flags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK;
+    if (strchr(name, '/'))
+        return -EINVAL;
+    if (s->dir_fd >= 0) {
+        int fd = openat(s->dir_fd, name, flags);
+        return fd < 0 ? -errno : check_output(fd);
+    }
+    const char *slash = strrchr(s->in_path, '/');
+    char path[PATH_MAX];
+    int dlen = slash ? (int)(slash - s->in_path) : 1;
+    const char *dir = slash ? s->in_path : ".";
+    if (slash == s->in_path)
+        dlen = 0;                               /* "/x": the root */
+    if (strchr(name, '/') || snprintf(path, sizeof path, "%.*s/%s", dlen, dir, name) >=
+                                 (int)sizeof path)
+        return -ENAMETOOLONG;
+    int fd = open(path, flags);
+    return fd < 0 ? -errno : check_output(fd);
+}
+
+static int pwrite_all(int fd, const unsigned char *p, size_t len, uint64_t off)
+{
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* WRITE: the held member q->seq at q->offset of the temporary `name`. */
+static void write_member(server *s, const msg *q, const char *name)
+{
+    size_t i = 0;
+    while (i < s->nheld && s->held[i].seq != q->seq)
+        i++;
+    if (i == s->nheld || s->held[i].len != q->len) {
+        set_err(s, -EIO);        /* not encoded here: a confused rank 0 */
+        return;
+    }
+    held h = s->held[i];
+    s->held[i] = s->held[--s->nheld];
+    if (s->out_fd < 0 && !s->err) {
+        int fd = name ? open_output(s, name) : -EINVAL;
+        if (fd < 0)
+            set_err(s, fd);
+        else
+            s->out_fd = fd;
+    }
+    if (s->out_fd >= 0 && !s->err) {
+        int rc = pwrite_all(s->out_fd, h.buf, h.len, q->offset);
+        if (rc < 0)
+            set_err(s, rc);
+    }
+    free(h.buf);
+}
+
+/* SYNC: what was written here is durable (if asked) and closed; replies
+ * 0 or the first error. */
+static void sync_output(server *s, const msg *q)
+{
+    if (s->out_fd >= 0) {
+        if (q->durable && fdatasync(s->out_fd) < 0)
+            set_err(s, -errno);
+        if (close(s->out_fd) < 0)       /* a network filesystem's last word */
+            set_err(s, -errno);
+        s->out_fd = -1;
+    }
+    int32_t rc = s->err;
+    MPI_Send(&rc, 1, MPI_INT32_T, 0, TAG_SYNC, MPI_COMM_WORLD);
+}
+
+static void server_free(server *s)
+{
+    if (s->enc)
+        s->k->encoder_free(s->enc);
+    for (size_t i = 0; i < s->nheld; i++)
+        free(s->held[i].buf);
+    free(s->held);
+    free(s->in);
+    if (s->out_fd >= 0)
+        close(s->out_fd);
+}
+
+void pmpi__members_serve(int fd, int dir_fd, const char *codec, int level,
+                         const char *in_path)
+{
+    server s = {.k = pm_codec_find(codec), .fd = fd, .dir_fd = dir_fd, .in_path = in_path,
+                .out_fd = -1};
+    if (s.k && s.k->encoder_new(level ? level : s.k->level_default, PM_CODEC_BLOCKED,
+                                &s.enc) < 0)
+        s.enc = NULL;
+    static _Alignas(msg) unsigned char buf[sizeof(msg) + NAME_CAP];
+    for (;;) {
+        MPI_Status st;
+        int count;
+        MPI_Recv(buf, sizeof buf, MPI_BYTE, 0, TAG_REQUEST, MPI_COMM_WORLD, &st);
+        MPI_Get_count(&st, MPI_BYTE, &count);
+        msg q;
+        memcpy(&q, buf, sizeof q);
+        if (count < (int)sizeof q || q.type == MSG_END)
+            break;
+        if (q.type == MSG_ENCODE) {
+            int64_t n = encode(&s, &q);
+            MPI_Send(&n, 1, MPI_INT64_T, 0, member_tag(q.seq), MPI_COMM_WORLD);
+        } else if (q.type == MSG_WRITE) {
+            char *name = count > (int)sizeof q ? (char *)buf + sizeof q : NULL;
+            if (name)
+                buf[count - 1] = '\0';
+            write_member(&s, &q, name);
+        } else if (q.type == MSG_SYNC) {
+            sync_output(&s, &q);
+        }
+    }
+    server_free(&s);
 }

@@ -122,7 +122,8 @@ same "checksum of a file named three times" "$T/one_dup" "$T/m_dup"
 ok "a path named three times: three lines, in place"
 
 # compress of files above PMAP_MPI_SPLIT_MIN: members made by every rank,
-# written by rank 0's pipeline; the same bytes, messages and status as one
+# each written by its rank into rank 0's output (test_mpi_placed.sh has
+# more); the same bytes, messages and status as one
 # process, inputs removed (or kept with -k) as one process does.
 mkdir "$T/csplit"
 gen_text "$T/csplit/a" 5000001 8

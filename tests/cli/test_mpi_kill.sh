@@ -54,8 +54,13 @@ done
 ok "after the kill: $n_in inputs intact, $n_gz complete outputs, nothing partial or left over"
 
 # One file compressed across ranks (PMAP_MPI_SPLIT_MIN): a rank that
-# encodes members for rank 0 is killed; the job ends, the input stays, no
-# output appears.
+# encodes and writes members is killed; the job ends, the input stays, no
+# output appears. The output's temporary has a name there (the ranks open
+# it by name: pipelines/mpi/members.c), and mpirun sends SIGTERM and
+# SIGKILL together, so rank 0 may have no time to remove it: what may be
+# left is that temporary, locked by no one, which the next walk of the
+# directory removes once it is a minute old (as where O_TMPFILE is
+# missing).
 mkdir "$T/one"
 for i in 1 2 3 4 5 6; do cat "$T/d"/f* 2>/dev/null; done | head -c 60000000 >"$T/one/big"
 [ "$(stat -c %s "$T/one/big")" -gt 20000000 ] || fail "setup: big input"
@@ -79,6 +84,13 @@ kill -9 "$victim"
 wait $job; rc=$?
 [ "$rc" != 0 ] && [ "$rc" != 124 ] || fail "split compress: status $rc after killing a rank (124: hung)"
 [ "$(md5sum <"$T/one/big")" = "$sum" ] || fail "split compress: the input changed"
-[ "$(ls -A "$T/one")" = big ] || fail "split compress: left behind: $(ls -A "$T/one")"
-ok "a rank killed while compressing one file with the others: input intact, no output"
+left=$(ls -A "$T/one" | grep -v '^big$')
+if [ -n "$left" ]; then
+    echo "$left" | grep -qvx '\.big\.gz\.pmtmp\.[a-z0-9]\{6\}' && fail "split compress: left behind: $left"
+    flock -n "$T/one/$left" true || fail "split compress: $left is still locked"
+    touch -d '2 hours ago' "$T/one/$left"
+    run pmap checksum "$T/one"
+    [ "$(ls -A "$T/one")" = big ] || fail "split compress: $left not removed by the next walk"
+fi
+ok "a rank killed while compressing one file with the others: input intact, no output${left:+ (its stale temporary removed by the next walk)}"
 [ "$n_in" -gt 0 ] || skip "every file of the tree was done before the kill (machine too fast)"

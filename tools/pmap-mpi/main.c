@@ -8,6 +8,8 @@
  * exit status are pmap's. Every other rank serves the rounds those calls
  * start and prints nothing.
  */
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include <mpi.h>
@@ -26,12 +28,25 @@ static void finish(void)
 int main(int argc, char **argv)
 {
     int provided, rank;
+    /* The signals pmap's CLI waits for (pm_signals_start) are blocked
+     * before MPI_Init starts Open MPI's threads, so that they inherit the
+     * mask: a SIGTERM (mpirun ending the job when a rank died) then reaches
+     * the CLI's signal thread, which cancels the run -- its outputs'
+     * temporaries are removed -- instead of one of those threads, where it
+     * would kill the process at once. Serving ranks take them as before. */
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
     /* The pipelines' workers ask other ranks for members (members.c); with
      * less than MPI_THREAD_MULTIPLE, no file is compressed across ranks. */
     if (MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS)
         return 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     if (rank != 0) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         pmpi_serve();
         MPI_Finalize();
         return 0;

@@ -17,7 +17,8 @@
  * in parallel). Outputs are written in each file's order.
  *
  * Files: each output is written to an unnamed temporary file (O_TMPFILE, or a
- * hidden temporary name where the filesystem lacks it) in the output's
+ * hidden temporary name where the filesystem lacks it or PM_PL_NAMED_TEMP
+ * asks for one, for other processes to write parts of it) in the output's
  * directory, synced, given the input's mode and times, and linked into place
  * only when complete; only then is the input removed (if asked), and only if
  * its name still refers to the file that was read, unchanged (else it is
@@ -61,6 +62,13 @@ typedef struct pm_file {
                                 offset), so that out_path reads the file the
                                 pipeline opened, not whatever its path names
                                 by then; -1 everywhere else */
+    const char *tmp_name;    /* PM_SINK_FILES: the temporary output's name in
+                                the output's directory (beside out_path),
+                                when it has one (PM_PL_NAMED_TEMP, or where
+                                O_TMPFILE is missing), from when the output
+                                is open until it is committed or discarded
+                                (for other processes to open it by name,
+                                e.g. from out_placed); NULL otherwise */
 } pm_file;
 
 /* One chunk of one file. The stages read `data` and fill `out`. */
@@ -82,6 +90,15 @@ typedef struct pm_chunk {
     void *state;             /* chunk_state_size bytes, zeroed when the chunk
                                 is read: what a stage leaves for the stages
                                 after it (with `value` and `out`) */
+    int out_elsewhere;       /* set by a stage (PM_SINK_FILES): the chunk's
+                                out_len output bytes are written into the
+                                output file by someone else (another
+                                process): the pipeline keeps their place
+                                (later pieces come after them), counts them
+                                in bytes_out, does not write them, and calls
+                                opts.out_placed with their offset. Emitted
+                                bytes (pm_chunk_emit) are written as usual.
+                                0 for every chunk read */
 } pm_chunk;
 
 /* A framer makes chunk boundaries follow the content: given the bytes of a
@@ -255,6 +272,14 @@ typedef struct pm_pipeline_stats {
  * PM_REASON_CHANGED. A program that installs its own SIGBUS handler later
  * keeps it, and its pipelines then read instead of mapping. */
 #define PM_PL_MAP_INPUT       0x80u
+/* PM_SINK_FILES: write each output into a named temporary,
+ * ".NAME.pmtmp.XXXXXX" beside it (pm_file.tmp_name), instead of an unnamed
+ * one (O_TMPFILE), so that other processes can open it by name and write
+ * their parts (pm_chunk.out_elsewhere). It is removed when the file fails;
+ * but a process killed meanwhile leaves it behind (a later walk of the
+ * directory removes it once it is a minute old and no live run holds its
+ * lock), where an unnamed one would vanish. */
+#define PM_PL_NAMED_TEMP      0x100u
 
 #define PM_PL_SKIP 1             /* out_path's answer: skip this file */
 
@@ -300,8 +325,10 @@ typedef struct pm_pipeline_opts {
 
     /* Hooks, all on the calling thread. file_begin runs when a file is
      * opened, before its first chunk (return -errno to fail the file);
-     * file_end after its last chunk, before its output is committed: a
-     * non-zero return fails the file. status is 0 or the file's error. */
+     * file_end after its last chunk retired and every piece of its output
+     * was written, before the output is synced and committed: a non-zero
+     * return fails the file (its output is then discarded). status is 0
+     * or the file's error. */
     int (*file_begin)(pm_file *f, void *arg);
     int (*file_end)(pm_file *f, int status, void *arg);
     void (*on_event)(const pm_event *ev, void *arg);
@@ -361,6 +388,18 @@ typedef struct pm_pipeline_opts {
      * keeps the descriptors open during the run (the pipeline duplicates
      * what it keeps). -1: paths[i] as given, as without operand_dirs. */
     const int *operand_dirs;
+
+    /* Output placed elsewhere (pm_chunk.out_elsewhere): called once for
+     * each such chunk with out_len > 0 when its place in the file's output
+     * is decided: offset (from the output's start) and len (its out_len),
+     * in the file's order, before the file's file_end hook. Not called for
+     * a chunk of a file that has already failed. Runs on a pool worker,
+     * under the file's internal lock (its chunks wait meanwhile): it must
+     * not block, nor call back into the pipeline; a failure to place the
+     * bytes is for file_end to report. The bytes must be in the output (by
+     * pm_file.tmp_name, or however the caller reaches it) when file_end
+     * returns 0: the pipeline then syncs and links the output as usual. */
+    void (*out_placed)(const pm_chunk *c, uint64_t offset, size_t len, void *arg);
 } pm_pipeline_opts;
 
 /* Creates a pipeline. NULL opts: defaults. Returns 0 or -EINVAL (bad
