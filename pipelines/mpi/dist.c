@@ -1027,7 +1027,8 @@ static int replay(const pmp_opts *o, wire *listed, wire *gathered, pm_pipeline_s
         free(items);
         return rc;
     }
-    qsort(items, n, sizeof *items, by_ordinal);
+    if (n)
+        qsort(items, n, sizeof *items, by_ordinal);
     int ret = 0;
     for (size_t i = 0; i < n; i++) {
         const rec *r = &items[i].r;
@@ -1146,7 +1147,8 @@ static int round_root(int cmd, const pmp_opts *o, const char *const *paths, size
         }
         assign_roots(c.jobs, c.njobs, roots, n);
         size_t nrun = pm_signals_caught(o->signals) ? 0 : c.njobs;
-        qsort(c.jobs, c.njobs, sizeof *c.jobs, by_size);
+        if (c.njobs)
+            qsort(c.jobs, c.njobs, sizeof *c.jobs, by_size);
         mark_split(cmd, o, c.jobs, nrun);
         if (last && lrc < 0 && first_err == UINT64_MAX) {  /* cancelled: no file says so */
             rec lr = {.ordinal = UINT64_MAX, .type = REC_RET, .ret = lrc};
