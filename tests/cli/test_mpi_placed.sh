@@ -75,3 +75,27 @@ if command -v strace >/dev/null && strace -f -o /dev/null true 2>/dev/null; then
 else
     echo "# strace cannot run here: rank 1's write count not checked"
 fi
+
+# A rank that cannot read the file (mpirun --wdir: rank 1 in a directory
+# of its own, without f) or finds another file there (same name and size,
+# other bytes and time): the file fails on rank 0 with the reason, the
+# input is kept, no output and no temporary.
+mkdir -p "$T/r0" "$T/r1none" "$T/r1other"
+gen_text "$T/r1other/f" "$(stat -c %s "$T/src/f")" 99
+touch -d 2001-01-01 "$T/r1other/f"
+for dir1 in r1none r1other; do
+    rm -f "$T/r0/f" "$T/r0/f.gz"; cp -p "$T/src/f" "$T/r0/f"
+    PMAP_MPI_SPLIT_MIN=1 run mpirun -x PMAP_MPI_SPLIT_MIN -x PMAP_JOBS -q --oversubscribe \
+        -np 1 --wdir "$T/r0" "$PM_MPI_BIN" compress -b 32K f : \
+        -np 1 --wdir "$T/$dir1" "$PM_MPI_BIN" compress -b 32K f
+    [ "$rc" = 1 ] || fail "$dir1: status $rc, expected 1"
+    case $dir1 in
+    r1none) expect_err "f: compression failed elsewhere: No such file or directory" "$dir1" ;;
+    r1other) expect_err "f: changed while it was being read elsewhere" "$dir1" ;;
+    esac
+    [ ! -e "$T/r0/f.gz" ] || fail "$dir1: an output appeared"
+    cmp -s "$T/r0/f" "$T/src/f" || fail "$dir1: the input changed"
+    [ -z "$(temps "$T/r0")" ] || fail "$dir1: left $(temps "$T/r0")"
+    [ -z "$(ls -A "$T/$dir1" | grep -v '^f$')" ] || fail "$dir1: rank 1 wrote $(ls -A "$T/$dir1")"
+done
+ok "a rank that cannot read the file, or reads another one: the file fails with the reason, input kept, nothing left"
