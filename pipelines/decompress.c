@@ -31,6 +31,7 @@
 
 #include <pmap/codec.h>
 #include <pmap/config.h>
+#include <pmap/error.h>
 #include "common.h"
 
 #define INFLATE_BUF (256 * 1024)
@@ -48,6 +49,7 @@ typedef struct decompress_ctx {
                                     are read whatever their suffix */
     size_t noperands;
     size_t carry_size;           /* the framer's bound on what it leaves */
+    const pmp_opts *elsewhere;   /* unpack_source is asked (files, blocked) */
 } decompress_ctx;
 
 typedef struct decompress_state {
@@ -105,7 +107,16 @@ static void buf_fini(void *state, unsigned worker, void *arg)
  * streams whatever the parallel stage did not take. Sizes are never
  * trusted: a member whose decoding does not end exactly where its header
  * says, or produce exactly its size, is left to the streaming decoder,
- * which decodes the file as any file of the format. */
+ * which decodes the file as any file of the format.
+ *
+ * With pmp_opts.unpack_source (pmap-mpi), a chunk's whole members may be
+ * decoded by another process, which keeps their output and writes it into
+ * the output's named temporary once its offset is decided (out_placed:
+ * pm_chunk.out_elsewhere). The serial stage takes them only when the
+ * chunk is nothing but whole members and the streaming decoder stands at
+ * a member boundary; otherwise (a bad member, bytes after the members,
+ * the decoder done with trailing garbage) the chunk is streamed here as
+ * any chunk, and unpack_drop tells the other process to forget them. */
 #define MEMBERS_READ (256 * 1024)        /* bytes per read */
 #define MEMBERS_CARRY (1280 * 1024)      /* carry room: a whole 1 MiB member, stored */
 #define MEMBERS_OUT (3 * 1024 * 1024)    /* decoded bytes per chunk, at most */
@@ -121,12 +132,37 @@ static size_t frame_members(const unsigned char *data, size_t len, void *arg)
     return pm_codec_frame_members(cx->codec, data, len, cx->carry_size, MEMBERS_OUT);
 }
 
+/* unpack_source: 1 when it answered for the chunk (decoded elsewhere, or
+ * nothing whole there), 0 to decode here, or a failure. */
+static int members_elsewhere(pm_chunk *c, const pmp_opts *o, members_done *md)
+{
+    uint64_t members = 0;
+    size_t used = 0, len = 0;
+    int rc = o->unpack_source(c, &members, &used, &len, o->member_arg);
+    if (rc == -ESTALE)
+        return pm_chunk_fail(c, rc, "changed while it was being read elsewhere");
+    if (rc < 0)
+        return pm_chunk_fail(c, rc, "decompression failed elsewhere: %s", pm_strerror(rc));
+    if (rc != PMP_MEMBER_ELSEWHERE)
+        return 0;
+    md->members = members;
+    md->in_used = members ? used : 0;
+    c->out_len = members ? len : 0;
+    c->out_elsewhere = members > 0;
+    return 1;
+}
+
 static int members_stage(pm_chunk *c, void *arg, unsigned worker)
 {
     (void)worker;
     const decompress_ctx *cx = arg;
     worker_bufs *w = c->worker_state;
     members_done *md = c->state;
+    if (cx->elsewhere) {
+        int rc = members_elsewhere(c, cx->elsewhere, md);
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
+    }
     md->members = pm_codec_unpack_members(cx->codec, w->unpacker, c->data, c->len, c->out,
                                           c->out_cap, &md->in_used, &c->out_len);
     return 0;
@@ -213,7 +249,9 @@ static int inflate_stage(pm_chunk *c, void *arg, unsigned worker)
     st->nheld = 0;
     size_t skip = 0;
     const members_done *md = c->state;
-    if (md && md->members &&
+    /* Output decoded elsewhere is placed whole or not at all. */
+    int whole_only = c->out_elsewhere && md->in_used < c->len;
+    if (md && md->members && !whole_only &&
         k->skip_members(st->z, md->members, md->in_used, c->out_len) == 0) {
         skip = md->in_used;               /* whole members, decoded in parallel */
         if (skip < c->len && cx->emit) {  /* output in order: these first */
@@ -222,6 +260,10 @@ static int inflate_stage(pm_chunk *c, void *arg, unsigned worker)
         }
     } else {
         c->out_len = 0;                   /* not at a member boundary: stream it all */
+        if (c->out_elsewhere) {
+            c->out_elsewhere = 0;
+            cx->elsewhere->unpack_drop(c, cx->elsewhere->member_arg);
+        }
     }
     if (!cx->emit)
         c->out_len = 0;
@@ -249,6 +291,21 @@ static int inflate_stage(pm_chunk *c, void *arg, unsigned worker)
         }
     }
     return 0;
+}
+
+/* Output decoded elsewhere (pmp_opts.member_placed, member_end). -N,
+ * whose end_restore_mtime is the other file_end, never comes with it
+ * (the decoder reads the first member's header itself). */
+static void member_placed(const pm_chunk *c, uint64_t offset, size_t len, void *arg)
+{
+    const pmp_opts *o = ((pmp_run *)arg)->o;
+    o->member_placed(c, offset, len, o->member_arg);
+}
+
+static int member_end(pm_file *f, int status, void *arg)
+{
+    const pmp_opts *o = ((pmp_run *)arg)->o;
+    return o->member_end(f, status, o->member_arg);
 }
 
 /* -N: the output gets the stored MTIME, as gzip -N does. */
@@ -424,6 +481,13 @@ int pmp_decompress(const pmp_opts *o, const char *const *paths, size_t n,
         pl->frame_arg = &cx;
         pl->out_size = MEMBERS_OUT;
         pl->chunk_state_size = sizeof(members_done);
+        if (pl->sink == PM_SINK_FILES && cx.emit && o->unpack_source && o->unpack_drop &&
+            o->member_placed && o->member_end) {
+            cx.elsewhere = o;
+            pl->out_placed = member_placed;
+            pl->file_end = member_end;
+            pl->flags |= PM_PL_NAMED_TEMP;    /* for the writers to open */
+        }
         int jobs = pm_resolve_jobs(pl->jobs);
         if (!pl->max_chunks && jobs > 0) /* carry, read and output: 4.5 MiB each */
             pl->max_chunks = 2 * (unsigned)jobs + 2;

@@ -81,7 +81,8 @@ typedef struct pmp_opts {
                          void *arg);
     void *member_arg;
     /* compress, blocked layout, with member_source, members written by
-     * someone else: member_source may return PMP_MEMBER_ELSEWHERE with
+     * someone else (and decompress with unpack_source, the same way for
+     * the output of a chunk's members): member_source may return PMP_MEMBER_ELSEWHERE with
      * *len the member's size and nothing in out; the member is then not
      * written by this pipeline but in its place (pm_chunk.out_elsewhere),
      * member_placed hears its offset in the output (pm_pipeline_opts.
@@ -93,10 +94,28 @@ typedef struct pmp_opts {
      * by pm_file.tmp_name in the output's directory. arg: member_arg. */
     void (*member_placed)(const pm_chunk *c, uint64_t offset, size_t len, void *arg);
     int (*member_end)(pm_file *f, int status, void *arg);
+    /* decompress to files (not -c, -t, -l), blocked layout (not -N, not
+     * plain data): if set, asked for each chunk before the stage decodes
+     * its whole members (pmap-mpi: decoded by other ranks). Returns 0 to
+     * let the stage decode them; PMP_MEMBER_ELSEWHERE when they were
+     * decoded by someone else, with *members whole members (0: none, the
+     * chunk is streamed here), taking the chunk's first *in_used bytes and
+     * making *out_len bytes that are not here: they are placed as
+     * compress's members are (member_placed, member_end above serve both,
+     * and the named temporary) unless the file's streaming decoder cannot
+     * take them as whole members (then the chunk is streamed here and
+     * unpack_drop is called: the bytes decoded elsewhere will never be
+     * placed); or a negative errno, which fails the file (-ESTALE as for
+     * member_source). Called from the pipeline's workers, several at once;
+     * unpack_drop from its serial stage, must not block. arg: member_arg. */
+    int (*unpack_source)(const pm_chunk *c, uint64_t *members, size_t *in_used,
+                         size_t *out_len, void *arg);
+    void (*unpack_drop)(const pm_chunk *c, void *arg);
 } pmp_opts;
 
-/* member_source's answer: the member (*len bytes) is written by someone
- * else (pmp_opts.member_placed). */
+/* member_source's and unpack_source's answer: the member (*len bytes) or
+ * the decoded bytes (*out_len) are written by someone else
+ * (pmp_opts.member_placed). */
 #define PMP_MEMBER_ELSEWHERE 2
 
 

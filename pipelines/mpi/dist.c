@@ -15,11 +15,12 @@
  *              and strings only: no pointer crosses a process) and the
  *              jobs, sorted by size, largest first.
  *   split      first, files of PMAP_MPI_SPLIT_MIN bytes or more (checksum,
- *              wc without -m, blocked compress) are worked on by every rank
- *              together, one after another: checksum or count a share of
- *              the bytes each (split.c), compress a share of the members
+ *              wc without -m, blocked compress, decompress of a blocked
+ *              file to files) are worked on by every rank together, one
+ *              after another: checksum or count a share of the bytes each
+ *              (split.c), compress or decompress a share of the members
  *              each, rank 0's pipeline committing the file, each rank
- *              writing its members into it where rank 0 places them
+ *              writing its output into it where rank 0 places it
  *              (members.c).
  *   work       the other jobs are cut into batches (a big file alone,
  *              small ones by the hundred: one pipeline run each); every
@@ -59,6 +60,7 @@
 
 #include <mpi.h>
 
+#include <pmap/codec.h>
 #include <pmap/error.h>
 #include "pmp_mpi.h"
 #include "members.h"
@@ -333,22 +335,55 @@ static int by_size(const void *a, const void *b)
     return x->ordinal < y->ordinal ? -1 : x->ordinal > y->ordinal;
 }
 
+/* Decompress: does the file start with a member of the blocked layout
+ * (its header states its sizes)? Read by rank 0 by its path, only to
+ * choose: whatever the file is, the pipeline reads it again and judges. */
+static int blocked_at_start(const pmp_opts *o, const char *path)
+{
+    const pm_codec *k = pm_codec_find(o->codec);
+    unsigned char head[4096];
+    uint64_t msize, dsize;
+    int follow = (o->pl.flags & PM_PL_FOLLOW_SYMLINKS) != 0;
+    int fd = k ? open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+                                (follow ? 0 : O_NOFOLLOW))
+               : -1;
+    if (fd < 0)
+        return 0;
+    ssize_t n = pread(fd, head, sizeof head, 0);
+    close(fd);
+    return n > 0 && k->member_at(head, (size_t)n, &msize, &dsize) == 1;
+}
+
+static int by_split(const void *a, const void *b)
+{
+    const job *x = a, *y = b;
+    if (x->split != y->split)
+        return x->split ? -1 : 1;
+    return by_size(a, b);
+}
+
 /* Files of at least PMAP_MPI_SPLIT_MIN bytes (default 64 MiB; 0: none)
  * are worked on by every rank at once instead of by one: checksum and wc
  * (a share of the bytes each, split.c; not wc -m, whose characters may
- * straddle shares with a multibyte state) and compress in the blocked
- * format (a share of the members each, members.c). The jobs are sorted
- * largest first, so those are a prefix. */
+ * straddle shares with a multibyte state), compress in the blocked format
+ * (a share of the members each, members.c) and decompress of a file in
+ * the blocked layout to an output file (not -c, -t, -l, nor -N, whose
+ * decoder reads the first member itself: members.c). They come first, the
+ * largest first (work() runs them as a prefix). */
 static void mark_split(int cmd, const pmp_opts *o, job *jobs, size_t n)
 {
     const char *env = getenv("PMAP_MPI_SPLIT_MIN");
     uint64_t min = env && *env ? strtoull(env, NULL, 10) : 64u << 20;
-    int size, ok;
+    int size, ok, unpack;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
+    unpack = cmd == CMD_DECOMPRESS && !o->to_stdout && !o->test_only && !o->list &&
+             !o->restore_name && pmpi__members_ok();
     ok = cmd == CMD_CHECKSUM || (cmd == CMD_WC && !o->count_chars) ||
-         (cmd == CMD_COMPRESS && !o->one_member && pmpi__members_ok());
+         (cmd == CMD_COMPRESS && !o->one_member && pmpi__members_ok()) || unpack;
     for (size_t i = 0; i < n && ok && size > 1 && min; i++)
-        jobs[i].split = jobs[i].size >= min;
+        jobs[i].split = jobs[i].size >= min && (!unpack || blocked_at_start(o, jobs[i].path));
+    if (unpack)
+        qsort(jobs, n, sizeof *jobs, by_split);
 }
 
 /* ---- send ---- */
@@ -759,8 +794,8 @@ static void run_batch(int cmd, const pmp_opts *lo, capture *c, const job *b, siz
     pm_pipeline_stats_add(&total->stats, &st);
 }
 
-/* A split job (compress): rank 0 runs the file, the others encode its
- * members on request until it is over. Collective. */
+/* A split job (compress, decompress): rank 0 runs the file, the others
+ * encode or decode its members on request until it is over. Collective. */
 static void run_members(int cmd, const pmp_opts *lo, capture *c, const job *j,
                         const char **paths, rec *total)
 {
@@ -777,7 +812,7 @@ static void run_members(int cmd, const pmp_opts *lo, capture *c, const job *j,
             close(fd);
             fd = -ESTALE;        /* another file: every request fails */
         }
-        pmpi__members_serve(fd, dfd, lo->codec, lo->level, j->path);
+        pmpi__members_serve(fd, dfd, lo->codec, lo->level, cmd == CMD_DECOMPRESS, j->path);
         if (fd >= 0)
             close(fd);
         close_share_dir(dfd);
@@ -791,7 +826,7 @@ static void run_members(int cmd, const pmp_opts *lo, capture *c, const job *j,
         return;
     }
     pmp_opts mo = *lo;
-    pmpi__members_setup(&mo, &id);
+    pmpi__members_setup(&mo, &id, cmd == CMD_DECOMPRESS);
     /* A worker waits for each remote member: enough of them to keep every
      * rank encoding (each answers one request at a time) and rank 0 too. */
     int size;
@@ -886,7 +921,8 @@ static void work(int cmd, const pmp_opts *o, root *roots, const job *jobs, size_
     lo.on_result = cap_result;
     rec total = {.type = REC_STATS};
     for (size_t i = 0; i < nsplit; i++)     /* collective: even after a signal */
-        (cmd == CMD_COMPRESS ? run_members : run_split)(cmd, &lo, &c, &jobs[i], paths, &total);
+        (cmd == CMD_COMPRESS || cmd == CMD_DECOMPRESS ? run_members : run_split)(
+            cmd, &lo, &c, &jobs[i], paths, &total);
     for (;;) {
         int64_t one = 1, i;
         MPI_Fetch_and_op(&one, &i, MPI_INT64_T, 0, 0, MPI_SUM, win);

@@ -1,5 +1,6 @@
-/* members.c - one big file compressed by every rank (pmap-mpi compress,
- * blocked format; dist.c decides which files).
+/* members.c - one big file compressed or decompressed by every rank
+ * (pmap-mpi compress and decompress, blocked format; dist.c decides which
+ * files).
  *
  * Rank 0 runs the one-process compress pipeline on the file, so that the
  * output is committed exactly as pmap commits it (temporary file, fsync,
@@ -30,6 +31,22 @@
  *              rank drops what it holds and returns, so no rank waits for a
  *              request that never comes.
  *
+ * Decompress is the same conversation with DECODE in ENCODE's place:
+ *
+ *   DECODE k   for chunk k (chunk 0 too: the blocked layout is never
+ *              decoded for -N, which needs the first header), rank 0's
+ *              members stage asks the owner, which reads the chunk's
+ *              compressed bytes and decodes its whole members as the stage
+ *              would (pm_codec_unpack_members, into at most the chunk's
+ *              output room), and replies (members, bytes taken, bytes
+ *              made). It keeps the output only when the members are the
+ *              whole chunk; else rank 0 streams the chunk itself. WRITE,
+ *              SYNC and END as above.
+ *   DROP k     rank 0's serial stage could not take chunk k's members as
+ *              whole members (its decoder is not at a member boundary:
+ *              trailing garbage before them): it streams the chunk itself
+ *              and the owner frees what it kept.
+ *
  * The bytes are those of a one-process run; the output's bytes travel from
  * each rank to the filesystem, and rank 0's network link carries only
  * these small messages (docs/scale.md). A rank holds at most the members
@@ -37,10 +54,11 @@
  * retirement, and max_chunks bounds those): its share of max_chunks
  * members of at most the codec's bound of a chunk each.
  *
- * Threads: rank 0's ENCODE requests come from the pipeline's workers,
- * several at once, and its WRITEs from out_placed, on a worker under the
- * file's lock: those are MPI_Isends, never waited for there (completed ones
- * are reaped as later ones go; file_end waits for the rest). SYNC and END
+ * Threads: rank 0's ENCODE and DECODE requests come from the pipeline's
+ * workers, several at once, its WRITEs from out_placed, on a worker under
+ * the file's lock, and its DROPs from the serial stage: WRITEs and DROPs
+ * are MPI_Isends, never waited for there (completed ones are reaped as
+ * later ones go; file_end waits for the rest). SYNC and END
  * are sent by rank 0's main thread once every WRITE was posted, so they
  * arrive after them (MPI keeps one sender's order on one tag). This needs
  * MPI_THREAD_MULTIPLE. A serving rank answers on its main thread, one
@@ -70,15 +88,16 @@
 #define TAG_MEMBER 1000      /* + chunk number mod 2^20 */
 #define NAME_CAP 512         /* a temporary's name, NUL included */
 
-enum { MSG_ENCODE = 1, MSG_WRITE, MSG_SYNC, MSG_END };
+enum { MSG_ENCODE = 1, MSG_WRITE, MSG_SYNC, MSG_END, MSG_DECODE, MSG_DROP };
 
 /* Rank 0 -> a rank. A WRITE is followed by the temporary's name. */
 typedef struct msg {
     int32_t type;            /* MSG_* */
     int32_t durable;         /* SYNC: fdatasync before closing */
-    int64_t seq;             /* ENCODE, WRITE: the chunk */
-    uint64_t offset;         /* ENCODE: input offset; WRITE: output offset */
-    uint64_t len;            /* ENCODE: input bytes; WRITE: the member's size */
+    int64_t seq;             /* ENCODE, DECODE, WRITE, DROP: the chunk */
+    uint64_t offset;         /* ENCODE, DECODE: input offset; WRITE: output offset */
+    uint64_t len;            /* ENCODE, DECODE: input bytes; WRITE: the output's size */
+    uint64_t cap;            /* DECODE: the most output bytes to make */
 } msg;
 
 /* A WRITE on its way (rank 0): the Isend's request and its bytes, which
@@ -201,6 +220,36 @@ int pmpi__member_source(const pm_chunk *c, unsigned char *out, size_t cap, size_
     return PMP_MEMBER_ELSEWHERE;
 }
 
+/* unpack_source: chunk c's whole members, decoded by its rank, which keeps
+ * them only when they are the whole chunk; nothing whole (members 0):
+ * rank 0 streams the chunk. */
+static int unpack_source(const pm_chunk *c, uint64_t *members, size_t *in_used,
+                         size_t *out_len, void *arg)
+{
+    (void)arg;
+    if (!pmpi__ident_same(&root.ident, &c->file->st))
+        return -ESTALE;
+    int owner = owner_of(c);
+    if (owner == 0)
+        return 0;
+    msg q = {.type = MSG_DECODE, .seq = (int64_t)c->seq, .offset = c->offset, .len = c->len,
+             .cap = c->out_cap};
+    int64_t r[3];                /* members or -errno, bytes taken, bytes made */
+    MPI_Request req;
+    MPI_Send(&q, sizeof q, MPI_BYTE, owner, TAG_REQUEST, MPI_COMM_WORLD);
+    MPI_Irecv(r, 3, MPI_INT64_T, owner, member_tag(q.seq), MPI_COMM_WORLD, &req);
+    if (wait_for(&req) < 0)
+        return -ECANCELED;
+    if (r[0] < 0)
+        return r[0] > -4096 ? (int)r[0] : -EIO;
+    int whole = r[0] > 0 && (uint64_t)r[1] == c->len && r[2] >= 0 &&
+                (uint64_t)r[2] <= c->out_cap;
+    *members = whole ? (uint64_t)r[0] : 0;
+    *in_used = whole ? (size_t)r[1] : 0;
+    *out_len = whole ? (size_t)r[2] : 0;
+    return PMP_MEMBER_ELSEWHERE;
+}
+
 /* Under root.lock: frees the WRITEs at the head that have completed. */
 static void reap(void)
 {
@@ -217,20 +266,18 @@ static void reap(void)
     }
 }
 
-/* out_placed: tells chunk c's rank where its member goes. Never waits. */
-static void member_placed(const pm_chunk *c, uint64_t offset, size_t len, void *arg)
+/* Posts m (and nlen bytes of name) to chunk c's rank without waiting;
+ * a failure to is the file's (root.err: member_end reports it). */
+static void post(const pm_chunk *c, const msg *m, const char *name, size_t nlen, int err)
 {
-    (void)arg;
-    const char *name = c->file->tmp_name;
-    size_t nlen = name ? strlen(name) + 1 : 0;
-    pending *p = nlen && nlen <= NAME_CAP ? malloc(sizeof *p) : NULL;
+    pending *p = !err ? malloc(sizeof *p) : NULL;
     pthread_mutex_lock(&root.lock);
     if (!p) {
         if (!root.err)
-            root.err = nlen ? -ENOMEM : -ENAMETOOLONG;
+            root.err = err ? err : -ENOMEM;
     } else {
         p->next = NULL;
-        p->m = (msg){.type = MSG_WRITE, .seq = (int64_t)c->seq, .offset = offset, .len = len};
+        p->m = *m;
         memcpy(p->name, name, nlen);
         MPI_Isend(&p->m, (int)(sizeof p->m + nlen), MPI_BYTE, owner_of(c), TAG_REQUEST,
                   MPI_COMM_WORLD, &p->req);
@@ -242,6 +289,24 @@ static void member_placed(const pm_chunk *c, uint64_t offset, size_t len, void *
         reap();
     }
     pthread_mutex_unlock(&root.lock);
+}
+
+/* out_placed: tells chunk c's rank where its member goes. Never waits. */
+static void member_placed(const pm_chunk *c, uint64_t offset, size_t len, void *arg)
+{
+    (void)arg;
+    const char *name = c->file->tmp_name;
+    size_t nlen = name ? strlen(name) + 1 : 0;
+    msg m = {.type = MSG_WRITE, .seq = (int64_t)c->seq, .offset = offset, .len = len};
+    post(c, &m, name, nlen, nlen && nlen <= NAME_CAP ? 0 : -ENAMETOOLONG);
+}
+
+/* unpack_drop: chunk c's rank frees the output it keeps. Never waits. */
+static void unpack_drop(const pm_chunk *c, void *arg)
+{
+    (void)arg;
+    msg m = {.type = MSG_DROP, .seq = (int64_t)c->seq};
+    post(c, &m, "", 0, 0);
 }
 
 /* Waits for every WRITE posted (the ranks are serving: they match). After
@@ -282,11 +347,16 @@ static int member_end(pm_file *f, int status, void *arg)
     return err;
 }
 
-void pmpi__members_setup(pmp_opts *o, const pmpi_ident *ident)
+void pmpi__members_setup(pmp_opts *o, const pmpi_ident *ident, int decode)
 {
     const unsigned f = o->pl.flags;
     root.ident = *ident;
-    o->member_source = pmpi__member_source;
+    if (decode) {
+        o->unpack_source = unpack_source;
+        o->unpack_drop = unpack_drop;
+    } else {
+        o->member_source = pmpi__member_source;
+    }
     o->member_placed = member_placed;
     o->member_end = member_end;
     root.err = 0;
@@ -304,7 +374,8 @@ void pmpi__members_end(void)
 
 /* ---- the other ranks ---- */
 
-/* A member encoded here, waiting for its offset. */
+/* A member encoded here (or a chunk's members decoded here), waiting for
+ * its offset. */
 typedef struct held {
     int64_t seq;
     unsigned char *buf;
@@ -313,7 +384,8 @@ typedef struct held {
 
 typedef struct server {
     const pm_codec *k;
-    void *enc;
+    void *enc;               /* compress: the encoder */
+    void *unp;               /* decompress: the unpacker */
     int fd;                  /* the input, or -errno: why not */
     int dir_fd;              /* the input's directory (it holds the
                                 output), or -1: by in_path */
@@ -332,13 +404,10 @@ static void set_err(server *s, int err)
         s->err = err;
 }
 
-/* ENCODE: the member of q's bytes of the input, kept; its size or -errno. */
-static int64_t encode(server *s, const msg *q)
+/* Reads q's bytes of the input into s->in and makes room for one more
+ * held output. 0 or -errno. */
+static int read_chunk(server *s, const msg *q)
 {
-    if (s->fd < 0)
-        return s->fd;
-    if (!s->enc || q->len > SIZE_MAX / 2)
-        return -EIO;
     if (q->len > s->in_cap) {
         unsigned char *a = realloc(s->in, q->len);
         if (!a)
@@ -354,21 +423,81 @@ static int64_t encode(server *s, const msg *q)
         s->held = h;
         s->held_cap = cap;
     }
+    ssize_t n = pread(s->fd, s->in, q->len, (off_t)q->offset);
+    return n == (ssize_t)q->len ? 0 : n < 0 ? -errno : -EIO;
+}
+
+/* ENCODE: the member of q's bytes of the input, kept; its size or -errno. */
+static int64_t encode(server *s, const msg *q)
+{
+    if (s->fd < 0)
+        return s->fd;
+    if (!s->enc || q->len > SIZE_MAX / 2)
+        return -EIO;
+    ssize_t n = read_chunk(s, q);
+    if (n < 0)
+        return n;
     size_t need = s->k->bound(q->len);
     unsigned char *out = malloc(need ? need : 1);
     if (!out)
         return -ENOMEM;
-    ssize_t n = pread(s->fd, s->in, q->len, (off_t)q->offset);
-    if (n == (ssize_t)q->len)
-        n = s->k->encode_member(s->enc, NULL, s->in, q->len, out, need);
-    else
-        n = n < 0 ? -errno : -EIO;
+    n = s->k->encode_member(s->enc, NULL, s->in, q->len, out, need);
     if (n <= 0) {
         free(out);
         return n < 0 ? n : -EIO;
     }
     s->held[s->nheld++] = (held){.seq = q->seq, .buf = out, .len = (size_t)n};
     return n;
+}
+
+/* DECODE: the whole members at the start of q's bytes of the input, into
+ * r (members or -errno, bytes taken, bytes made); their output is kept
+ * only when they are all of q's bytes (rank 0 streams any other chunk). */
+static void decode_chunk(server *s, const msg *q, int64_t r[3])
+{
+    r[0] = r[1] = r[2] = 0;
+    if (s->fd < 0)
+        r[0] = s->fd;
+    else if (!s->unp || q->len > SIZE_MAX / 2 || q->cap > SIZE_MAX / 2)
+        r[0] = -EIO;
+    else
+        r[0] = read_chunk(s, q);
+    unsigned char *out = r[0] == 0 ? malloc(q->cap ? q->cap : 1) : NULL;
+    if (r[0] == 0 && !out)
+        r[0] = -ENOMEM;
+    if (r[0] < 0)
+        return;
+    size_t used = 0, made = 0;
+    uint64_t members = pm_codec_unpack_members(s->k, s->unp, s->in, q->len, out, q->cap,
+                                               &used, &made);
+    r[0] = (int64_t)members;
+    r[1] = (int64_t)used;
+    r[2] = (int64_t)made;
+    if (members == 0 || used != q->len) {
+        free(out);
+        return;
+    }
+    unsigned char *fit = realloc(out, made ? made : 1);   /* held until its WRITE */
+    s->held[s->nheld++] = (held){.seq = q->seq, .buf = fit ? fit : out, .len = made};
+}
+
+/* Index of the held output of chunk seq, or s->nheld. */
+static size_t find_held(const server *s, int64_t seq)
+{
+    size_t i = 0;
+    while (i < s->nheld && s->held[i].seq != seq)
+        i++;
+    return i;
+}
+
+/* DROP: rank 0 streamed chunk q->seq itself. */
+static void drop(server *s, const msg *q)
+{
+    size_t i = find_held(s, q->seq);
+    if (i < s->nheld) {
+        free(s->held[i].buf);
+        s->held[i] = s->held[--s->nheld];
+    }
 }
 
 /* Opens the temporary named by rank 0, in the input's directory (its
@@ -425,9 +554,7 @@ static int pwrite_all(int fd, const unsigned char *p, size_t len, uint64_t off)
 /* WRITE: the held member q->seq at q->offset of the temporary `name`. */
 static void write_member(server *s, const msg *q, const char *name)
 {
-    size_t i = 0;
-    while (i < s->nheld && s->held[i].seq != q->seq)
-        i++;
+    size_t i = find_held(s, q->seq);
     if (i == s->nheld || s->held[i].len != q->len) {
         set_err(s, -EIO);        /* not encoded here: a confused rank 0 */
         return;
@@ -468,6 +595,8 @@ static void server_free(server *s)
 {
     if (s->enc)
         s->k->encoder_free(s->enc);
+    if (s->unp)
+        s->k->unpacker_free(s->unp);
     for (size_t i = 0; i < s->nheld; i++)
         free(s->held[i].buf);
     free(s->held);
@@ -476,14 +605,16 @@ static void server_free(server *s)
         close(s->out_fd);
 }
 
-void pmpi__members_serve(int fd, int dir_fd, const char *codec, int level,
+void pmpi__members_serve(int fd, int dir_fd, const char *codec, int level, int decode,
                          const char *in_path)
 {
     server s = {.k = pm_codec_find(codec), .fd = fd, .dir_fd = dir_fd, .in_path = in_path,
                 .out_fd = -1};
-    if (s.k && s.k->encoder_new(level ? level : s.k->level_default, PM_CODEC_BLOCKED,
-                                &s.enc) < 0)
+    if (s.k && !decode && s.k->encoder_new(level ? level : s.k->level_default,
+                                           PM_CODEC_BLOCKED, &s.enc) < 0)
         s.enc = NULL;
+    if (s.k && decode && s.k->unpacker_new(&s.unp) < 0)
+        s.unp = NULL;
     static _Alignas(msg) unsigned char buf[sizeof(msg) + NAME_CAP];
     for (;;) {
         MPI_Status st;
@@ -497,6 +628,12 @@ void pmpi__members_serve(int fd, int dir_fd, const char *codec, int level,
         if (q.type == MSG_ENCODE) {
             int64_t n = encode(&s, &q);
             MPI_Send(&n, 1, MPI_INT64_T, 0, member_tag(q.seq), MPI_COMM_WORLD);
+        } else if (q.type == MSG_DECODE) {
+            int64_t r[3];
+            decode_chunk(&s, &q, r);
+            MPI_Send(r, 3, MPI_INT64_T, 0, member_tag(q.seq), MPI_COMM_WORLD);
+        } else if (q.type == MSG_DROP) {
+            drop(&s, &q);
         } else if (q.type == MSG_WRITE) {
             char *name = count > (int)sizeof q ? (char *)buf + sizeof q : NULL;
             if (name)
