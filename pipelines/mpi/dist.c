@@ -89,7 +89,7 @@ typedef struct job {
 
 /* The operands that are directories: every rank reaches a walked file from
  * its root's descriptor, one name at a time, never through the path
- * (roots.c's way, below). */
+ * (see "roots" below). */
 typedef struct root {
     const char *path;        /* the operand, as given */
     int32_t ok;              /* rank 0 opened it as a directory */
