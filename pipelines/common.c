@@ -49,6 +49,18 @@ static void state_free(void *state, void *arg)
     run->state_release(state);
 }
 
+void pmp_member_placed(const pm_chunk *c, uint64_t offset, size_t len, void *arg)
+{
+    const pmp_opts *o = ((pmp_run *)arg)->o;
+    o->member_placed(c, offset, len, o->member_arg);
+}
+
+int pmp_member_end(pm_file *f, int status, void *arg)
+{
+    const pmp_opts *o = ((pmp_run *)arg)->o;
+    return o->member_end(f, status, o->member_arg);
+}
+
 void pmp_file_outputs(pmp_run *run, const char *const *paths, size_t n,
                       int (*out_path)(const pm_file *, char *, size_t, void *))
 {

@@ -39,6 +39,12 @@ int pmp_run_stages(pmp_run *run, const pmp_stage *stages, size_t nstages,
 /* Chooses the sink for a pipeline that writes converted files: stdout when
  * -c or the input is stdin (inputs are then kept), else a file per input
  * named by out_path. */
+/* The pipeline's out_placed and file_end for output written by someone
+ * else: pmp_opts.member_placed and member_end, with member_arg (compress
+ * and decompress across pmap-mpi's ranks). arg: the pmp_run. */
+void pmp_member_placed(const pm_chunk *c, uint64_t offset, size_t len, void *arg);
+int pmp_member_end(pm_file *f, int status, void *arg);
+
 void pmp_file_outputs(pmp_run *run, const char *const *paths, size_t n,
                       int (*out_path)(const pm_file *, char *, size_t, void *));
 

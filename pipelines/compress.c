@@ -129,19 +129,6 @@ static int member_stage(pm_chunk *c, void *arg, unsigned worker)
     return 0;
 }
 
-/* Members written by someone else (pmp_opts.member_placed, member_end). */
-static void member_placed(const pm_chunk *c, uint64_t offset, size_t len, void *arg)
-{
-    const pmp_opts *o = ((pmp_run *)arg)->o;
-    o->member_placed(c, offset, len, o->member_arg);
-}
-
-static int member_end(pm_file *f, int status, void *arg)
-{
-    const pmp_opts *o = ((pmp_run *)arg)->o;
-    return o->member_end(f, status, o->member_arg);
-}
-
 static int crc_stage(pm_chunk *c, void *arg, unsigned worker)
 {
     (void)worker;
@@ -215,11 +202,11 @@ int pmp_compress(const pmp_opts *o, const char *const *paths, size_t n,
     pl->worker_init = encoder_init;
     pl->worker_fini = encoder_fini;
     if (cx.blocked && o->member_source && o->member_placed) {
-        pl->out_placed = member_placed;
+        pl->out_placed = pmp_member_placed;
         pl->flags |= PM_PL_NAMED_TEMP;   /* for the writers to open */
     }
     if (cx.blocked && o->member_source && o->member_end)
-        pl->file_end = member_end;
+        pl->file_end = pmp_member_end;
     run.ctx = &cx;
     static const pmp_stage stages[] = {
         {"deflate", PM_STAGE_PARALLEL, deflate_stage},

@@ -293,21 +293,6 @@ static int inflate_stage(pm_chunk *c, void *arg, unsigned worker)
     return 0;
 }
 
-/* Output decoded elsewhere (pmp_opts.member_placed, member_end). -N,
- * whose end_restore_mtime is the other file_end, never comes with it
- * (the decoder reads the first member's header itself). */
-static void member_placed(const pm_chunk *c, uint64_t offset, size_t len, void *arg)
-{
-    const pmp_opts *o = ((pmp_run *)arg)->o;
-    o->member_placed(c, offset, len, o->member_arg);
-}
-
-static int member_end(pm_file *f, int status, void *arg)
-{
-    const pmp_opts *o = ((pmp_run *)arg)->o;
-    return o->member_end(f, status, o->member_arg);
-}
-
 /* -N: the output gets the stored MTIME, as gzip -N does. */
 static int end_restore_mtime(pm_file *f, int status, void *arg)
 {
@@ -484,8 +469,10 @@ int pmp_decompress(const pmp_opts *o, const char *const *paths, size_t n,
         if (pl->sink == PM_SINK_FILES && cx.emit && o->unpack_source && o->unpack_drop &&
             o->member_placed && o->member_end) {
             cx.elsewhere = o;
-            pl->out_placed = member_placed;
-            pl->file_end = member_end;
+            /* -N's end_restore_mtime, the other file_end, never comes
+             * with this: -N decodes without the blocked layout. */
+            pl->out_placed = pmp_member_placed;
+            pl->file_end = pmp_member_end;
             pl->flags |= PM_PL_NAMED_TEMP;    /* for the writers to open */
         }
         int jobs = pm_resolve_jobs(pl->jobs);
