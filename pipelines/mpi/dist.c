@@ -61,6 +61,7 @@
 #include <mpi.h>
 
 #include <pmap/codec.h>
+#include <pmap/codec.h>
 #include <pmap/error.h>
 #include "pmp_mpi.h"
 #include "members.h"
@@ -370,6 +371,19 @@ static int by_split(const void *a, const void *b)
  * the blocked layout to an output file (not -c, -t, -l, nor -N, whose
  * decoder reads the first member itself: members.c). They come first, the
  * largest first (work() runs them as a prefix). */
+/* Whether a file written across ranks can have its named temporary
+ * (".NAME.pmtmp.XXXXXX", fileops.c) in a directory entry: one process's
+ * O_TMPFILE needs no name, so a longer one is not split. */
+static int temp_name_fits(int cmd, const pmp_opts *o, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    size_t len = strlen(slash ? slash + 1 : path);
+    const pm_codec *k = pm_codec_find(o->codec);
+    if (cmd == CMD_COMPRESS)
+        len += o->suffix ? strlen(o->suffix) : k ? strlen(k->suffix) : 0;
+    return cmd == CMD_CHECKSUM || cmd == CMD_WC || len + 14 <= NAME_MAX;
+}
+
 static void mark_split(int cmd, const pmp_opts *o, job *jobs, size_t n)
 {
     const char *env = getenv("PMAP_MPI_SPLIT_MIN");
@@ -381,9 +395,10 @@ static void mark_split(int cmd, const pmp_opts *o, job *jobs, size_t n)
     ok = cmd == CMD_CHECKSUM || (cmd == CMD_WC && !o->count_chars) ||
          (cmd == CMD_COMPRESS && !o->one_member && pmpi__members_ok()) || unpack;
     for (size_t i = 0; i < n && ok && size > 1 && min; i++)
-        jobs[i].split = jobs[i].size >= min && (!unpack || blocked_at_start(o, jobs[i].path));
-    if (unpack)
-        qsort(jobs, n, sizeof *jobs, by_split);
+        jobs[i].split = jobs[i].size >= min && (!unpack || blocked_at_start(o, jobs[i].path)) &&
+                        temp_name_fits(cmd, o, jobs[i].path);
+    if (ok && n)
+        qsort(jobs, n, sizeof *jobs, by_split);     /* split ones first */
 }
 
 /* ---- send ---- */

@@ -99,3 +99,18 @@ for dir1 in r1none r1other; do
     [ -z "$(ls -A "$T/$dir1" | grep -v '^f$')" ] || fail "$dir1: rank 1 wrote $(ls -A "$T/$dir1")"
 done
 ok "a rank that cannot read the file, or reads another one: the file fails with the reason, input kept, nothing left"
+
+# A name too long for the named temporary (".NAME.gz.pmtmp.XXXXXX" over
+# NAME_MAX) is not split: compressed whole by one rank, as pmap does.
+long=$(printf 'n%.0s' $(seq 240))
+mkdir -p "$T/long1" "$T/longm"
+cp "$T/src/f" "$T/long1/$long"; cp "$T/src/f" "$T/longm/$long"
+(cd "$T/long1" && pmap compress -b 32K "$long") || fail "setup: one process, long name"
+cd "$T/longm"
+PMAP_MPI_SPLIT_MIN=1 run mpirun -x PMAP_MPI_SPLIT_MIN -x PMAP_JOBS -q --oversubscribe -np 2 \
+    "$PM_MPI_BIN" compress -b 32K "$long"
+cd "$T"
+expect_rc 0 "a 240-byte name"
+cmp -s "$T/long1/$long.gz" "$T/longm/$long.gz" || fail "a 240-byte name: output differs"
+[ -z "$(temps "$T/longm")" ] || fail "a 240-byte name: left $(temps "$T/longm")"
+ok "a name too long for a named temporary: not split, one process's bytes"
