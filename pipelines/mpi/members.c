@@ -196,17 +196,23 @@ void pmpi__ident_of(pmpi_ident *id, const struct stat *st)
                        .mtime_nsec = (int64_t)st->st_mtim.tv_nsec};
 }
 
+/* Who works on chunk c: its rank (> 0), 0 for rank 0 itself, or -ESTALE
+ * when the file rank 0's pipeline opened is not the one the others read. */
+static int worker_of(const pm_chunk *c)
+{
+    if (!pmpi__ident_same(&root.ident, &c->file->st))
+        return -ESTALE;
+    return owner_of(c);
+}
+
 int pmpi__member_source(const pm_chunk *c, unsigned char *out, size_t cap, size_t *len,
                         void *arg)
 {
     (void)out;
     (void)arg;
-    /* The pipeline opened the file itself: the one the others read? */
-    if (!pmpi__ident_same(&root.ident, &c->file->st))
-        return -ESTALE;
-    int owner = owner_of(c);
-    if (owner == 0)
-        return 0;
+    int owner = worker_of(c);
+    if (owner <= 0)
+        return owner;
     msg q = {.type = MSG_ENCODE, .seq = (int64_t)c->seq, .offset = c->offset, .len = c->len};
     int64_t size;
     MPI_Send(&q, sizeof q, MPI_BYTE, owner, TAG_REQUEST, MPI_COMM_WORLD);
@@ -227,11 +233,9 @@ static int unpack_source(const pm_chunk *c, uint64_t *members, size_t *in_used,
                          size_t *out_len, void *arg)
 {
     (void)arg;
-    if (!pmpi__ident_same(&root.ident, &c->file->st))
-        return -ESTALE;
-    int owner = owner_of(c);
-    if (owner == 0)
-        return 0;
+    int owner = worker_of(c);
+    if (owner <= 0)
+        return owner;
     msg q = {.type = MSG_DECODE, .seq = (int64_t)c->seq, .offset = c->offset, .len = c->len,
              .cap = c->out_cap};
     int64_t r[3];                /* members or -errno, bytes taken, bytes made */
