@@ -107,7 +107,8 @@
 #define DEAD_BIT 0x80000000u
 #define SPIN_NS 20000
 #define TICK_S 0.2                     /* re-check a silent worker this often */
-#define GONE_TICKS 5                   /* ticks a dead worker's server may take */
+#define GONE_NS 1000000000LL           /* how long a dead worker's server may
+                                          stay silent about it */
 #define TASKS_MAX 64                   /* tasks in one request */
 #define BATCH_TICK_NS 1000000          /* a proxy looks for finished tasks of a
                                           batch this often while it sleeps */
@@ -798,13 +799,19 @@ static int pw_exited(const pw *w)
     return poll(&p, 1, 0) > 0;
 }
 
-/* A tick passed without news: 1 when the worker is gone and the server,
- * which should have said so, is silent for GONE_TICKS (it was killed). */
-static int pw_orphaned(const pw *w, int *ticks)
+/* A wait passed without news: 1 when the worker is gone and the server,
+ * which should have said so, stayed silent for GONE_NS since we first saw
+ * it gone (*since, 0 until then): the server was killed. Time, not a count
+ * of waits: a proxy following a batch wakes every BATCH_TICK_NS, and a
+ * server slow to reap (a loaded machine) is not a dead one. */
+static int pw_orphaned(const pw *w, int64_t *since)
 {
     if (!pw_exited(w))
         return 0;
-    return ++*ticks > GONE_TICKS;
+    int64_t now = pm__now_ns();
+    if (!*since)
+        *since = now;
+    return now - *since > GONE_NS;
 }
 
 /* A batch being waited for: tasks [0, seen) of the request are reported. */
@@ -836,7 +843,8 @@ static int pw_wait(procs *P, pw *w, uint32_t seq, progress *pg)
 {
     slot_hdr *h = w->hdr;
     int64_t spin_end = pm__now_ns() + SPIN_NS;
-    int killed = 0, ticks = 0;
+    int killed = 0;
+    int64_t gone = 0;              /* when the worker was seen gone */
     for (;;) {
         if (pg && pg->seen + 1 < pg->n) {
             size_t nd = atomic_load_explicit(&h->ndone, memory_order_acquire);
@@ -848,7 +856,7 @@ static int pw_wait(procs *P, pw *w, uint32_t seq, progress *pg)
             return killed ? -ETIMEDOUT : status_of_wait(h->wstatus);
         if (d == seq)
             return 0;
-        if (ticks && pw_orphaned(w, &ticks))
+        if (gone && pw_orphaned(w, &gone))
             return -EPIPE;                 /* the fork server is gone */
         int64_t now = pm__now_ns();
         if (now < spin_end) {
@@ -870,8 +878,8 @@ static int pw_wait(procs *P, pw *w, uint32_t seq, progress *pg)
         struct timespec ts = {(time_t)(wait / 1000000000), (long)(wait % 1000000000)};
         atomic_store(&h->parent_waits, 1);
         if (atomic_load(&h->done) == d && futex(&h->done, FUTEX_WAIT, d, &ts) < 0 &&
-            errno == ETIMEDOUT && !ticks)
-            ticks = pw_exited(w);
+            errno == ETIMEDOUT && !gone)
+            pw_orphaned(w, &gone);
         atomic_store(&h->parent_waits, 0);
     }
 }
@@ -906,8 +914,8 @@ static void pw_retire(procs *P, pw *w)
     if (w->pidfd < 0)
         return;
     syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
-    int ticks = 0;
-    while (!(atomic_load(&w->hdr->done) & DEAD_BIT) && !pw_orphaned(w, &ticks)) {
+    int64_t gone = 0;
+    while (!(atomic_load(&w->hdr->done) & DEAD_BIT) && !pw_orphaned(w, &gone)) {
         struct timespec ts = {0, (long)(TICK_S * 1e9)};
         uint32_t d = atomic_load(&w->hdr->done);
         atomic_store(&w->hdr->parent_waits, 1);
