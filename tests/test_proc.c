@@ -317,10 +317,29 @@ static void test_capture_stdin(void)
     CU_ASSERT_EQUAL(res.status, 0);
     CU_ASSERT_EQUAL(res.in_bytes, n);
     CU_ASSERT_EQUAL(res.out_bytes, n);
+    /* read back in pieces that straddle memory and the spill file */
+    uint64_t olen = 0, elen = 0;
+    pm_output_sizes(out, &olen, &elen);
+    CU_ASSERT_EQUAL(olen, n);
+    CU_ASSERT_EQUAL(elen, 5);
+    unsigned char *back = malloc(n);
+    CU_ASSERT_FATAL(back != NULL);
+    uint64_t off = 0;
+    long got;
+    while ((got = pm_output_read(out, 0, off, back + off, off % 3 ? 100000 : 65521)) > 0)
+        off += (uint64_t)got;
+    CU_ASSERT_EQUAL(got, 0);
+    CU_ASSERT_EQUAL(off, n);
+    CU_ASSERT(memcmp(back, data, n) == 0);
+    char part[8] = { 0 };
+    CU_ASSERT_EQUAL(pm_output_read(out, 1, 1, part, 3), 3);
+    CU_ASSERT_STRING_EQUAL(part, "ail");
+    CU_ASSERT_EQUAL(pm_output_read(out, 1, 5, part, 3), 0);
+    CU_ASSERT_EQUAL(pm_output_read(out, 2, 0, part, 3), -EINVAL);
+    memset(back, 0, n);
     FILE *f = tmpfile(), *e = tmpfile();
     CU_ASSERT_EQUAL(pm_output_write(out, fileno(f), fileno(e)), 0);
     pm_output_free(out);
-    unsigned char *back = malloc(n);
     CU_ASSERT_EQUAL(pread(fileno(f), back, n, 0), (ssize_t)n);
     CU_ASSERT(memcmp(back, data, n) == 0);
     char tail[8] = { 0 };

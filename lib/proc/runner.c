@@ -852,6 +852,37 @@ int pm_output_write(pm_output *o, int out_fd, int err_fd)
     return err;
 }
 
+void pm_output_sizes(const pm_output *o, uint64_t *out_len, uint64_t *err_len)
+{
+    *out_len = o->out.len + o->out.flen;
+    *err_len = o->err.len + o->err.flen;
+}
+
+long pm_output_read(const pm_output *o, int part, uint64_t off, void *buf, size_t cap)
+{
+    if (part != 0 && part != 1)
+        return -EINVAL;
+    const pm__obuf *b = part ? &o->err : &o->out;
+    if (cap > LONG_MAX)
+        cap = LONG_MAX;
+    if (off < b->len) {
+        size_t n = b->len - (size_t)off < cap ? b->len - (size_t)off : cap;
+        memcpy(buf, b->mem + off, n);
+        return (long)n;
+    }
+    off -= b->len;
+    if (off >= b->flen)
+        return 0;
+    if (cap > b->flen - off)
+        cap = (size_t)(b->flen - off);
+    for (;;) {
+        ssize_t n = pread(b->fd, buf, cap, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n < 0 ? -errno : n == 0 ? -EIO : (long)n;
+    }
+}
+
 void pm_output_free(pm_output *o)
 {
     if (!o)

@@ -146,6 +146,14 @@ PM_API int pm_run_capture(const pm_job *job, double timeout, int cancel_fd,
 /* Writes the captured stdout to out_fd, then its stderr to err_fd. Returns
  * 0 or -errno. */
 PM_API int pm_output_write(pm_output *o, int out_fd, int err_fd);
+/* The bytes a captured output holds: its stdout, its stderr. */
+PM_API void pm_output_sizes(const pm_output *o, uint64_t *out_len, uint64_t *err_len);
+/* Reads up to cap bytes of a captured output's stdout (part 0) or stderr
+ * (part 1) from offset off, without consuming them (to send them
+ * elsewhere in pieces). Returns the bytes read, 0 at the part's end, or
+ * -errno (-EINVAL: no such part). */
+PM_API long pm_output_read(const pm_output *o, int part, uint64_t off, void *buf,
+                           size_t cap);
 /* NULL: no-op. */
 PM_API void pm_output_free(pm_output *o);
 
