@@ -23,6 +23,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,7 +203,7 @@ static void expand(pmp_sb *b, const char *word, const pmp_args *a, int quote)
 }
 
 /* Whether the template has a replacement string. */
-static int has_rpl(const pmp_run_opts *o)
+int pmp_run_has_rpl(const pmp_run_opts *o)
 {
     for (size_t i = 0; i < o->ncmd; i++)
         for (const char *p = o->cmd[i]; *p; p++) {
@@ -355,21 +356,8 @@ int pmp_cmd_build(pmp_cmd *c, const pmp_run_opts *o, const pmp_args *a, int shel
 
 /* ---- arguments ---- */
 
-typedef struct args_src {
-    const pmp_run_opts *o;
-    size_t *idx;                 /* ::: groups: the next tuple's indexes */
-    int started, done;
-    const char **vals;
-    int fd;                      /* the argument file, or -1 */
-    int is_stream;               /* a pipe or terminal: wait with the runner */
-    char sep;
-    char *buf;
-    size_t len, off, cap;
-    int eof;
-    uint64_t line;
-} args_src;
 
-static int src_open(args_src *s, const pmp_run_opts *o)
+int pmp_src_open(pmp_src *s, const pmp_run_opts *o)
 {
     memset(s, 0, sizeof *s);
     s->o = o;
@@ -399,7 +387,7 @@ static int src_open(args_src *s, const pmp_run_opts *o)
     return s->vals ? 0 : -ENOMEM;
 }
 
-static void src_close(args_src *s)
+void pmp_src_close(pmp_src *s)
 {
     if (s->fd > 0)
         close(s->fd);
@@ -408,7 +396,7 @@ static void src_close(args_src *s)
     free(s->buf);
 }
 
-static int next_tuple(args_src *s, pmp_args *a)
+static int next_tuple(pmp_src *s, pmp_args *a)
 {
     const pmp_run_opts *o = s->o;
     if (s->done)
@@ -428,7 +416,7 @@ static int next_tuple(args_src *s, pmp_args *a)
 
 /* Reads more of the argument file; waits for a stream with the runner
  * (so that jobs go on meanwhile). Returns 0 or -errno. */
-static int fill(args_src *s, pm_runner *r)
+static int fill(pmp_src *s, pm_runner *r)
 {
     if (s->off) {
         memmove(s->buf, s->buf + s->off, s->len - s->off);
@@ -468,7 +456,14 @@ static int fill(args_src *s, pm_runner *r)
     return 0;
 }
 
-static int next_line(args_src *s, pm_runner *r, pmp_args *a)
+/* Whether fd has input (or an end) to read now. */
+static int readable(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    return poll(&p, 1, 0) != 0;
+}
+
+static int next_line(pmp_src *s, pm_runner *r, int nowait, pmp_args *a)
 {
     for (;;) {
         char *p = s->len > s->off ? memchr(s->buf + s->off, s->sep, s->len - s->off) : NULL;
@@ -486,15 +481,22 @@ static int next_line(args_src *s, pm_runner *r, pmp_args *a)
         }
         if (s->eof)
             return 0;
+        if (nowait && s->is_stream && !readable(s->fd))
+            return -EAGAIN;
         int err = fill(s, r);
         if (err)
             return err;
     }
 }
 
-static int next_args(args_src *s, pm_runner *r, pmp_args *a)
+int pmp_src_next(pmp_src *s, pm_runner *r, int nowait, pmp_args *a)
 {
-    return s->o->ngroups ? next_tuple(s, a) : next_line(s, r, a);
+    return s->o->ngroups ? next_tuple(s, a) : next_line(s, r, nowait, a);
+}
+
+int pmp_src_fd(const pmp_src *s)
+{
+    return s->is_stream ? s->fd : -1;
 }
 
 /* ---- the joblog ---- */
@@ -578,14 +580,15 @@ int pmp_joblog_has(const pmp_state *st, uint64_t seq)
 
 /* One line per finished job, written whole at once (O_APPEND), so a
  * killed run leaves whole lines. */
-void pmp_joblog_write(pmp_state *st, uint64_t seq, const char *cmd, const pm_job_result *r)
+void pmp_joblog_write(pmp_state *st, uint64_t seq, const char *host, const char *cmd,
+                      const pm_job_result *r)
 {
     if (st->joblog_fd < 0)
         return;
     int exitval = r->timed_out || r->killed ? -1 : r->signo ? 0 : r->status;
     char *line = NULL;
-    int n = asprintf(&line, "%llu\t:\t%.3f\t%10.3f\t%llu\t%llu\t%d\t%d\t%s\n",
-                     (unsigned long long)seq, r->start, r->runtime,
+    int n = asprintf(&line, "%llu\t%s\t%.3f\t%10.3f\t%llu\t%llu\t%d\t%d\t%s\n",
+                     (unsigned long long)seq, host ? host : ":", r->start, r->runtime,
                      (unsigned long long)r->in_bytes, (unsigned long long)r->out_bytes,
                      exitval, r->signo, cmd);
     if (n < 0 || write(st->joblog_fd, line, (size_t)n) != n)
@@ -641,17 +644,30 @@ typedef struct job_info {
     char *text;
 } job_info;
 
+void pmp_job_report(pmp_state *st, uint64_t seq, const char *host, const char *cmd,
+                    const pm_job_result *r)
+{
+    if (!r->killed || st->stats->halted)   /* stopped by a signal: --resume reruns it */
+        pmp_joblog_write(st, seq, host, cmd, r);
+    if (st->o->on_job) {
+        pmp_run_job j = { .seq = seq, .command = cmd, .res = r };
+        st->o->on_job(&j, st->o->arg);
+    }
+}
+
+int pmp_job_end(pmp_state *st, uint64_t seq, const char *host, const char *cmd,
+                const pm_job_result *r)
+{
+    int act = pmp_account(st, r);
+    pmp_job_report(st, seq, host, cmd, r);
+    return act;
+}
+
 static int on_done(const pm_job_result *r, void *arg)
 {
     pmp_state *st = arg;
     job_info *ji = r->arg;
-    if (!r->killed || st->stats->halted)   /* stopped by a signal: --resume reruns it */
-        pmp_joblog_write(st, ji->seq, ji->text, r);
-    int act = pmp_account(st, r);
-    if (st->o->on_job) {
-        pmp_run_job j = { .seq = ji->seq, .command = ji->text, .res = r };
-        st->o->on_job(&j, st->o->arg);
-    }
+    int act = pmp_job_end(st, ji->seq, NULL, ji->text, r);
     free(ji->text);
     free(ji);
     return act;
@@ -690,7 +706,7 @@ static int start_one(pmp_state *st, pm_runner *r, pmp_args *a)
     return err;
 }
 
-static uint64_t tuples(const pmp_run_opts *o)
+uint64_t pmp_run_tuples(const pmp_run_opts *o)
 {
     uint64_t n = o->ngroups ? 1 : 0;
     for (size_t g = 0; g < o->ngroups; g++)
@@ -700,10 +716,10 @@ static uint64_t tuples(const pmp_run_opts *o)
 
 static int run_args(pmp_state *st, pm_runner *r)
 {
-    args_src src;
-    int err = src_open(&src, st->o);
+    pmp_src src;
+    int err = pmp_src_open(&src, st->o);
     pmp_args a = { 0 };
-    while (!err && (err = next_args(&src, r, &a)) > 0) {
+    while (!err && (err = pmp_src_next(&src, r, 0, &a)) > 0) {
         err = 0;
         a.seq = ++st->seq;
         if (pmp_joblog_has(st, a.seq)) {
@@ -719,13 +735,13 @@ static int run_args(pmp_state *st, pm_runner *r)
         }
         err = start_one(st, r, &a);
     }
-    src_close(&src);
+    pmp_src_close(&src);
     return err;
 }
 
 /* The run's error from what reading arguments (err) and waiting for the
  * jobs (werr) returned; a stop (-ECANCELED) is no error. */
-static int run_error(pmp_state *st, int err, int werr)
+int pmp_run_error(pmp_state *st, int err, int werr)
 {
     const pmp_run_opts *o = st->o;
     if (err == -ECANCELED)
@@ -751,8 +767,8 @@ int pmp_run_jobs(const pmp_run_opts *o, pmp_run_stats *stats)
     if (o->pipe)
         return pmp_run_pipe(&st);
     st.shell = pmp_run_needs_shell(o);
-    st.rpl = has_rpl(o);
-    st.total = tuples(o);
+    st.rpl = pmp_run_has_rpl(o);
+    st.total = pmp_run_tuples(o);
     pm_runner *r = NULL;
     pm_runner_opts ro = { .size = sizeof ro, .slots = o->jobs, .keep_order = o->keep_order,
                           .timeout = o->timeout, .retries = o->retries,
@@ -764,7 +780,7 @@ int pmp_run_jobs(const pmp_run_opts *o, pmp_run_stats *stats)
         err = run_args(&st, r);
     int werr = r ? pm_runner_wait(r) : 0;
     st.stats->cancelled = r && pm_runner_cancelled(r);
-    err = run_error(&st, err, werr);
+    err = pmp_run_error(&st, err, werr);
     pm_runner_free(r);
     if (st.joblog_fd >= 0)
         close(st.joblog_fd);

@@ -36,6 +36,37 @@ void pmp_cmd_free(pmp_cmd *c);
 /* Whether o's template needs /bin/sh (see run.c). */
 int pmp_run_needs_shell(const pmp_run_opts *o);
 
+/* Where arguments come from: the ::: groups' cross product, or the lines
+ * (records) of the argument file or stdin, read as they are needed. */
+typedef struct pmp_src {
+    const pmp_run_opts *o;
+    size_t *idx;                 /* ::: groups: the next tuple's indexes */
+    int started, done;
+    const char **vals;
+    int fd;                      /* the argument file, or -1 */
+    int is_stream;               /* a pipe or terminal: wait with the runner */
+    char sep;
+    char *buf;
+    size_t len, off, cap;
+    int eof;
+    uint64_t line;
+} pmp_src;
+
+/* Opens o's arguments. Returns 0 or -errno (errbuf says which file). */
+int pmp_src_open(pmp_src *s, const pmp_run_opts *o);
+void pmp_src_close(pmp_src *s);
+/* The next arguments: 1 with *a set (valid until the next call), 0 at the
+ * end, or -errno. A stream (pipe, terminal) is waited for with r, so that
+ * its jobs go on meanwhile; with nowait, -EAGAIN instead of waiting (poll
+ * pmp_src_fd() and call again). */
+int pmp_src_next(pmp_src *s, pm_runner *r, int nowait, pmp_args *a);
+/* The stream arguments are read from, or -1 when reading never waits. */
+int pmp_src_fd(const pmp_src *s);
+/* Argument tuples of the ::: groups (0 without groups). */
+uint64_t pmp_run_tuples(const pmp_run_opts *o);
+/* Whether o's template has a replacement string. */
+int pmp_run_has_rpl(const pmp_run_opts *o);
+
 /* A run's state. */
 typedef struct pmp_state {
     const pmp_run_opts *o;
@@ -51,10 +82,23 @@ typedef struct pmp_state {
 
 int pmp_joblog_open(pmp_state *st);
 int pmp_joblog_has(const pmp_state *st, uint64_t seq);
-void pmp_joblog_write(pmp_state *st, uint64_t seq, const char *cmd, const pm_job_result *r);
+/* host: the joblog's Host column (NULL: ":", this machine). */
+void pmp_joblog_write(pmp_state *st, uint64_t seq, const char *host, const char *cmd,
+                      const pm_job_result *r);
+/* A job ended: the counts, its joblog line, the caller's on_job (the
+ * last two are pmp_job_report). Returns PM_RUN_* from the --halt rule. */
+int pmp_job_end(pmp_state *st, uint64_t seq, const char *host, const char *cmd,
+                const pm_job_result *r);
+/* What is said of a job once counted (pmp_account): its joblog line
+ * (not for a job a signal killed: --resume runs it again) and on_job. */
+void pmp_job_report(pmp_state *st, uint64_t seq, const char *host, const char *cmd,
+                    const pm_job_result *r);
 int pmp_job_failed(const pm_job_result *r);
 int pmp_account(pmp_state *st, const pm_job_result *r);
 int pmp_exit_status(const pmp_state *st);
+/* The run's error from what reading arguments (err) and waiting for the
+ * jobs (werr) returned, errbuf filled; a stop (-ECANCELED) is no error. */
+int pmp_run_error(pmp_state *st, int err, int werr);
 void pmp_err(const pmp_run_opts *o, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

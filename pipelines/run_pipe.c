@@ -129,7 +129,7 @@ static int report(pipe_ctx *x, pm_chunk *c, pipe_chunk *pc)
     pmp_state *st = x->st;
     uint64_t seq = c->seq + 1;
     st->stats->started++;
-    pmp_joblog_write(st, seq, pc->text, &pc->res);
+    pmp_joblog_write(st, seq, NULL, pc->text, &pc->res);
     int act = pmp_account(st, &pc->res);
     if (st->o->on_job) {
         pmp_run_job j = { .seq = seq, .command = pc->text, .res = &pc->res };
