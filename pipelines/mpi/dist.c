@@ -65,6 +65,7 @@
 #include <pmap/error.h>
 #include "pmp_mpi.h"
 #include "members.h"
+#include "round.h"
 #include "split.h"
 #include "wire.h"
 
@@ -519,8 +520,7 @@ static int get_command(wire *w, pmp_opts *o, root **roots_ret, size_t *nroots_re
     return cmd;
 }
 
-/* Broadcasts w from rank 0 (length first; 0 means "stop serving"). */
-static int bcast_wire(wire *w)
+int pmpi__bcast_wire(wire *w)
 {
     uint64_t len = w->len;
     MPI_Bcast(&len, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
@@ -1208,7 +1208,7 @@ static int round_root(int cmd, const pmp_opts *o, const char *const *paths, size
         put_command(&sent, cmd, o, roots, n, c.jobs, nrun);
         if (sent.bad || listed.bad)
             MPI_Abort(MPI_COMM_WORLD, 1);
-        bcast_wire(&sent);
+        pmpi__bcast_wire(&sent);
         sent_any = 1;
         work(cmd, o, roots, c.jobs, nrun, &mine);
         gather(&mine, &all);
@@ -1301,11 +1301,14 @@ int pmpi_serve(void)
 {
     for (;;) {
         wire w = {0};
-        if (!bcast_wire(&w)) {
+        if (!pmpi__bcast_wire(&w)) {
             wire_free(&w);
             return 0;
         }
-        int rc = round_serve(&w);
+        int32_t cmd = 0;
+        if (w.len >= sizeof cmd)
+            memcpy(&cmd, w.p, sizeof cmd);
+        int rc = cmd == PMPI_CMD_RUN ? pmpi__run_serve(&w) : round_serve(&w);
         wire_free(&w);
         if (rc < 0) {
             fprintf(stderr, "pmap-mpi: rank %d: cannot run a round: %s\n", rank_self(),
@@ -1319,5 +1322,5 @@ int pmpi_serve(void)
 void pmpi_finish(void)
 {
     wire none = {0};
-    bcast_wire(&none);
+    pmpi__bcast_wire(&none);
 }

@@ -35,6 +35,12 @@ int pmpi_checksum(const pmp_opts *o, const char *const *paths, size_t n,
 int pmpi_wc(const pmp_opts *o, const char *const *paths, size_t n,
             pm_pipeline_stats *stats);
 
+/* pmp_run_jobs() over the ranks (runjobs.c): rank 0 reads and numbers
+ * the arguments, every rank runs jobs on its own slots (-j per rank),
+ * rank 0 writes their outputs grouped (in order with -k), keeps the
+ * joblog and applies --halt. --pipe and --dry-run stay on rank 0. */
+int pmpi_run_jobs(const pmp_run_opts *o, pmp_run_stats *stats);
+
 /* Ranks other than 0: runs the rounds rank 0's pmpi_* calls start, until
  * rank 0 calls pmpi_finish(), and returns 0. A round that cannot be run
  * here (out of memory, a malformed message) aborts the whole job
