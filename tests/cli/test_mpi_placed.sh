@@ -104,7 +104,7 @@ ok "a rank that cannot read the file, or reads another one: the file fails with 
 # NAME_MAX) is not split: compressed whole by one rank, as pmap does.
 long=$(printf 'n%.0s' $(seq 240))
 mkdir -p "$T/long1" "$T/longm"
-cp "$T/src/f" "$T/long1/$long"; cp "$T/src/f" "$T/longm/$long"
+cp -p "$T/src/f" "$T/long1/$long"; cp -p "$T/src/f" "$T/longm/$long"   # gzip keeps the mtime
 (cd "$T/long1" && pmap compress -b 32K "$long") || fail "setup: one process, long name"
 cd "$T/longm"
 PMAP_MPI_SPLIT_MIN=1 run mpirun -x PMAP_MPI_SPLIT_MIN -x PMAP_JOBS -q --oversubscribe -np 2 \
