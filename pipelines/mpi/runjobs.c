@@ -365,6 +365,7 @@ static void job_notrun(disp *D, uint64_t i, int from)
 {
     named(D, i, from, E_SENT);
     D->peers[from].inflight--;
+    D->st->stats->started--;                 /* counted when it was sent */
     entry_ended(D, i);
 }
 
