@@ -94,7 +94,10 @@ static int run_block(pipe_ctx *x, pm_chunk *c, unsigned worker)
     } while (!err && pmp_job_failed(&pc->res) && ++tries <= x->st->o->retries);
     pc->res.attempts = tries + (tries <= x->st->o->retries);
     pc->ran = !err;
-    if (!err) {
+    if (err) {                   /* cancelled: its output is not written */
+        pm_output_free(pc->out);
+        pc->out = NULL;
+    } else {
         pc->text = cmd.text.p;
         cmd.text.p = NULL;
     }

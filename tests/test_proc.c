@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -358,6 +359,43 @@ static void test_capture_stdin(void)
     free(data);
 }
 
+static void *poke_later(void *arg)
+{
+    usleep(300000);
+    uint64_t one = 1;
+    if (write(*(int *)arg, &one, sizeof one) != sizeof one)
+        CU_FAIL("eventfd write");
+    return NULL;
+}
+
+/* Cancelled: -ECANCELED, the job killed, and what it printed before. */
+static void test_capture_cancelled(void)
+{
+    int efd = eventfd(0, EFD_CLOEXEC);
+    CU_ASSERT_FATAL(efd >= 0);
+    pthread_t t;
+    CU_ASSERT_FATAL(pthread_create(&t, NULL, poke_later, &efd) == 0);
+    char *argv[] = { "sh", "-c", "echo before; echo e >&2; sleep 30; echo after", NULL };
+    pm_job job = { .argv = argv };
+    pm_output *out = NULL;
+    pm_job_result res;
+    double t0 = pm_test_now();
+    CU_ASSERT_EQUAL(pm_run_capture(&job, 0, efd, &out, &res), -ECANCELED);
+    CU_ASSERT(pm_test_now() - t0 < 5);
+    pthread_join(t, NULL);
+    CU_ASSERT_EQUAL(res.killed, 1);
+    CU_ASSERT_FATAL(out != NULL);
+    uint64_t ol = 0, el = 0;
+    pm_output_sizes(out, &ol, &el);
+    char buf[16] = { 0 };
+    CU_ASSERT_EQUAL(ol, 7);
+    CU_ASSERT_EQUAL(el, 2);
+    CU_ASSERT_EQUAL(pm_output_read(out, 0, 0, buf, sizeof buf), 7);
+    CU_ASSERT_STRING_EQUAL(buf, "before\n");
+    pm_output_free(out);
+    close(efd);
+}
+
 static void test_shell_quote(void)
 {
     char buf[64];
@@ -402,6 +440,7 @@ int main(void)
         { "halt from on_done: KILL and STOP", test_halt },
         { "cancel_fd kills the job's whole group", test_cancel },
         { "pm_run_capture: stdin fed, output kept", test_capture_stdin },
+        { "pm_run_capture cancelled: what the job printed is kept", test_capture_cancelled },
         { "freeing with jobs running: killed, on_done for each", test_free_running },
         { "max_waiting bounds the finished jobs waiting", test_max_waiting },
         { "pm_shell_quote", test_shell_quote },

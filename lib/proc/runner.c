@@ -832,12 +832,12 @@ int pm_run_capture(const pm_job *job_, double timeout, int cancel_fd, pm_output 
     if (err == -ECANCELED && !r->cancelled)
         err = 0;
     pm_runner_free(r);
-    if (err) {
+    if (err && err != -ECANCELED) {
         pm_output_free(out);
         return err;
     }
-    *out_ret = out;
-    return 0;
+    *out_ret = out;                  /* cancelled: what it printed until then */
+    return err;
 }
 
 int pm_output_write(pm_output *o, int out_fd, int err_fd)

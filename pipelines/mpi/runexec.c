@@ -5,23 +5,37 @@
  * so a command line reads the same as in one process), runs it with
  * pm_run_capture() -- again while it fails, up to the run's retries (not
  * after a timeout), the last attempt's output kept -- and puts it on the
- * ended list, waking the caller through an eventfd. A kill writes a second eventfd that every
- * capture polls as its cancel descriptor: running jobs are killed (their
- * whole process group, as the runner does), and their output dropped, as
- * pmap run drops a killed job's output.
+ * ended list, waking the caller through an eventfd. A kill writes a second
+ * eventfd that every capture polls as its cancel descriptor: running jobs
+ * are killed (their whole process group, as the runner does); what they
+ * printed is kept.
+ *
+ * Outputs wait for their turn, which may be long (-k behind a slow job):
+ * one of up to HOLD_SMALL bytes is copied to memory, a bigger one to the
+ * rank's hold file (one unlinked file in $TMPDIR, ranges reserved under
+ * the lock, emptied whenever no output is in it), so that a waiting output
+ * costs neither a descriptor nor more than HOLD_SMALL bytes of memory --
+ * the runner's way with outputs that wait (runner.c's hold()).
  *
  * The record a job ends with is allocated when it is queued, so a job
  * that was accepted always comes back, whatever memory is left then.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "runexec.h"
+
+#define HOLD_SMALL ((uint64_t)64 << 10)
+#define COPY_BUF ((size_t)256 << 10)
 
 typedef struct rx_job {
     struct rx_job *next;
@@ -44,6 +58,9 @@ struct rx {
     rx_done *dhead, *dtail;  /* ended, not taken */
     int closing, killed;
     int done_fd, kill_fd;    /* eventfds */
+    int hold_fd;             /* outputs that wait, or -1 */
+    uint64_t hold_end;       /* bytes reserved in it */
+    size_t nhold;            /* outputs in it (or being copied there) */
     pthread_t *thr;
     slot_arg *args;
     int nthr;
@@ -79,6 +96,100 @@ static void drop_queued(rx *x)
     x->head = x->tail = NULL;
 }
 
+/* An unlinked file in $TMPDIR (obuf.c's way). Returns it or -errno. */
+static int hold_file(void)
+{
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir)
+        dir = "/tmp";
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+        return fd >= 0 ? fd : -errno;
+    char name[4096];
+    if (snprintf(name, sizeof name, "%s/pmap-mpi-run.XXXXXX", dir) >= (int)sizeof name)
+        return -ENAMETOOLONG;
+    fd = mkostemp(name, O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    unlink(name);
+    return fd;
+}
+
+/* Gives back d's range of the hold file; empties the file when no output
+ * is left in it. */
+static void unhold(rx *x, rx_done *d)
+{
+    pthread_mutex_lock(&x->mu);
+    if (--x->nhold == 0) {
+        x->hold_end = 0;
+        if (ftruncate(x->hold_fd, 0) < 0) {
+            /* the space comes back when the file is closed */
+        }
+    }
+    pthread_mutex_unlock(&x->mu);
+    d->hoff = UINT64_MAX;
+}
+
+/* Moves out (the job's captured output) into d: memory or the hold file.
+ * Returns 0 or -errno. */
+static int keep(rx *x, rx_done *d, pm_output *out)
+{
+    uint64_t total = d->out_len + d->err_len;
+    if (!total)
+        return 0;
+    char *buf = malloc(total <= HOLD_SMALL ? total : COPY_BUF);
+    if (!buf)
+        return -ENOMEM;
+    if (total <= HOLD_SMALL) {
+        long a = pm_output_read(out, 0, 0, buf, d->out_len);
+        long b = pm_output_read(out, 1, 0, buf + d->out_len, d->err_len);
+        if (a != (long)d->out_len || b != (long)d->err_len) {
+            free(buf);
+            return a < 0 ? (int)a : b < 0 ? (int)b : -EIO;
+        }
+        d->mem = buf;
+        return 0;
+    }
+    int err = 0;
+    pthread_mutex_lock(&x->mu);
+    if (x->hold_fd < 0) {
+        x->hold_fd = hold_file();
+        if (x->hold_fd < 0) {
+            err = x->hold_fd;
+            x->hold_fd = -1;
+        }
+    }
+    if (!err) {
+        d->hoff = x->hold_end;
+        x->hold_end += total;
+        x->nhold++;
+    }
+    pthread_mutex_unlock(&x->mu);
+    for (int part = 0; !err && part < 2; part++) {
+        uint64_t len = part ? d->err_len : d->out_len, base = part ? d->out_len : 0;
+        for (uint64_t off = 0; !err && off < len;) {
+            long n = pm_output_read(out, part, off, buf, COPY_BUF);
+            if (n <= 0) {
+                err = n < 0 ? (int)n : -EIO;
+                break;
+            }
+            for (long w = 0; !err && w < n;) {
+                ssize_t k = pwrite(x->hold_fd, buf + w, (size_t)(n - w),
+                                   (off_t)(d->hoff + base + off + (uint64_t)w));
+                if (k < 0 && errno != EINTR)
+                    err = -errno;
+                else if (k > 0)
+                    w += k;
+            }
+            off += (uint64_t)n;
+        }
+    }
+    free(buf);
+    if (err && d->hoff != UINT64_MAX)
+        unhold(x, d);
+    return err;
+}
+
 /* Runs j on slot; fills j->d. */
 static void run_job(rx *x, int slot, rx_job *j)
 {
@@ -93,24 +204,21 @@ static void run_job(rx *x, int slot, rx_job *j)
     d->cmd = c.text.p;
     c.text.p = NULL;
     pm_job job = { .argv = c.argv, .id = d->seq };
+    pm_output *out = NULL;
     for (int attempt = 1;; attempt++) {
-        pm_output *out = NULL;
         pm_job_result res;
         memset(&res, 0, sizeof res);
+        pm_output_free(out);                /* the last attempt's is kept */
+        out = NULL;
         int rc = pm_run_capture(&job, x->o->timeout, x->kill_fd, &out, &res);
         if (rc < 0 && rc != -ECANCELED) {
             d->fail = rc;
             break;
         }
-        double first = attempt == 1 ? res.start : d->res.start;
-        res.attempts = attempt;
-        res.slot = slot;
+        res.attempts = attempt;             /* start and runtime: the last */
+        res.slot = slot;                    /* attempt's, as the runner's */
         res.arg = NULL;
-        res.runtime += res.start - first;       /* every attempt's, as the runner's */
-        res.start = first;
         d->res = res;
-        pm_output_free(d->out);
-        d->out = out;                       /* NULL when killed */
         if (rc == -ECANCELED) {
             d->res.killed = 1;
             break;
@@ -123,12 +231,13 @@ static void run_job(rx *x, int slot, rx_job *j)
         if (killed)
             break;
     }
-    if (d->out && d->res.killed) {          /* pmap run drops a killed job's output */
-        pm_output_free(d->out);
-        d->out = NULL;
+    if (out && !d->fail) {
+        pm_output_sizes(out, &d->out_len, &d->err_len);
+        d->fail = keep(x, d, out);
+        if (d->fail)
+            d->out_len = d->err_len = 0;
     }
-    if (d->out)
-        pm_output_sizes(d->out, &d->out_len, &d->err_len);
+    pm_output_free(out);
     pmp_cmd_free(&c);
 }
 
@@ -169,6 +278,7 @@ int rx_new(const pmp_run_opts *o, int shell, int rpl, int slots, rx **ret)
     x->slots = slots;
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
+    x->hold_fd = -1;
     x->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     x->kill_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     x->thr = calloc((size_t)slots, sizeof *x->thr);
@@ -214,6 +324,7 @@ int rx_push(rx *x, uint64_t seq, uint64_t tag, const char *const *v, size_t n)
     }
     d->seq = seq;
     d->tag = tag;
+    d->hoff = UINT64_MAX;
     pthread_mutex_lock(&x->mu);
     if (x->killed) {
         d->notrun = 1;
@@ -262,11 +373,79 @@ rx_done *rx_take(rx *x)
     return d;
 }
 
-void rx_done_free(rx_done *d)
+long rx_read(rx *x, const rx_done *d, uint64_t off, void *buf, size_t cap)
+{
+    uint64_t total = d->out_len + d->err_len;
+    if (off >= total)
+        return 0;
+    if (cap > total - off)
+        cap = (size_t)(total - off);
+    if (cap > LONG_MAX)
+        cap = LONG_MAX;
+    if (d->mem) {
+        memcpy(buf, d->mem + off, cap);
+        return (long)cap;
+    }
+    for (;;) {
+        ssize_t n = pread(x->hold_fd, buf, cap, (off_t)(d->hoff + off));
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n < 0 ? -errno : n == 0 ? -EIO : (long)n;
+    }
+}
+
+int rx_write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EAGAIN) {
+            struct pollfd pf = { .fd = fd, .events = POLLOUT };
+            poll(&pf, 1, -1);
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int rx_write(rx *x, const rx_done *d, int out_fd, int err_fd)
+{
+    if (d->mem) {
+        int err = rx_write_all(out_fd, d->mem, d->out_len);
+        return err ? err : rx_write_all(err_fd, d->mem + d->out_len, d->err_len);
+    }
+    char *buf = malloc(COPY_BUF);
+    if (!buf)
+        return -ENOMEM;
+    int err = 0;
+    for (uint64_t off = 0; !err && off < d->out_len + d->err_len;) {
+        size_t cap = off < d->out_len && d->out_len - off < COPY_BUF
+                   ? (size_t)(d->out_len - off) : COPY_BUF;   /* not across the parts */
+        long n = rx_read(x, d, off, buf, cap);
+        if (n <= 0) {
+            err = n < 0 ? (int)n : -EIO;
+            break;
+        }
+        err = rx_write_all(off < d->out_len ? out_fd : err_fd, buf, (size_t)n);
+        off += (uint64_t)n;
+    }
+    free(buf);
+    return err;
+}
+
+void rx_done_free(rx *x, rx_done *d)
 {
     if (!d)
         return;
-    pm_output_free(d->out);
+    if (d->hoff != UINT64_MAX)
+        unhold(x, d);
+    free(d->mem);
     free(d->cmd);
     free(d);
 }
@@ -288,8 +467,10 @@ void rx_free(rx *x)
         pthread_join(x->thr[i], NULL);
     for (rx_done *d = x->dhead, *next; d; d = next) {
         next = d->next;
-        rx_done_free(d);
+        rx_done_free(x, d);
     }
+    if (x->hold_fd >= 0)
+        close(x->hold_fd);
     if (x->done_fd >= 0)
         close(x->done_fd);
     if (x->kill_fd >= 0)

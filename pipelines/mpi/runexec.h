@@ -1,7 +1,8 @@
 /* runexec.h - one rank's share of a distributed `pmap run` (runjobs.c):
  * jobs queued by number, run on `slots` threads, one job each at a time,
- * each job's output kept (pm_run_capture: memory, then an unlinked file)
- * until the caller takes it. Private to pipelines/mpi/. */
+ * each job's output kept until the caller has written or sent it: small
+ * ones in memory, the others in one unlinked file of the rank's. Private
+ * to pipelines/mpi/. */
 #ifndef PMPI_RUNEXEC_H
 #define PMPI_RUNEXEC_H
 
@@ -20,11 +21,12 @@ typedef struct rx_done {
     uint64_t seq;
     uint64_t tag;            /* the caller's, from rx_push() */
     int notrun;              /* dropped by rx_stop()/rx_kill() */
-    int fail;                /* -errno: its output could not be kept, or its
-                                command built (out of memory, $TMPDIR) */
+    int fail;                /* -errno: it could not be run or its output
+                                kept (out of memory, $TMPDIR) */
     pm_job_result res;       /* arg NULL */
-    pm_output *out;          /* NULL: none (notrun, fail, killed) */
-    uint64_t out_len, err_len;
+    uint64_t out_len, err_len;  /* its output: stdout, then stderr */
+    char *mem;               /* the output when small, else NULL: */
+    uint64_t hoff;           /* at this offset of the rank's hold file */
     char *cmd;               /* the command line as a shell reads it */
 } rx_done;
 
@@ -35,15 +37,25 @@ int rx_new(const pmp_run_opts *o, int shell, int rpl, int slots, rx **ret);
 /* Queues a job: arguments v[0..n) (copied), its number seq. 0 or -ENOMEM. */
 int rx_push(rx *x, uint64_t seq, uint64_t tag, const char *const *v, size_t n);
 /* Drops the queued jobs (each then comes back notrun); with kill, running
- * ones are killed too (and every job queued later is dropped). */
+ * ones are killed too (what they printed is kept), and every job queued
+ * later is dropped. */
 void rx_stop(rx *x, int kill);
 /* Readable while ended jobs wait to be taken. */
 int rx_fd(const rx *x);
 /* The ended jobs, oldest first (a list), or NULL. Never blocks. */
 rx_done *rx_take(rx *x);
-/* Kills running jobs, joins the threads, frees. NULL: no-op. */
+/* Reads up to cap bytes of d's output (stdout then stderr, as one run of
+ * out_len + err_len bytes) at off. Returns the bytes read, 0 at the end,
+ * or -errno. */
+long rx_read(rx *x, const rx_done *d, uint64_t off, void *buf, size_t cap);
+/* Writes d's stdout to out_fd, then its stderr to err_fd. 0 or -errno. */
+int rx_write(rx *x, const rx_done *d, int out_fd, int err_fd);
+/* Frees one ended job and its output (not the list after it). NULL: no-op. */
+void rx_done_free(rx *x, rx_done *d);
+/* Kills running jobs, joins the threads, frees. Every rx_done taken must
+ * have been freed. NULL: no-op. */
 void rx_free(rx *x);
-/* Frees one ended job and its output (not the list after it). */
-void rx_done_free(rx_done *d);
+/* Writes all of buf to fd, waiting while fd is full. 0 or -errno. */
+int rx_write_all(int fd, const void *buf, size_t n);
 
 #endif

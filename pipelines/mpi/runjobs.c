@@ -43,7 +43,10 @@
  * on rank 0 (pmp_run_jobs).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -76,6 +79,37 @@ static const char *tmp_dir(void)
 {
     const char *dir = getenv("TMPDIR");
     return dir && *dir ? dir : "/tmp";
+}
+
+/* -j of this rank: as given, else PMAP_JOBS, else this node's CPUs shared
+ * among the ranks mpirun started on it (Open MPI and MPICH say how many),
+ * so that `mpirun -np CORES` does not start CORES jobs on every core. */
+static int rank_slots(int jobs)
+{
+    if (jobs || getenv("PMAP_JOBS"))
+        return pm_resolve_jobs(jobs);
+    const char *v = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    if (!v)
+        v = getenv("MPI_LOCALNRANKS");
+    long here = v ? strtol(v, NULL, 10) : 1;
+    int cpus = pm_default_jobs();
+    return here > 1 && cpus / here > 0 ? (int)(cpus / here) : here > 1 ? 1 : cpus;
+}
+
+/* The descriptors MPI opened (sockets to mpirun and the other ranks) are
+ * not the jobs' business: close-on-exec for all above 2. */
+static void cloexec_all(void)
+{
+    if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+        return;
+    DIR *d = opendir("/proc/self/fd");
+    for (struct dirent *e; d && (e = readdir(d));) {
+        int fd = atoi(e->d_name);
+        if (fd > 2 && fd != dirfd(d))
+            fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+    }
+    if (d)
+        closedir(d);
 }
 
 /* The template every rank builds commands from: what pmp_cmd_build and
@@ -211,7 +245,7 @@ typedef struct disp {
     uint64_t fhead, ftail;
     int fetching;            /* a FETCH is out, for entry fetch_i */
     uint64_t fetch_i, fetch_got;
-    int stopping, killing, discard;
+    int stopping, killing;
     int werr;                /* writing or keeping output failed */
     int werr_said;           /* ... and errbuf says where */
     pending *pend;
@@ -269,21 +303,13 @@ static void halt_all(disp *D, int kill)
         send_empty(D, r, kill ? T_KILL : T_STOP);
 }
 
-static void write_all(disp *D, int fd, const void *p, size_t n)
+/* A write of outputs failed: no more is written, every job is killed. */
+static void write_failed(disp *D, int err)
 {
-    const char *c = p;
-    while (n && !D->werr) {
-        ssize_t k = write(fd, c, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0) {
-            D->werr = -errno;
-            halt_all(D, 1);
-            return;
-        }
-        c += k;
-        n -= (size_t)k;
-    }
+    if (!err || D->werr)
+        return;
+    D->werr = err;
+    halt_all(D, 1);
 }
 
 /* The entry a rank's message names (one given out, in `state`). */
@@ -304,7 +330,7 @@ static void entry_free(disp *D, uint64_t i)
                        &e->res);
     free(e->cmd);
     D->peers[e->rank].unwritten--;
-    rx_done_free(e->local);
+    rx_done_free(D->x, e->local);
     memset(e, 0, sizeof *e);
     D->free_ix[D->nfree++] = i;
 }
@@ -335,7 +361,8 @@ static void job_ended(disp *D, uint64_t i, int from, int fail, const pm_job_resu
         if (!D->werr) {
             D->werr = fail;
             D->werr_said = 1;
-            pmp_err(D->st->o, "job %llu on rank %d (%s): cannot keep its output in %s: %s",
+            pmp_err(D->st->o, "job %llu on rank %d (%s): cannot run it or keep its output "
+                    "(in %s): %s",
                     (unsigned long long)e->seq, from, from ? D->peers[from].host : "here",
                     cmd ? cmd : "?", pm_strerror(fail));
         }
@@ -357,7 +384,7 @@ static void job_ended(disp *D, uint64_t i, int from, int fail, const pm_job_resu
     if (local && out_len + err_len)
         e->local = local;
     else
-        rx_done_free(local);
+        rx_done_free(D->x, local);
     entry_ended(D, i);
 }
 
@@ -415,8 +442,8 @@ static void handle(disp *D, int tag, int from, wire *w)
             D->werr = err;
             halt_all(D, 1);
         }
-        if (err >= 0 && !D->discard)
-            write_all(D, part ? 2 : 1, w->p + w->pos, n);
+        if (err >= 0 && !D->werr)
+            write_failed(D, rx_write_all(part ? 2 : 1, w->p + w->pos, n));
         D->fetch_got += n;
         if (err < 0 || D->fetch_got >= e->out_len + e->err_len) {
             D->fetching = 0;
@@ -449,18 +476,14 @@ static int write_next(disp *D)
             i = D->fifo[D->fhead++ % D->cap];
         }
         entry *e = &D->ent[i];
-        if (e->out_len + e->err_len && !D->discard && !D->werr)
+        if (e->out_len + e->err_len && !D->werr)
             break;
         entry_free(D, i);                    /* nothing to write */
         any = 1;
     }
     entry *e = &D->ent[i];
     if (e->rank == 0) {
-        int rc = pm_output_write(e->local->out, 1, 2);
-        if (rc < 0 && !D->werr) {
-            D->werr = rc;
-            halt_all(D, 1);
-        }
+        write_failed(D, rx_write(D->x, e->local, 1, 2));
         entry_free(D, i);
         return 1;
     }
@@ -474,7 +497,7 @@ static int write_next(disp *D)
 }
 
 /* The rank the next job goes to, or -1 when none may take one: the one
- * with the most free slots, then the shortest queue. */
+ * with the most free slots (rank 0 first among equals). */
 static int pick(disp *D)
 {
     int best = -1, score = INT_MIN;
@@ -530,7 +553,7 @@ static int take_local(disp *D)
         d->next = NULL;
         if (d->notrun) {
             job_notrun(D, d->tag, 0);
-            rx_done_free(d);
+            rx_done_free(D->x, d);
         } else {
             job_ended(D, d->tag, 0, d->fail, &d->res, d->fail ? tmp_dir() : d->cmd, d->out_len,
                   d->err_len, d);
@@ -564,12 +587,9 @@ static int drive(disp *D, pmp_src *src, int cancel_fd)
                     want_input = 1;
                     break;
                 }
-                if (rc <= 0) {
-                    args_done = 1;
-                    if (rc < 0) {
-                        err = rc;
-                        halt_all(D, 0);
-                    }
+                if (rc <= 0) {              /* the end, or an error: what */
+                    args_done = 1;          /* was started runs to its end, */
+                    err = rc;               /* as in one process */
                     break;
                 }
                 a.seq = ++D->st->seq;
@@ -587,7 +607,7 @@ static int drive(disp *D, pmp_src *src, int cancel_fd)
             busy = 1;
             if (rc < 0) {
                 err = rc;
-                halt_all(D, 0);
+                args_done = 1;
             }
         }
         if ((args_done || D->stopping) && D->nfree == D->cap)
@@ -596,17 +616,16 @@ static int drive(disp *D, pmp_src *src, int cancel_fd)
         struct pollfd pf[3];
         nfds_t np = 0;
         pf[np++] = (struct pollfd){ .fd = rx_fd(D->x), .events = POLLIN };
-        if (cancel_fd > 0 && !D->killing)
+        if (cancel_fd > 0 && !D->st->stats->cancelled)
             pf[np++] = (struct pollfd){ .fd = cancel_fd, .events = POLLIN };
         if (want_input)
             pf[np++] = (struct pollfd){ .fd = pmp_src_fd(src), .events = POLLIN };
         int ms = busy ? 0 : D->fetching ? 1 : idle / 64 + 1;
         poll(pf, np, ms < IDLE_MS_MAX ? ms : IDLE_MS_MAX);
         struct pollfd c = { .fd = cancel_fd, .events = POLLIN };
-        if (cancel_fd > 0 && !D->killing && poll(&c, 1, 0) > 0) {
-            D->st->stats->cancelled = 1;     /* the caller reads the signal */
-            D->discard = 1;
-            halt_all(D, 1);
+        if (cancel_fd > 0 && !D->st->stats->cancelled && poll(&c, 1, 0) > 0) {
+            D->st->stats->cancelled = 1;     /* the caller reads the signal; */
+            halt_all(D, 1);                  /* ended jobs' outputs are written */
         }
     }
     return err;
@@ -680,7 +699,7 @@ int pmpi_run_jobs(const pmp_run_opts *o, pmp_run_stats *stats)
     st.shell = pmp_run_needs_shell(o);
     st.rpl = pmp_run_has_rpl(o);
     st.total = pmp_run_tuples(o);
-    int jobs = pm_resolve_jobs(o->jobs);
+    int jobs = rank_slots(o->jobs);
     pmp_src src;
     int src_ok = 0;
     int err = jobs < 0 ? -EINVAL : pmp_joblog_open(&st);
@@ -690,8 +709,10 @@ int pmpi_run_jobs(const pmp_run_opts *o, pmp_run_stats *stats)
     }
     disp D = { .st = &st, .nranks = nranks };
     int werr = 0;
-    if (!err)
+    if (!err) {
+        cloexec_all();
         err = rx_new(o, st.shell, st.rpl, jobs, &D.x);
+    }
     if (!err) {
         wire tmpl = {0};
         put_template(&tmpl, o, st.shell, st.rpl);
@@ -752,7 +773,7 @@ static void report_ended(MPI_Comm comm, rx *x, held **hold)
         wire_put(&w, &d->tag, sizeof d->tag);
         if (d->notrun) {
             send_wire(comm, 0, T_NOTRUN, &w);
-            rx_done_free(d);
+            rx_done_free(x, d);
             continue;
         }
         int32_t fail = d->fail;
@@ -762,7 +783,7 @@ static void report_ended(MPI_Comm comm, rx *x, held **hold)
         wire_put(&w, &d->err_len, sizeof d->err_len);
         wire_put_str(&w, fail ? tmp_dir() : d->cmd);     /* failed: where */
         send_wire(comm, 0, T_DONE, &w);
-        if (d->out && d->out_len + d->err_len && !fail) {
+        if (d->out_len + d->err_len && !fail) {
             held *h = malloc(sizeof *h);
             if (!h)
                 MPI_Abort(MPI_COMM_WORLD, 1);
@@ -770,13 +791,14 @@ static void report_ended(MPI_Comm comm, rx *x, held **hold)
             h->next = *hold;
             *hold = h;
         } else {
-            rx_done_free(d);
+            rx_done_free(x, d);
         }
     }
 }
 
 /* Sends the next piece of the output being fetched; frees it at its end. */
-static int send_piece(MPI_Comm comm, held **hold, uint64_t d, uint64_t *off, char *buf)
+static int send_piece(MPI_Comm comm, rx *rx, held **hold, uint64_t d, uint64_t *off,
+                      char *buf)
 {
     held **link;
     held *h = find_held(hold, d, &link);
@@ -784,8 +806,9 @@ static int send_piece(MPI_Comm comm, held **hold, uint64_t d, uint64_t *off, cha
         MPI_Abort(MPI_COMM_WORLD, 1);         /* rank 0 asked for what is not here */
     rx_done *x = h->d;
     int32_t part = *off < x->out_len ? 0 : 1;
-    uint64_t poff = part ? *off - x->out_len : *off;
-    long n = pm_output_read(x->out, part, poff, buf, OUT_PIECE);
+    size_t cap = !part && x->out_len - *off < OUT_PIECE ? (size_t)(x->out_len - *off)
+                                                         : OUT_PIECE;   /* one part */
+    long n = rx_read(rx, x, *off, buf, cap);
     int32_t err = n < 0 ? (int32_t)n : n == 0 ? -EIO : 0;
     wire w = {0};
     wire_put(&w, &d, sizeof d);
@@ -797,7 +820,7 @@ static int send_piece(MPI_Comm comm, held **hold, uint64_t d, uint64_t *off, cha
     *off += n > 0 ? (uint64_t)n : 0;
     if (err < 0 || *off >= x->out_len + x->err_len) {
         *link = h->next;
-        rx_done_free(x);
+        rx_done_free(rx, x);
         free(h);
         return 0;                             /* the fetch is over */
     }
@@ -836,7 +859,8 @@ int pmpi__run_serve(wire *tmpl)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, &old);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    int slots = pm_resolve_jobs(o.jobs);
+    int slots = rank_slots(o.jobs);
+    cloexec_all();
     rx *x = NULL;
     char *buf = malloc(OUT_PIECE);
     if (sfd < 0 || slots < 0 || !buf || rx_new(&o, shell, rpl, slots, &x) < 0)
@@ -887,7 +911,7 @@ int pmpi__run_serve(wire *tmpl)
             break;
         report_ended(comm, x, &hold);
         if (fetching) {
-            fetching = send_piece(comm, &hold, fetch_d, &fetch_off, buf);
+            fetching = send_piece(comm, x, &hold, fetch_d, &fetch_off, buf);
             busy = 1;
         }
         idle = busy ? 0 : idle + 1;
@@ -898,12 +922,12 @@ int pmpi__run_serve(wire *tmpl)
             die_of(x, sfd, &old);
     }
     wire_free(&w);
-    rx_free(x);
     for (held *h = hold, *next; h; h = next) {
         next = h->next;
-        rx_done_free(h->d);
+        rx_done_free(x, h->d);
         free(h);
     }
+    rx_free(x);
     free(buf);
     wire bye = {0};
     wire_put(&bye, "", 1);

@@ -112,13 +112,37 @@ run mpi 3 run --dry-run -k echo ::: a b
 [ "$(cat "$T/.out")" = "$(printf 'echo a\necho b')" ] || fail "--dry-run: $(cat "$T/.out")"
 ok "arguments from a pipe, -a with -0; --pipe and --dry-run on rank 0"
 
+# --- as one process where it differs from a batch: an argument error lets
+# the jobs already started end (their outputs written); a job killed by
+# --halt now keeps what it printed; jobs see no descriptor of MPI's.
+{ seq 1 6; head -c 2000000 /dev/zero | tr '\0' x; echo; } >longargs
+run mpi 2 run -j 1 -k -a longargs 'sleep 0.3; echo {}'
+expect_rc 255 "an argument too long"
+expect_err "line 7: an argument longer than" "an argument too long"
+[ "$(tr '\n' ' ' <"$T/.out")" = "1 2 3 4 5 6 " ] || fail "an argument too long: ran $(tr '\n' ' ' <"$T/.out")"
+run mpi 2 run -j 1 -k --halt now,fail=1 'echo start{}; sleep {}; exit 1' ::: 3 0.3
+expect_rc 1 "--halt now: output of the killed job"
+[ "$(tr '\n' ' ' <"$T/.out")" = "start3 start0.3 " ] || fail "--halt now: a killed job's output lost: $(tr '\n' ' ' <"$T/.out")"
+run mpi 3 run -k 'ls /proc/self/fd | sort -n | tr "\n" " "; echo; : {}' ::: 1 2 3 4
+[ "$(sort -u "$T/.out")" = "0 1 2 3 " ] || fail "descriptors a job inherits: $(sort -u "$T/.out")"
+ok "an argument error lets started jobs end; a killed job's output kept; no MPI descriptor in jobs"
+
+# Outputs that wait cost no descriptor each: -k behind a slow first job,
+# 60 outputs of 2.2 MB wait on 2 ranks with 100 descriptors allowed.
+run bash -c "ulimit -n 100; mpirun -q --oversubscribe -np 2 '$PM_MPI_BIN' run -j 6 -k \
+    'if [ {} = 1 ]; then sleep 2; fi; head -c 1100000 /dev/zero; head -c 1100000 /dev/zero >&2' \
+    ::: \$(seq 60)"
+expect_rc 0 "60 outputs waiting, ulimit -n 100"
+[ "$(wc -c <"$T/.out")" = 66000000 ] || fail "60 outputs waiting: $(wc -c <"$T/.out") bytes of stdout"
+ok "60 outputs of 2.2 MB waiting behind a slow job within 100 descriptors"
+
 # --- failure: a rank cannot keep a job's output (its $TMPDIR is gone)
 # Outputs past 1 MiB go to a file in $TMPDIR; every rank's TMPDIR names a
 # missing directory: the run fails with the cause, status 255, and stops.
 run mpirun -q --oversubscribe -np 3 env TMPDIR="$T/missing" "$PM_MPI_BIN" run -k \
     'head -c 1500000 /dev/zero' ::: 1 2 3 4
 expect_rc 255 "output not kept"
-expect_err "cannot keep its output in $T/missing: No such file or directory" "output not kept"
+expect_err "cannot run it or keep its output (in $T/missing): No such file or directory" "output not kept"
 grep -q "^pmap run: job [1-4] on rank [0-2] (" "$T/.err" || fail "output not kept: the job and rank unnamed"
 ok "an output a rank cannot keep fails the run with the cause"
 

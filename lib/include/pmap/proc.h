@@ -136,10 +136,11 @@ PM_API int pm_runner_cancelled(const pm_runner *r);
 
 /* Runs one job to its end and keeps its output instead of writing it (on
  * the calling thread; thread-safe between threads). cancel_fd and timeout
- * as in pm_runner_opts (cancel_fd <= 0: none; kill grace 1 s). *out_ret
- * receives the output (free it with pm_output_free) unless the return is
- * negative. Returns 0, -ECANCELED (killed by cancel_fd), -ENOMEM or -errno
- * of the temporary file. */
+ * as in pm_runner_opts (cancel_fd <= 0: none; kill grace 1 s). Returns 0,
+ * -ECANCELED (killed by cancel_fd: res says so, and *out_ret still
+ * receives what it printed), -ENOMEM or -errno of the temporary file.
+ * *out_ret receives the output (free it with pm_output_free) when the
+ * return is 0 or -ECANCELED. */
 typedef struct pm_output pm_output;
 PM_API int pm_run_capture(const pm_job *job, double timeout, int cancel_fd,
                           pm_output **out_ret, pm_job_result *res);
