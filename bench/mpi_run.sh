@@ -4,10 +4,13 @@
 # GNU parallel (when installed), alternating, ROUNDS rounds (default 3);
 # prints one line per run ("round what command seconds rc").
 #   tiny   2000 jobs of `true` (the cost of a job: spawn, messages, output)
-#   out    200 jobs printing 256 KiB each, -k (outputs carried to rank 0)
-#   cpu    16 jobs of gzip -6 on 16 MiB (CPU-bound: the slots' work)
+#   out    200 jobs printing 256 KiB each, -k (outputs carried to rank 0,
+#          then through mpirun's forwarding of rank 0's stdout)
+#   cpu    16 jobs of gzip -6 of 16 MiB to /dev/null (CPU-bound: the slots)
 # One process runs 2 slots (-j 2); pmap-mpi runs 1 slot per rank at -np 2
-# (the same 2 cores) and 2 per rank at -np 1 (rank 0 alone: no message).
+# (the same 2 cores) and 2 per rank at -np 1 (rank 0 alone: no message,
+# pmap run's own runner under mpirun), with --bind-to none: Open MPI binds
+# each rank to one core at -np 2 or less, and jobs inherit the binding.
 # Needs a build with -DPM_MPI=ON (BUILD, default ./build) and mpirun.
 set -u
 tools=$(cd "${1:-build}/tools" && pwd)
@@ -16,6 +19,7 @@ rounds=${2:-3}
 work=$(mktemp -d "${TMPDIR:-/tmp}/pmap-mpirun.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 "$tools/pmap-datagen" file --kind log --size 16M "$work/log" >/dev/null
+for i in $(seq 200); do ln -s log "$work/f$i"; done
 timed() {
     local s rc
     s=$(date +%s.%N)
@@ -28,15 +32,15 @@ command -v parallel >/dev/null && parallel --version 2>/dev/null | grep -q 'GNU 
 # job WHAT: the command and arguments of a workload.
 declare -A cmd=(
     [tiny]="true ::: \$(seq 2000)"
-    [out]="-k head -c 262144 $work/log ::: \$(seq 200)"
-    [cpu]="gzip -6 -c $work/log ::: \$(seq 16)"
+    [out]="-k head -c 262144 {} ::: $work/f{1..200}"
+    [cpu]="'gzip -6 -c {} >/dev/null' ::: $work/f{1..16}"
 )
 for r in $(seq "$rounds"); do
     for what in tiny out cpu; do
         eval "set -- ${cmd[$what]}"
         echo "round=$r $what pmap-run-j2 $(timed "$tools/pmap" run -j 2 "$@")"
-        echo "round=$r $what mpi-np1-j2 $(timed mpirun -q --oversubscribe -np 1 "$tools/pmap-mpi" run -j 2 "$@")"
-        echo "round=$r $what mpi-np2-j1 $(timed mpirun -q --oversubscribe -np 2 "$tools/pmap-mpi" run -j 1 "$@")"
+        echo "round=$r $what mpi-np1-j2 $(timed mpirun -q --bind-to none -np 1 "$tools/pmap-mpi" run -j 2 "$@")"
+        echo "round=$r $what mpi-np2-j1 $(timed mpirun -q --bind-to none -np 2 "$tools/pmap-mpi" run -j 1 "$@")"
         [ $have_parallel = 1 ] &&
             echo "round=$r $what parallel-j2 $(timed parallel --will-cite -j 2 "$@")"
     done

@@ -81,19 +81,24 @@ static const char *tmp_dir(void)
     return dir && *dir ? dir : "/tmp";
 }
 
-/* -j of this rank: as given, else PMAP_JOBS, else this node's CPUs shared
- * among the ranks mpirun started on it (Open MPI and MPICH say how many),
- * so that `mpirun -np CORES` does not start CORES jobs on every core. */
+/* -j of this rank: as given, else PMAP_JOBS, else the CPUs it may use:
+ * those it is bound to when mpirun bound it (its affinity is narrower
+ * than the node), else the node's shared among the ranks mpirun started
+ * on it (Open MPI and MPICH say how many), so that `mpirun -np CORES`
+ * does not start CORES jobs on every core. */
 static int rank_slots(int jobs)
 {
     if (jobs || getenv("PMAP_JOBS"))
         return pm_resolve_jobs(jobs);
+    int cpus = pm_cpu_count();
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    if (online > 0 && cpus < online)
+        return cpus;
     const char *v = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
     if (!v)
         v = getenv("MPI_LOCALNRANKS");
     long here = v ? strtol(v, NULL, 10) : 1;
-    int cpus = pm_default_jobs();
-    return here > 1 && cpus / here > 0 ? (int)(cpus / here) : here > 1 ? 1 : cpus;
+    return here > 1 ? (cpus / here > 0 ? (int)(cpus / here) : 1) : cpus;
 }
 
 /* The descriptors MPI opened (sockets to mpirun and the other ranks) are
