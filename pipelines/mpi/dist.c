@@ -24,12 +24,12 @@
  *              (members.c).
  *   work       the other jobs are cut into batches (a big file alone,
  *              small ones by the hundred: one pipeline run each); every
- *              rank takes the next batch from a counter in rank 0's
- *              window (MPI_Fetch_and_op) and runs the one-process
+ *              rank takes the next batch from a counter on rank 0
+ *              (a request and its answer) and runs the one-process
  *              pipeline over its files; events and results are
  *              recorded, tagged with their file's ordinal (found by path:
- *              each file is an operand, named as given). Freeing the
- *              window waits for every rank.
+ *              each file is an operand, named as given). The gather
+ *              waits for every rank.
  *   gather     the records go to rank 0 (MPI_Gatherv); rank 0 sorts them
  *              by ordinal and replays them to the caller's hooks, so that
  *              the caller sees what one process would have shown.
@@ -50,17 +50,16 @@
 #include <limits.h>
 #include <locale.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <mpi.h>
 
-#include <pmap/codec.h>
 #include <pmap/codec.h>
 #include <pmap/error.h>
 #include "pmp_mpi.h"
@@ -903,8 +902,100 @@ static void run_split(int cmd, const pmp_opts *lo, capture *c, const job *j,
     total->stats.chunks += (j->size + (1u << 20) - 1) >> 20;
 }
 
-/* Runs batches from the shared counter until none is left (or a signal
- * came, on rank 0); records go to out. Collective. */
+/* The batches of a round and what running them needs. Batch numbers come
+ * from a counter on rank 0, handed out by messages: a rank sends a request
+ * and receives the next number (a number past the last: none left). Rank 0
+ * takes its own numbers from the counter directly, on a thread of its own,
+ * while its main thread answers the others -- so that only one thread per
+ * rank calls MPI, and no one-sided window is needed (across nodes on TCP,
+ * Open MPI's osc/pt2pt cannot allocate one; osc/sm is one node's only). */
+#define TAG_BATCH 1
+
+typedef struct batch_loop {
+    int cmd, is_root, follow;
+    const pmp_opts *o, *lo;
+    capture *c;
+    root *roots;
+    const job *jobs;         /* the batched jobs (the split ones left out) */
+    size_t *starts, nb;      /* batch i: jobs [starts[i], starts[i + 1]) */
+    job *sel;
+    const char **paths;
+    batch_dirs *dirs;
+    rec *total;
+    MPI_Comm comm;
+    _Atomic int64_t next;    /* rank 0: the counter */
+    _Atomic int done;        /* rank 0: its own batches are over */
+} batch_loop;
+
+static int64_t take_batch(batch_loop *b)
+{
+    if (b->is_root)
+        return atomic_fetch_add(&b->next, 1);
+    int64_t ask = 0, i;
+    MPI_Send(&ask, 1, MPI_INT64_T, 0, TAG_BATCH, b->comm);
+    MPI_Recv(&i, 1, MPI_INT64_T, 0, TAG_BATCH, b->comm, MPI_STATUS_IGNORE);
+    return i;
+}
+
+/* Runs batches until none is left (or a signal came, on rank 0: then the
+ * counter is moved past the end, so the other ranks stop too). */
+static void *run_batches(void *arg)
+{
+    batch_loop *b = arg;
+    for (;;) {
+        int64_t i = take_batch(b);
+        if (i < 0 || (uint64_t)i >= b->nb)
+            break;
+        if (pm_signals_caught(b->o->signals)) {
+            atomic_store(&b->next, (int64_t)b->nb);
+            break;
+        }
+        size_t k;
+        reach(b->roots, b->follow, b->c, b->jobs + b->starts[i],
+              b->starts[i + 1] - b->starts[i], b->sel, &k, b->dirs, b->total);
+        b->c->dirs = b->dirs->fds;
+        if (k)
+            run_batch(b->cmd, b->lo, b->c, b->sel, k, b->paths, b->total);
+        b->c->dirs = NULL;
+        release_dirs(b->dirs);
+    }
+    atomic_store(&b->done, 1);
+    return NULL;
+}
+
+/* Rank 0's main thread: answers requests for batch numbers until every
+ * other rank was told none is left and rank 0's own batches are over. */
+static void serve_batches(batch_loop *b)
+{
+    int nranks, idle = 0;
+    MPI_Comm_size(b->comm, &nranks);
+    int left = nranks - 1;
+    int64_t ask;
+    MPI_Request req = MPI_REQUEST_NULL;
+    while (left > 0 || !atomic_load(&b->done)) {
+        int flag = 0;
+        MPI_Status st;
+        if (left > 0) {
+            if (req == MPI_REQUEST_NULL)
+                MPI_Irecv(&ask, 1, MPI_INT64_T, MPI_ANY_SOURCE, TAG_BATCH, b->comm, &req);
+            MPI_Test(&req, &flag, &st);
+        }
+        if (flag) {
+            int64_t i = atomic_fetch_add(&b->next, 1);
+            if (i >= (int64_t)b->nb)
+                left--;
+            MPI_Send(&i, 1, MPI_INT64_T, st.MPI_SOURCE, TAG_BATCH, b->comm);
+            idle = 0;
+            continue;
+        }
+        /* a request waits at most 1 ms; the thread runs meanwhile */
+        struct timespec ts = {0, idle++ < 200 ? 50000 : 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Runs the round's split files (every rank together), then batches from
+ * rank 0's counter until none is left; records go to out. Collective. */
 static void work(int cmd, const pmp_opts *o, root *roots, const job *jobs, size_t n,
                  wire *out)
 {
@@ -919,15 +1010,6 @@ static void work(int cmd, const pmp_opts *o, root *roots, const job *jobs, size_
     if (!paths || !sel || !dirs.fds || !dirs.owned ||
         batches(jobs + nsplit, n - nsplit, &starts, &nb) < 0)
         MPI_Abort(MPI_COMM_WORLD, 1);        /* the others would wait for us */
-    int64_t *counter;
-    MPI_Win win;
-    int root = rank_self() == 0;
-    MPI_Win_allocate(root ? sizeof *counter : 0, sizeof *counter, MPI_INFO_NULL,
-                     MPI_COMM_WORLD, &counter, &win);
-    if (root)
-        *counter = 0;
-    MPI_Barrier(MPI_COMM_WORLD);
-    MPI_Win_lock_all(0, win);
     capture c = {.out = out, .roots = roots, .follow = follow};
     pmp_opts lo = *o;
     lo.pl.on_event = cap_event;
@@ -938,29 +1020,23 @@ static void work(int cmd, const pmp_opts *o, root *roots, const job *jobs, size_
     for (size_t i = 0; i < nsplit; i++)     /* collective: even after a signal */
         (cmd == CMD_COMPRESS || cmd == CMD_DECOMPRESS ? run_members : run_split)(
             cmd, &lo, &c, &jobs[i], paths, &total);
-    for (;;) {
-        int64_t one = 1, i;
-        MPI_Fetch_and_op(&one, &i, MPI_INT64_T, 0, 0, MPI_SUM, win);
-        MPI_Win_flush(0, win);
-        if (i < 0 || (uint64_t)i >= nb)
-            break;
-        if (pm_signals_caught(o->signals)) {  /* rank 0: the others stop too */
-            int64_t end = (int64_t)nb;
-            MPI_Accumulate(&end, 1, MPI_INT64_T, 0, 0, 1, MPI_INT64_T, MPI_REPLACE, win);
-            MPI_Win_flush(0, win);
-            break;
-        }
-        size_t k;
-        reach(roots, follow, &c, jobs + nsplit + starts[i], starts[i + 1] - starts[i], sel, &k,
-              &dirs, &total);
-        c.dirs = dirs.fds;
-        if (k)
-            run_batch(cmd, &lo, &c, sel, k, paths, &total);
-        c.dirs = NULL;
-        release_dirs(&dirs);
+    batch_loop b = {.cmd = cmd, .is_root = rank_self() == 0, .follow = follow, .o = o,
+                    .lo = &lo, .c = &c, .roots = roots, .jobs = jobs + nsplit,
+                    .starts = starts, .nb = nb, .sel = sel, .paths = paths, .dirs = &dirs,
+                    .total = &total};
+    MPI_Comm_dup(MPI_COMM_WORLD, &b.comm);
+    if (b.is_root) {
+        pthread_t thr;
+        int started = pthread_create(&thr, NULL, run_batches, &b) == 0;
+        if (!started)
+            atomic_store(&b.done, 1);        /* the other ranks do it all */
+        serve_batches(&b);
+        if (started)
+            pthread_join(thr, NULL);
+    } else {
+        run_batches(&b);
     }
-    MPI_Win_unlock_all(win);
-    MPI_Win_free(&win);
+    MPI_Comm_free(&b.comm);
     put_rec(out, &total, NULL, NULL, NULL, NULL);
     free(starts);
     free(paths);
