@@ -118,19 +118,20 @@ static void cloexec_all(void)
 }
 
 /* The template every rank builds commands from: what pmp_cmd_build and
- * the runner need of pmp_run_opts, and the two decisions made once. */
+ * the runner need of pmp_run_opts, and the two decisions made once; the
+ * command's words follow it on the wire. */
+typedef struct run_tmpl {
+    int32_t cmd;             /* PMPI_CMD_RUN */
+    int32_t jobs, retries, shell, rpl;
+    double timeout;
+    uint64_t ncmd;
+} run_tmpl;
+
 static void put_template(wire *w, const pmp_run_opts *o, int shell, int rpl)
 {
-    int32_t c = PMPI_CMD_RUN, jobs = o->jobs, retries = o->retries;
-    int32_t sh = shell, rp = rpl;
-    uint64_t n = o->ncmd;
-    wire_put(w, &c, sizeof c);
-    wire_put(w, &jobs, sizeof jobs);
-    wire_put(w, &retries, sizeof retries);
-    wire_put(w, &sh, sizeof sh);
-    wire_put(w, &rp, sizeof rp);
-    wire_put(w, &o->timeout, sizeof o->timeout);
-    wire_put(w, &n, sizeof n);
+    run_tmpl t = { .cmd = PMPI_CMD_RUN, .jobs = o->jobs, .retries = o->retries,
+                   .shell = shell, .rpl = rpl, .timeout = o->timeout, .ncmd = o->ncmd };
+    wire_put(w, &t, sizeof t);
     for (size_t i = 0; i < o->ncmd; i++)
         wire_put_str(w, o->cmd[i]);
 }
@@ -138,17 +139,11 @@ static void put_template(wire *w, const pmp_run_opts *o, int shell, int rpl)
 /* Reads put_template's; o->cmd is malloc'd, its words point into w. */
 static int get_template(wire *w, pmp_run_opts *o, int *shell, int *rpl)
 {
-    int32_t c, jobs, retries, sh, rp;
-    uint64_t n;
+    run_tmpl t;
     memset(o, 0, sizeof *o);
-    wire_get(w, &c, sizeof c);
-    wire_get(w, &jobs, sizeof jobs);
-    wire_get(w, &retries, sizeof retries);
-    wire_get(w, &sh, sizeof sh);
-    wire_get(w, &rp, sizeof rp);
-    wire_get(w, &o->timeout, sizeof o->timeout);
-    wire_get(w, &n, sizeof n);
-    if (w->bad || c != PMPI_CMD_RUN || n > w->len)
+    wire_get(w, &t, sizeof t);
+    uint64_t n = t.ncmd;
+    if (w->bad || t.cmd != PMPI_CMD_RUN || n > w->len)
         return -EBADMSG;
     const char **cmd = calloc(n ? n : 1, sizeof *cmd);
     if (!cmd)
@@ -164,10 +159,11 @@ static int get_template(wire *w, pmp_run_opts *o, int *shell, int *rpl)
     }
     o->cmd = cmd;
     o->ncmd = n;
-    o->jobs = jobs;
-    o->retries = retries;
-    *shell = sh;
-    *rpl = rp;
+    o->jobs = t.jobs;
+    o->retries = t.retries;
+    o->timeout = t.timeout;
+    *shell = t.shell;
+    *rpl = t.rpl;
     return 0;
 }
 
