@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -131,11 +132,33 @@ static void test_jobs_come_back_once(void)
     rx_free(x);
 }
 
+/* A descriptor of this process's file in dir (the hold file: unlinked,
+ * so its link reads "DIR/#N (deleted)" or "DIR/pmap-mpi-run.X (deleted)"),
+ * opened anew, or -1. */
+static int hold_fd_in(const char *dir)
+{
+    for (int fd = 3; fd < 1024; fd++) {
+        char path[64], link[4096];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        if (n <= 0)
+            continue;
+        link[n] = 0;
+        if (!strncmp(link, dir, strlen(dir)) && link[strlen(dir)] == '/')
+            return open(path, O_RDONLY | O_CLOEXEC);
+    }
+    return -1;
+}
+
 /* Outputs past the memory bound wait in the rank's one hold file: 40 of
  * 300 KB held at once cost no descriptor each and read back whole; the
  * file is reused once they are freed. */
 static void test_outputs_held(void)
 {
+    char *dir = pm_test_tmpdir();
+    const char *old_tmp = getenv("TMPDIR");
+    char *saved = old_tmp ? strdup(old_tmp) : NULL;
+    setenv("TMPDIR", dir, 1);
     const char *cmd[] = { "head -c 300000 /dev/zero | tr '\\0' {}; echo end >&2" };
     pmp_run_opts o = { .cmd = cmd, .ncmd = 1 };
     rx *x;
@@ -168,9 +191,23 @@ static void test_outputs_held(void)
             free(out);
             free(err);
         }
+        /* the hold file keeps what waits: 39 freed, their blocks too */
+        struct stat hs = { 0 };
+        int hfd = hold_fd_in(dir);
+        CU_ASSERT_FATAL(hfd >= 0);
+        CU_ASSERT(fstat(hfd, &hs) == 0 && hs.st_blocks * 512 >= 40 * 300000);
+        for (int i = 1; i < N; i++) {
+            rx_done_free(x, by[i]);
+            by[i] = NULL;
+        }
+        CU_ASSERT(fstat(hfd, &hs) == 0 && hs.st_blocks * 512 < 3 * 300000);
+        close(hfd);
+        char *again = read_part_by(x, by[0], 0, 100000);   /* the one left: whole */
+        CU_ASSERT(again[0] == letters[0] && again[299999] == letters[0]);
+        free(again);
         /* rx_write: stdout to one descriptor, stderr to another */
         FILE *f = tmpfile(), *e = tmpfile();
-        CU_ASSERT_EQUAL(rx_write(x, by[3], fileno(f), fileno(e)), 0);
+        CU_ASSERT_EQUAL(rx_write(x, by[0], fileno(f), fileno(e)), 0);
         CU_ASSERT_EQUAL(lseek(fileno(f), 0, SEEK_END), 300000);
         CU_ASSERT_EQUAL(lseek(fileno(e), 0, SEEK_END), 4);
         fclose(f);
@@ -178,6 +215,13 @@ static void test_outputs_held(void)
         free_all(x, by, N);
     }
     rx_free(x);
+    if (saved)
+        setenv("TMPDIR", saved, 1);
+    else
+        unsetenv("TMPDIR");
+    free(saved);
+    pm_test_rmtree(dir);
+    free(dir);
 }
 
 static void test_retries_and_timeout(void)

@@ -975,6 +975,8 @@ static void serve_batches(batch_loop *b)
     while (left > 0 || !atomic_load(&b->done)) {
         int flag = 0;
         MPI_Status st;
+        if (pm_signals_caught(b->o->signals))    /* also when no thread runs */
+            atomic_store(&b->next, (int64_t)b->nb);
         if (left > 0) {
             if (req == MPI_REQUEST_NULL)
                 MPI_Irecv(&ask, 1, MPI_INT64_T, MPI_ANY_SOURCE, TAG_BATCH, b->comm, &req);
@@ -1025,7 +1027,9 @@ static void work(int cmd, const pmp_opts *o, root *roots, const job *jobs, size_
                     .starts = starts, .nb = nb, .sel = sel, .paths = paths, .dirs = &dirs,
                     .total = &total};
     MPI_Comm_dup(MPI_COMM_WORLD, &b.comm);
-    if (b.is_root) {
+    int nranks;
+    MPI_Comm_size(b.comm, &nranks);
+    if (b.is_root && nranks > 1) {
         pthread_t thr;
         int started = pthread_create(&thr, NULL, run_batches, &b) == 0;
         if (!started)
@@ -1033,7 +1037,7 @@ static void work(int cmd, const pmp_opts *o, root *roots, const job *jobs, size_
         serve_batches(&b);
         if (started)
             pthread_join(thr, NULL);
-    } else {
+    } else {                                 /* alone, rank 0 needs no server */
         run_batches(&b);
     }
     MPI_Comm_free(&b.comm);

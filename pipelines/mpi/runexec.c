@@ -13,8 +13,9 @@
  * Outputs wait for their turn, which may be long (-k behind a slow job):
  * one of up to HOLD_SMALL bytes is copied to memory, a bigger one to the
  * rank's hold file (one unlinked file in $TMPDIR, ranges reserved under
- * the lock, emptied whenever no output is in it), so that a waiting output
- * costs neither a descriptor nor more than HOLD_SMALL bytes of memory --
+ * the lock, each range's blocks freed when its output is gone), so that a
+ * waiting output costs neither a descriptor nor more than HOLD_SMALL bytes
+ * of memory, and the file only what waits --
  * the runner's way with outputs that wait (runner.c's hold()).
  *
  * The record a job ends with is allocated when it is queued, so a job
@@ -115,10 +116,16 @@ static int hold_file(void)
     return fd;
 }
 
-/* Gives back d's range of the hold file; empties the file when no output
- * is left in it. */
+/* Gives back d's range of the hold file: its blocks are freed at once (a
+ * hole; the file's size stays), so the file holds the waiting outputs,
+ * not every output of the run; the offsets restart when none is left. */
 static void unhold(rx *x, rx_done *d)
 {
+    uint64_t len = d->out_len + d->err_len;
+    if (fallocate(x->hold_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)d->hoff,
+                  (off_t)len) < 0) {
+        /* a filesystem without holes: the space comes back below */
+    }
     pthread_mutex_lock(&x->mu);
     if (--x->nhold == 0) {
         x->hold_end = 0;
@@ -178,6 +185,8 @@ static int keep(rx *x, rx_done *d, pm_output *out)
                                    (off_t)(d->hoff + base + off + (uint64_t)w));
                 if (k < 0 && errno != EINTR)
                     err = -errno;
+                else if (k == 0)
+                    err = -EIO;
                 else if (k > 0)
                     w += k;
             }

@@ -102,7 +102,9 @@ static int rank_slots(int jobs)
 }
 
 /* The descriptors MPI opened (sockets to mpirun and the other ranks) are
- * not the jobs' business: close-on-exec for all above 2. */
+ * not the jobs' business: close-on-exec for all above 2. Called before
+ * the slots start and again once the run's connections are made (Open
+ * MPI's TCP transport connects at a rank's first message to another). */
 static void cloexec_all(void)
 {
     if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
@@ -724,6 +726,7 @@ int pmpi_run_jobs(const pmp_run_opts *o, pmp_run_stats *stats)
         MPI_Comm_dup(MPI_COMM_WORLD, &D.comm);
         if (meet(&D, jobs) < 0)
             MPI_Abort(MPI_COMM_WORLD, 1);    /* the others are in the run */
+        cloexec_all();                       /* MPI connects lazily: again */
         err = drive(&D, &src, o->cancel_fd);
         part(&D);
         MPI_Comm_free(&D.comm);
@@ -874,6 +877,7 @@ int pmpi__run_serve(wire *tmpl)
     wire_put(&w, &s, sizeof s);
     wire_put_str(&w, host);
     send_wire(comm, 0, T_HELLO, &w);
+    cloexec_all();                            /* the connection it made */
     held *hold = NULL;
     int fetching = 0, idle = 0;
     uint64_t fetch_d = 0, fetch_off = 0;

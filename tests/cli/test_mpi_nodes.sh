@@ -21,19 +21,27 @@ exec /bin/sh -c "$*"
 EOF
 chmod +x rsh
 printf 'localhost slots=2\npmap-node-b slots=2\n' >hosts
-# nodes ARGS...: pmap-mpi ARGS on 4 ranks over the two "nodes".
+# nodes ARGS...: pmap-mpi ARGS on 4 ranks over the two "nodes" (--map-by
+# node: ranks 0 and 2 here, 1 and 3 on the other); a rank named in
+# $LIMITED gets a file-size limit of 64 KiB (SIGXFSZ ignored: EFBIG).
+wrap='if [ "$OMPI_COMM_WORLD_RANK" = "$LIMITED" ]; then trap "" XFSZ; ulimit -f 64; fi; exec "$@"'
 nodes() {
-    PMAP_MPI_SPLIT_MIN=1000000 timeout 300 mpirun -q --mca plm_rsh_agent "$T/rsh" \
-        --mca btl tcp,self --hostfile "$T/hosts" --map-by node -np 4 \
-        -x PMAP_JOBS -x PMAP_MPI_SPLIT_MIN "$PM_MPI_BIN" "$@"
+    PMAP_MPI_SPLIT_MIN=1000000 LIMITED=${LIMITED:-none} timeout 300 mpirun -q \
+        --mca plm_rsh_agent "$T/rsh" --mca btl tcp,self --hostfile "$T/hosts" --map-by node \
+        -np 4 -x PMAP_JOBS -x PMAP_MPI_SPLIT_MIN -x LIMITED \
+        bash -c "$wrap" bash "$PM_MPI_BIN" "$@"
 }
 
-# Two daemons, two ranks on each node, every rank running jobs.
-run nodes run -k --joblog jl 'echo $OMPI_COMM_WORLD_LOCAL_SIZE {}' ::: $(seq 12)
+# Two daemons, two ranks on each node, every rank running jobs, and no
+# job holding a descriptor of MPI's (its TCP connections are made late).
+run nodes run -k 'sleep 0.2; echo $OMPI_COMM_WORLD_LOCAL_SIZE $OMPI_COMM_WORLD_RANK $(ls /proc/self/fd | sort -n | tr "\n" " ") {}' ::: $(seq 16)
 expect_rc 0 "two nodes"
 [ "$(cut -d' ' -f1 "$T/.out" | sort -u)" = 2 ] || fail "two nodes: ranks per node $(cut -d' ' -f1 "$T/.out" | sort -u | tr '\n' ' ')"
-[ "$(sed 1d jl | cut -f2 | grep -cvx ':')" -ge 1 ] || fail "two nodes: no job on another rank"
-ok "a job of two daemons, two ranks per node, jobs on every rank"
+[ "$(cut -d' ' -f2 "$T/.out" | sort -u | tr '\n' ' ')" = "0 1 2 3 " ] \
+    || fail "two nodes: ranks that ran jobs: $(cut -d' ' -f2 "$T/.out" | sort | uniq -c | tr '\n' ' ')"
+awk '{ if ($3 != 0 || $4 != 1 || $5 != 2 || $6 != 3 || NF != 7) bad = 1 } END { exit bad }' "$T/.out" \
+    || fail "two nodes: a job inherited descriptors: $(awk 'NF != 7' "$T/.out" | head -2)"
+ok "a job of two daemons, two ranks per node, jobs on every rank, no MPI descriptor in a job"
 
 mkdir src
 gen_text src/big 3000000 1                       # split across the ranks
@@ -62,6 +70,18 @@ cmp -s big "$T/src/big" && cmp -s sub/g "$T/src/sub/g" && cmp -s f33 "$T/src/f33
     || fail "decompress over two nodes: not the original bytes"
 cd "$T"
 ok "compress (a file split over both nodes), checksum, wc -l, decompress: one process's bytes"
+
+# The split crosses nodes: rank 1 (the other node) writes its members into
+# the output itself; unable to (its limit), it fails the file.
+mkdir lim; cp -p src/big lim/
+cd lim
+LIMITED=1 run nodes compress -b 256K big
+cd "$T"
+[ "$rc" = 1 ] || fail "rank 1 unable to write: status $rc, expected 1"
+expect_err "File too large" "rank 1 unable to write"
+[ ! -e lim/big.gz ] && cmp -s lim/big src/big || fail "rank 1 unable to write: an output, or the input changed"
+[ -z "$(find lim -name '*.pmtmp*')" ] || fail "rank 1 unable to write: a temporary left"
+ok "a rank on the other node writes its members itself (unable to: the file fails, input kept)"
 
 job='echo job {}; echo err {} >&2; exit $(({} % 5 == 0))'
 run pmap run -j 1 -k "$job" ::: $(seq 30)
