@@ -211,27 +211,10 @@ static uint64_t *iota(size_t n)
     return a;
 }
 
-/* pid exited (gone, or a zombie nobody reaps). */
-static int pid_gone(int pid)
-{
-    if (kill(pid, 0) < 0 && errno == ESRCH)
-        return 1;
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *rp = strrchr(buf, ')');
-    return rp && rp[1] == ' ' && rp[2] == 'Z';
-}
-
 static int wait_gone(int pid, double secs)
 {
     double end = pm_test_now() + secs;
-    while (!pid_gone(pid)) {
+    while (!pm_test_pid_gone(pid)) {
         if (pm_test_now() > end)
             return 0;
         sleep_s(0.01);
@@ -1329,8 +1312,8 @@ static void test_no_process_left_after_free(void)
     CU_ASSERT_EQUAL(waitpid(-1, NULL, WNOHANG), -1);
     CU_ASSERT_EQUAL(errno, ECHILD);
     for (int i = 0; i < 3; i++) {
-        CU_ASSERT(pid_gone(pids[i][0]));     /* the worker */
-        CU_ASSERT(pid_gone(pids[i][1]));     /* the fork server */
+        CU_ASSERT(pm_test_pid_gone(pids[i][0]));     /* the worker */
+        CU_ASSERT(pm_test_pid_gone(pids[i][1]));     /* the fork server */
     }
 }
 

@@ -300,21 +300,6 @@ static void test_stop_and_kill(void)
     }
 }
 
-/* Whether pid runs (a zombie waiting for init to reap it does not). */
-static int running(int pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *paren = strrchr(buf, ')');
-    return paren && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
-}
-
 /* Freeing with jobs running kills their process groups (a shell's child
  * too) and returns at once. */
 static void test_free_kills(void)
@@ -345,9 +330,9 @@ static void test_free_kills(void)
     FILE *f = fopen(pids, "r");
     int pid, alive = 0;
     while (f && fscanf(f, "%d", &pid) == 1) {
-        for (int i = 0; i < 20 && running(pid); i++)
+        for (int i = 0; i < 20 && !pm_test_pid_gone(pid); i++)
             usleep(50000);
-        alive += running(pid);
+        alive += !pm_test_pid_gone(pid);
     }
     if (f)
         fclose(f);

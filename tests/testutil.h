@@ -57,6 +57,10 @@ int pm_test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Monotonic time in seconds. */
 double pm_test_now(void);
 
+/* Whether process pid has exited: gone, or a zombie its parent (or init)
+ * has not reaped yet. */
+int pm_test_pid_gone(int pid);
+
 /* Defined when built with AddressSanitizer or ThreadSanitizer (gcc or
  * clang), for cases their shadow memory cannot run (address-space limits). */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
