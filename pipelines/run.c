@@ -655,19 +655,12 @@ void pmp_job_report(pmp_state *st, uint64_t seq, const char *host, const char *c
     }
 }
 
-int pmp_job_end(pmp_state *st, uint64_t seq, const char *host, const char *cmd,
-                const pm_job_result *r)
-{
-    int act = pmp_account(st, r);
-    pmp_job_report(st, seq, host, cmd, r);
-    return act;
-}
-
 static int on_done(const pm_job_result *r, void *arg)
 {
     pmp_state *st = arg;
     job_info *ji = r->arg;
-    int act = pmp_job_end(st, ji->seq, NULL, ji->text, r);
+    int act = pmp_account(st, r);
+    pmp_job_report(st, ji->seq, NULL, ji->text, r);
     free(ji->text);
     free(ji);
     return act;

@@ -85,10 +85,6 @@ int pmp_joblog_has(const pmp_state *st, uint64_t seq);
 /* host: the joblog's Host column (NULL: ":", this machine). */
 void pmp_joblog_write(pmp_state *st, uint64_t seq, const char *host, const char *cmd,
                       const pm_job_result *r);
-/* A job ended: the counts, its joblog line, the caller's on_job (the
- * last two are pmp_job_report). Returns PM_RUN_* from the --halt rule. */
-int pmp_job_end(pmp_state *st, uint64_t seq, const char *host, const char *cmd,
-                const pm_job_result *r);
 /* What is said of a job once counted (pmp_account): its joblog line
  * (not for a job a signal killed: --resume runs it again) and on_job. */
 void pmp_job_report(pmp_state *st, uint64_t seq, const char *host, const char *cmd,

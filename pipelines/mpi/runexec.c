@@ -52,7 +52,7 @@ typedef struct slot_arg {
 
 struct rx {
     const pmp_run_opts *o;
-    int shell, rpl, slots;
+    int shell, rpl;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     rx_job *head, *tail;     /* queued */
@@ -97,12 +97,16 @@ static void drop_queued(rx *x)
     x->head = x->tail = NULL;
 }
 
+const char *rx_tmp_dir(void)
+{
+    const char *dir = getenv("TMPDIR");
+    return dir && *dir ? dir : "/tmp";
+}
+
 /* An unlinked file in $TMPDIR (obuf.c's way). Returns it or -errno. */
 static int hold_file(void)
 {
-    const char *dir = getenv("TMPDIR");
-    if (!dir || !*dir)
-        dir = "/tmp";
+    const char *dir = rx_tmp_dir();
     int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
         return fd >= 0 ? fd : -errno;
@@ -284,7 +288,6 @@ int rx_new(const pmp_run_opts *o, int shell, int rpl, int slots, rx **ret)
     x->o = o;
     x->shell = shell;
     x->rpl = rpl;
-    x->slots = slots;
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
     x->hold_fd = -1;

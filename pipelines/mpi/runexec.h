@@ -55,6 +55,9 @@ void rx_done_free(rx *x, rx_done *d);
 /* Kills running jobs, joins the threads, frees. Every rx_done taken must
  * have been freed. NULL: no-op. */
 void rx_free(rx *x);
+/* Where outputs wait, pm_run_capture's and the hold file: $TMPDIR, else
+ * /tmp. */
+const char *rx_tmp_dir(void);
 /* Writes all of buf to fd, waiting while fd is full. 0 or -errno. */
 int rx_write_all(int fd, const void *buf, size_t n);
 

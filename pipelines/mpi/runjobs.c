@@ -2,8 +2,8 @@
  *
  * Rank 0 reads the arguments (::: groups, -a FILE or stdin) and numbers
  * them as one process does ({#}, --resume's skips); every rank, rank 0
- * included, runs jobs on its own slots (runexec.c: -j, else PMAP_JOBS or
- * its CPUs, per rank); rank 0 writes every job's output, grouped, to its
+ * included, runs jobs on its own slots (runexec.c; -j per rank, else
+ * rank_slots()); rank 0 writes every job's output, grouped, to its
  * stdout and stderr, keeps the joblog, counts, applies --halt and returns
  * the exit status, so the caller sees what one process shows. Jobs run
  * on the rank they are sent to: a rank is sent one when it has a free
@@ -28,9 +28,9 @@
  *   OUT     rank -> 0   a piece (OUT_PIECE bytes) of d's stdout, then of
  *                       its stderr; the rank sends one piece per turn of
  *                       its loop, so it keeps serving while it streams
- *   STOP    0 -> rank   --halt soon (or an argument error): drop queued
+ *   STOP    0 -> rank   --halt soon: drop queued
  *   KILL    0 -> rank   --halt now, a signal or a write error: drop queued,
- *                       kill running jobs (their output is dropped)
+ *                       kill running jobs (what they printed is kept)
  *   END     0 -> rank   every job is accounted for; the rank answers BYE
  *
  * Rank 0 sends with MPI_Isend only, so a rank blocked sending it a piece
@@ -71,15 +71,8 @@ enum { T_HELLO = 1, T_JOB, T_DONE, T_NOTRUN, T_FETCH, T_OUT, T_STOP, T_KILL, T_E
 
 #define OUT_PIECE ((size_t)1 << 20)
 #define HOLD_PER_SLOT 8      /* ended jobs' outputs a rank may keep per slot
-                                (each up to 2 MiB in memory: pm_run_capture) */
+                                (each 64 KiB in memory at most: runexec.c) */
 #define IDLE_MS_MAX 10       /* longest sleep between looks at MPI */
-
-/* Where pm_run_capture keeps what does not fit in memory (obuf.c's). */
-static const char *tmp_dir(void)
-{
-    const char *dir = getenv("TMPDIR");
-    return dir && *dir ? dir : "/tmp";
-}
 
 /* -j of this rank: as given, else PMAP_JOBS, else the CPUs it may use:
  * those it is bound to when mpirun bound it (its affinity is narrower
@@ -217,7 +210,6 @@ typedef struct peer {
     int qmax, hold;          /* jobs it may have unended; ended ones unwritten */
     int inflight;            /* sent, not ended */
     int unwritten;           /* sent, output not written (or not known empty) */
-    int bye;
     char host[MPI_MAX_PROCESSOR_NAME + 1];
 } peer;
 
@@ -414,10 +406,6 @@ static void handle(disp *D, int tag, int from, wire *w)
         snprintf(p->host, sizeof p->host, "%s", host ? host : "?");
         return;
     }
-    if (tag == T_BYE) {
-        D->peers[from].bye = 1;
-        return;
-    }
     wire_get(w, &i, sizeof i);
     if (tag == T_NOTRUN) {
         job_notrun(D, i, from);
@@ -558,8 +546,8 @@ static int take_local(disp *D)
             job_notrun(D, d->tag, 0);
             rx_done_free(D->x, d);
         } else {
-            job_ended(D, d->tag, 0, d->fail, &d->res, d->fail ? tmp_dir() : d->cmd, d->out_len,
-                  d->err_len, d);
+            job_ended(D, d->tag, 0, d->fail, &d->res, d->fail ? rx_tmp_dir() : d->cmd,
+                      d->out_len, d->err_len, d);
         }
     }
     return any;
@@ -617,16 +605,17 @@ static int drive(disp *D, pmp_src *src, int cancel_fd)
             break;                           /* every entry written */
         idle = busy ? 0 : idle + 1;
         struct pollfd pf[3];
-        nfds_t np = 0;
+        nfds_t np = 0, at_cancel = 0;
         pf[np++] = (struct pollfd){ .fd = rx_fd(D->x), .events = POLLIN };
-        if (cancel_fd > 0 && !D->st->stats->cancelled)
+        if (cancel_fd > 0 && !D->st->stats->cancelled) {
+            at_cancel = np;
             pf[np++] = (struct pollfd){ .fd = cancel_fd, .events = POLLIN };
+        }
         if (want_input)
             pf[np++] = (struct pollfd){ .fd = pmp_src_fd(src), .events = POLLIN };
         int ms = busy ? 0 : D->fetching ? 1 : idle / 64 + 1;
-        poll(pf, np, ms < IDLE_MS_MAX ? ms : IDLE_MS_MAX);
-        struct pollfd c = { .fd = cancel_fd, .events = POLLIN };
-        if (cancel_fd > 0 && !D->st->stats->cancelled && poll(&c, 1, 0) > 0) {
+        if (poll(pf, np, ms < IDLE_MS_MAX ? ms : IDLE_MS_MAX) > 0 && at_cancel &&
+            pf[at_cancel].revents) {
             D->st->stats->cancelled = 1;     /* the caller reads the signal; */
             halt_all(D, 1);                  /* ended jobs' outputs are written */
         }
@@ -785,7 +774,7 @@ static void report_ended(MPI_Comm comm, rx *x, held **hold)
         wire_put(&w, &d->res, sizeof d->res);
         wire_put(&w, &d->out_len, sizeof d->out_len);
         wire_put(&w, &d->err_len, sizeof d->err_len);
-        wire_put_str(&w, fail ? tmp_dir() : d->cmd);     /* failed: where */
+        wire_put_str(&w, fail ? rx_tmp_dir() : d->cmd);     /* failed: where */
         send_wire(comm, 0, T_DONE, &w);
         if (d->out_len + d->err_len && !fail) {
             held *h = malloc(sizeof *h);
